@@ -1,0 +1,50 @@
+"""The application factory: settings → engine → migrations → routes. No I/O at import."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import gpuyard
+from gpuyard.api.errors import install_error_handlers
+from gpuyard.api.routes import meta, templates, users
+from gpuyard.settings import Settings
+from gpuyard.store.db import make_engine, make_sessionmaker, migrate
+
+
+class StripTrailingSlash:
+    """Route ``/api/v0/template/`` and ``/api/v0/template`` alike, with no redirect (a redirect
+    would turn the official client's POST into a GET)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if len(path) > 1 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/") or "/"
+                scope["raw_path"] = scope["path"].encode()
+        await self.app(scope, receive, send)
+
+
+def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
+    engine = make_engine(settings.db_url)
+    if run_migrations:
+        migrate(engine)
+    app = FastAPI(
+        title="gpuyard",
+        version=gpuyard.__version__,
+        description="Self-hosted GPU cloud control plane that speaks the Vast.ai API.",
+        redirect_slashes=False,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    app.state.version = gpuyard.__version__
+    install_error_handlers(app)
+    for module in (meta, users, templates):
+        app.include_router(module.router)
+    app.add_middleware(StripTrailingSlash)
+    return app

@@ -1,0 +1,47 @@
+"""Every error answers ``{"success": false, "error": code, "msg": text}`` with a proper status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gpuyard.errors import GpuyardError
+
+log = logging.getLogger("gpuyard.api")
+
+
+def error_response(status: int, code: str, msg: str) -> JSONResponse:
+    return JSONResponse({"success": False, "error": code, "msg": msg}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GpuyardError)
+    async def _domain(_request: Request, exc: GpuyardError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.msg)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
+        return error_response(400, "invalid_input", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            msg = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
+            return error_response(404, "no_such_endpoint", msg)
+        if exc.status_code == 405:
+            msg = f"{request.method} is not allowed on {request.url.path} (see /docs)"
+            return error_response(405, "method_not_allowed", msg)
+        return error_response(exc.status_code, "http_error", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal_error", "internal server error; see the server log")

@@ -1,0 +1,29 @@
+"""What every client command shares: building the SDK from the flags, and turning errors into
+a message on stderr and exit status 1."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+from collections.abc import Callable
+
+from gpuyard.cli.output import fail
+
+
+def sdk_from(args: argparse.Namespace):
+    from gpuyard.sdk.client import VastAI
+
+    return VastAI(api_key=getattr(args, "api_key", None), server_url=getattr(args, "url", None))
+
+
+def handles_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    @functools.wraps(fn)
+    def wrapper(args: argparse.Namespace) -> int:
+        from gpuyard.errors import GpuyardError
+
+        try:
+            return fn(args)
+        except GpuyardError as exc:
+            return fail(exc.msg)
+
+    return wrapper

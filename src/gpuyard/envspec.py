@@ -1,0 +1,142 @@
+"""The ``env`` field: Docker-flag strings such as ``-e MODEL_ID=x -p 8000:8000``.
+
+Shared by the server (validation, merging) and the clients (early, friendly errors). Pure Python.
+
+Grammar (strict, unlike the official client's parser, which silently drops what it does not
+understand): the string is split like a POSIX shell would split it (quotes group words and are
+removed), then read as flag/value pairs:
+
+- ``-e NAME=VALUE``   an environment variable (``NAME`` is a shell identifier; ``VALUE`` may be empty)
+- ``-p [HOST:]PORT[/tcp|/udp]``   a published port
+- ``-h HOSTNAME``, ``-v SOURCE:TARGET``, ``-n NETWORK``   passed through as Docker options
+
+Anything else (a bare ``NAME=VALUE``, an unknown flag, a flag with no value) is an error whose
+message shows the right way to write it.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from gpuyard.errors import InvalidInput
+
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PORT_RE = re.compile(r"^(?:(\d{1,5}):)?(\d{1,5})(?:/(tcp|udp))?$")
+FLAGS = ("-e", "-p", "-h", "-v", "-n")
+RIGHT_FORM = '"-e VAR1=value1 -e VAR2=value2 -p 8000:8000"'
+
+
+@dataclass(frozen=True)
+class Port:
+    container: int
+    host: int | None = None
+    proto: str = "tcp"
+
+    @property
+    def key(self) -> str:
+        """Ports merge by container port and protocol."""
+        return f"{self.container}/{self.proto}"
+
+    def spec(self) -> str:
+        text = f"{self.host}:{self.container}" if self.host is not None else str(self.container)
+        return text + ("/udp" if self.proto == "udp" else "")
+
+
+@dataclass
+class EnvSpec:
+    """A parsed env string: variables by name, ports by container port, other options in order."""
+
+    variables: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, Port] = field(default_factory=dict)
+    options: list[tuple[str, str]] = field(default_factory=list)
+
+
+def env_type_error(value: object) -> InvalidInput:
+    if isinstance(value, dict):
+        sample = " ".join(f"-e {k}={v}" for k, v in list(value.items())[:3]) or "-e VAR1=value1"
+        return InvalidInput(
+            f"env must be one string in Docker flag format, not a dict: write {sample!r} "
+            f"(for example {RIGHT_FORM})",
+            code="invalid_env",
+        )
+    return InvalidInput(
+        f"env must be a string in Docker flag format such as {RIGHT_FORM}, "
+        f"not {type(value).__name__}",
+        code="invalid_env",
+    )
+
+
+def _err(msg: str) -> InvalidInput:
+    return InvalidInput(msg, code="invalid_env")
+
+
+def parse_port(spec: str) -> Port:
+    m = PORT_RE.match(spec)
+    if not m:
+        raise _err(
+            f"env: port {spec!r} is not a port mapping; write -p 8000:8000, -p 8000 "
+            "or -p 8081:8081/udp"
+        )
+    host, container, proto = m.group(1), int(m.group(2)), m.group(3) or "tcp"
+    for number in (container, int(host) if host else None):
+        if number is not None and not 1 <= number <= 65535:
+            raise _err(f"env: port {spec!r} is out of range; ports are 1 to 65535")
+    return Port(container=container, host=int(host) if host else None, proto=proto)
+
+
+def parse_env(text: object) -> EnvSpec:
+    """Parse and validate an env string; raise :class:`InvalidInput` saying how to fix it."""
+    if text is None:
+        return EnvSpec()
+    if not isinstance(text, str):
+        raise env_type_error(text)
+    try:
+        tokens = shlex.split(text)
+    except ValueError as exc:
+        raise _err(f"env: {exc} in {text!r}; close every quote you open") from None
+    spec = EnvSpec()
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok not in FLAGS:
+            if "=" in tok and not tok.startswith("-"):
+                raise _err(
+                    f"env: {tok!r} is missing its -e flag; write '-e {tok}' "
+                    f"(the whole env is one string such as {RIGHT_FORM})"
+                )
+            raise _err(
+                f"env: {tok!r} is not a supported option; use -e NAME=VALUE, -p PORTS, "
+                "-h HOSTNAME, -v SOURCE:TARGET or -n NETWORK"
+            )
+        if i + 1 >= len(tokens):
+            raise _err(f"env: {tok} at the end has no value; write for example '-e NAME=VALUE'")
+        value = tokens[i + 1]
+        i += 2
+        if tok == "-e":
+            name, eq, val = value.partition("=")
+            if not eq:
+                raise _err(f"env: '-e {value}' needs a value; write '-e {value}=VALUE'")
+            if not NAME_RE.match(name):
+                raise _err(
+                    f"env: {name!r} is not a valid variable name; use letters, digits and _, "
+                    "not starting with a digit"
+                )
+            spec.variables[name] = val
+        elif tok == "-p":
+            port = parse_port(value)
+            spec.ports[port.key] = port
+        else:
+            spec.options.append((tok, value))
+    return spec
+
+
+def validate_env(value: object) -> str | None:
+    """Check a template's env and return it as stored (stripped; empty means none)."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise env_type_error(value)
+    parse_env(value)
+    return value.strip() or None

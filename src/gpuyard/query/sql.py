@@ -1,0 +1,116 @@
+"""Compile a normalized query dict to SQLAlchemy 2 Core expressions (the only SQL in ``query``).
+
+Input is the output of :func:`~gpuyard.query.validate.normalize_query` (typed values, canonical
+names); every filter becomes a SQL expression, so filtering and sorting run in the database.
+
+``columns`` maps each searchable field to either
+
+* a column expression (``table.c.num_gpus``, ``Model.num_gpus``, ``(t.c.a * t.c.b)``), or
+* a callable ``(op, value) -> ColumnElement[bool]`` for a computed field, called with the dict key
+  (``"eq"`` … ``"notin"``) and the normalized value.
+
+Semantics, per operator (``v`` is the value):
+
+==========  ==================================  =============================================
+op          SQL                                 note
+==========  ==================================  =============================================
+eq          ``col = v``                         ``eq null`` → ``col IS NULL``
+neq         ``col IS NULL OR col != v``         ``neq null`` → ``col IS NOT NULL``
+gt … lte    ``col > v`` …                       rows with no value never match
+in          ``col IN (…)``                      ``in []`` matches nothing
+notin       ``col IS NULL OR col NOT IN (…)``   ``notin []`` matches everything
+==========  ==================================  =============================================
+
+Why ``IS NULL OR``: in SQL ``col != 5`` is unknown (so false) when ``col`` is NULL, which would make
+"not equal to 5" silently drop the rows that have no value at all. Users read ``id!=5`` as
+"everything except 5", so neq/notin include rows with a missing value. Positive comparisons
+(eq, gt, …, in) keep plain SQL semantics: a missing value matches none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy.sql import operators
+
+from gpuyard.errors import QueryError
+
+Condition = ColumnElement[bool]
+ComputedField = Callable[[str, Any], Condition]
+
+_COMPARE = {
+    "gt": operators.gt,
+    "gte": operators.ge,
+    "lt": operators.lt,
+    "lte": operators.le,
+}
+
+
+def _is_column(target: object) -> bool:
+    """A column expression (Core column, ORM attribute, expression), not a computed callable."""
+    return isinstance(target, ColumnElement) or hasattr(target, "__clause_element__")
+
+
+def _lookup(field: str, columns: Mapping[str, Any], what: str) -> Any:
+    try:
+        return columns[field]
+    except KeyError:
+        known = ", ".join(sorted(columns))
+        raise QueryError(
+            f"{field!r} cannot be {what} here; fields available: {known}", clause=field
+        ) from None
+
+
+def compare(column: Any, op: str, value: Any) -> Condition:
+    """One ``column op value`` condition with the semantics in the module docstring."""
+    if op == "eq":
+        return column.is_(None) if value is None else column == value
+    if op == "neq":
+        return column.is_not(None) if value is None else or_(column.is_(None), column != value)
+    if op == "in":
+        return column.in_(value) if value else false()
+    if op == "notin":
+        return or_(column.is_(None), column.not_in(value)) if value else true()
+    if op in _COMPARE:
+        return _COMPARE[op](column, value)
+    raise QueryError(f"unknown operator {op!r}", clause=op)
+
+
+def compile_where(query: Mapping[str, Mapping[str, Any]], columns: Mapping[str, Any]) -> list[
+    Condition
+]:
+    """The WHERE conditions (to AND together) for a normalized query.
+
+    ``select(t).where(*compile_where(q, cols))``. A field missing from ``columns`` is an error:
+    it is not searchable on this endpoint.
+    """
+    conditions: list[Condition] = []
+    for field, ops in query.items():
+        target = _lookup(field, columns, "searched")
+        for op, value in ops.items():
+            if _is_column(target):
+                conditions.append(compare(target, op, value))
+            elif callable(target):
+                conditions.append(target(op, value))
+            else:
+                raise TypeError(f"columns[{field!r}] is neither a column nor a callable")
+    return conditions
+
+
+def compile_order(order: list[tuple[str, str]], columns: Mapping[str, Any]) -> list[Any]:
+    """ORDER BY expressions for a normalized order, e.g. ``[("dph_total", "asc")]``.
+
+    Rows without a value sort last in both directions (``NULLS LAST``), the same on SQLite and
+    PostgreSQL. ``columns`` must map each sortable name to a column expression (computed filters
+    given as callables cannot be sorted on; map a sort expression instead).
+    """
+    clauses: list[Any] = []
+    for field, direction in order:
+        target = _lookup(field, columns, "sorted on")
+        if not _is_column(target):
+            raise QueryError(f"results cannot be sorted by {field!r} here", clause=field)
+        expression = target.desc() if direction == "desc" else target.asc()
+        clauses.append(expression.nulls_last())
+    return clauses

@@ -1,0 +1,361 @@
+"""Template rules: create, search, edit (new version, same id), delete, versions, resolve by hash.
+
+Knows nothing of HTTP. Every function takes an open session (the caller owns the transaction)
+and the acting user, and raises typed errors from ``gpuyard.errors``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import and_, false, or_, select
+from sqlalchemy.orm import Session
+
+from gpuyard.errors import Forbidden, InvalidInput, NotFound
+from gpuyard.query import TEMPLATE_FIELDS, normalize_limit, normalize_order, normalize_query
+from gpuyard.query.sql import compile_order, compile_where
+from gpuyard.services.identifiers import looks_like_hash, require_hash, require_id
+from gpuyard.services.template_content import CONTENT_FIELDS, build_content, content_hash
+from gpuyard.store.models import Template, TemplateVersion, User
+from gpuyard.template_flags import fields_from_flags, flags_from_fields
+
+BOOKKEEPING = (
+    "id", "hash_id", "creator_id", "created_at", "count_created", "recent_create_date",
+    "recommended", "default_tag", "volume_info",
+)
+ROW_FIELDS = BOOKKEEPING + CONTENT_FIELDS
+FLAG_KEYS = ("ssh", "jupyter", "direct", "jupyter_lab")
+# Keys an edit body may carry besides content: identifiers and the friendly flags.
+EDIT_EXTRA = ("id", "hash_id", "template_id", "volume_info") + FLAG_KEYS
+
+
+def template_row(t: Template) -> dict[str, Any]:
+    return {k: getattr(t, k) for k in ROW_FIELDS}
+
+
+def version_content(t: Template) -> dict[str, Any]:
+    return {k: getattr(t, k) for k in CONTENT_FIELDS}
+
+
+def _check_keys(payload: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(payload) - set(allowed))
+    if unknown:
+        raise InvalidInput(
+            f"unknown template field(s): {', '.join(unknown)}. Template fields are: "
+            f"{', '.join(CONTENT_FIELDS)}"
+        )
+
+
+def _content_changes(payload: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in payload.items() if k in CONTENT_FIELDS}
+
+
+def _apply_content(t: Template, content: dict[str, Any], hash_id: str) -> None:
+    for key, value in content.items():
+        setattr(t, key, value)
+    t.hash_id = hash_id
+    t.default_tag = content["tag"]
+
+
+def _add_version(session: Session, t: Template, content: dict[str, Any], now: float) -> None:
+    last = session.scalar(
+        select(TemplateVersion.version)
+        .where(TemplateVersion.template_id == t.id)
+        .order_by(TemplateVersion.version.desc())
+        .limit(1)
+    )
+    session.add(
+        TemplateVersion(
+            template_id=t.id,
+            version=(last or 0) + 1,
+            hash_id=t.hash_id,
+            content=content,
+            created_at=now,
+        )
+    )
+
+
+def create_template(session: Session, user: User, payload: dict[str, Any]) -> tuple[dict, bool]:
+    """Create a template; return (row, created). Identical content of the same user → existing."""
+    _check_keys(payload, CONTENT_FIELDS + ("volume_info",) + FLAG_KEYS)
+    changes = _content_changes(payload)
+    flags = {k: payload[k] for k in FLAG_KEYS if payload.get(k) is not None}
+    if flags:
+        derived = fields_from_flags(**{k: bool(v) for k, v in flags.items()})
+        changes = {**derived, **changes}
+    content = build_content(changes)
+    hash_id = content_hash(content)
+    existing = session.scalar(
+        select(Template).where(
+            Template.creator_id == user.id,
+            Template.hash_id == hash_id,
+            Template.deleted_at.is_(None),
+        )
+    )
+    if existing is not None:
+        return template_row(existing), False
+    now = time.time()
+    t = Template(
+        creator_id=user.id,
+        created_at=now,
+        updated_at=now,
+        count_created=0,
+        recommended=False,
+        volume_info=payload.get("volume_info"),
+    )
+    _apply_content(t, content, hash_id)
+    session.add(t)
+    session.flush()
+    _add_version(session, t, content, now)
+    return template_row(t), True
+
+
+def _visible(user: User):
+    return and_(
+        Template.deleted_at.is_(None),
+        or_(Template.private == false(), Template.creator_id == user.id),
+    )
+
+
+def _hash_filter(op: str, value: Any):
+    """hash_id eq/in match any version's hash (an old hash finds its template)."""
+    ids = select(TemplateVersion.template_id)
+    if op == "eq":
+        return Template.id.in_(ids.where(TemplateVersion.hash_id == value))
+    if op == "in":
+        return Template.id.in_(ids.where(TemplateVersion.hash_id.in_(value)))
+    if op == "neq":
+        return Template.id.not_in(ids.where(TemplateVersion.hash_id == value))
+    if op == "notin":
+        return Template.id.not_in(ids.where(TemplateVersion.hash_id.in_(value)))
+    column = Template.hash_id
+    return {"gt": column > value, "gte": column >= value, "lt": column < value,
+            "lte": column <= value}[op]
+
+
+SEARCH_COLUMNS: dict[str, Any] = {
+    name: getattr(Template, name) for name in TEMPLATE_FIELDS.fields if name != "hash_id"
+}
+SEARCH_COLUMNS["hash_id"] = _hash_filter
+
+
+def _check_identifier_filters(filters: Any) -> None:
+    """A numeric id used as hash_id (or the reverse) gets an error that says so."""
+    if not isinstance(filters, dict):
+        return
+    for field, checker in (("hash_id", require_hash), ("id", require_id)):
+        ops = filters.get(field)
+        if not isinstance(ops, dict):
+            continue
+        for op, value in ops.items():
+            if op not in ("eq", "neq", "in", "notin") or value is None:
+                continue
+            for item in value if isinstance(value, list) else [value]:
+                if field == "hash_id" and isinstance(item, str) and not looks_like_hash(item):
+                    checker(item, f"search filter {field} {op}")
+                elif field == "id" and looks_like_hash(item):
+                    checker(item, f"search filter {field} {op}")
+
+
+def search_templates(
+    session: Session,
+    user: User,
+    filters: Any = None,
+    order: Any = None,
+    limit: Any = None,
+    cols: Any = None,
+    *,
+    default_limit: int = 1000,
+    max_limit: int = 10000,
+) -> list[dict[str, Any]]:
+    """The caller's own templates and every public one, filtered in SQL."""
+    _check_identifier_filters(filters)
+    query = normalize_query(filters or {}, TEMPLATE_FIELDS)
+    ordering = normalize_order(order, TEMPLATE_FIELDS) if order else [("id", "asc")]
+    n = normalize_limit(limit, default_limit, max_limit)
+    columns = _select_cols(cols)
+    stmt = (
+        select(Template)
+        .where(_visible(user), *compile_where(query, SEARCH_COLUMNS))
+        .order_by(*compile_order(ordering, SEARCH_COLUMNS), Template.id.asc())
+        .limit(n)
+    )
+    rows = [template_row(t) for t in session.scalars(stmt)]
+    if columns is None:
+        return rows
+    return [{k: row[k] for k in columns} for row in rows]
+
+
+def _select_cols(cols: Any) -> list[str] | None:
+    if cols is None or cols == ["*"] or cols == "*":
+        return None
+    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+        raise InvalidInput('select_cols must be a JSON list of field names, e.g. ["id","hash_id"]')
+    unknown = [c for c in cols if c not in ROW_FIELDS and c != "*"]
+    if unknown:
+        raise InvalidInput(
+            f"select_cols: unknown column(s) {', '.join(unknown)}; columns are "
+            f"{', '.join(ROW_FIELDS)}"
+        )
+    return None if "*" in cols else cols
+
+
+def _editable(session: Session, user: User, t: Template | None, label: str) -> Template:
+    if t is None or t.deleted_at is not None or (t.private and t.creator_id != user.id):
+        raise NotFound(f"template {label} not found", "template_not_found")
+    if t.creator_id != user.id:
+        raise Forbidden(
+            f"template {label} belongs to another user: only its creator can change it. "
+            "Create your own copy with create template",
+            "not_template_owner",
+        )
+    return t
+
+
+def _find_by_hash(session: Session, user: User, hash_id: str) -> Template | None:
+    """The caller's template whose current (or, failing that, any older) hash is ``hash_id``;
+    otherwise any visible template that ever had it."""
+    live = Template.deleted_at.is_(None)
+    stmt = select(Template).where(live, Template.hash_id == hash_id, Template.creator_id == user.id)
+    t = session.scalars(stmt.limit(1)).first()
+    if t is not None:
+        return t
+    by_version = (
+        select(Template)
+        .join(TemplateVersion, TemplateVersion.template_id == Template.id)
+        .where(live, TemplateVersion.hash_id == hash_id)
+        .order_by((Template.creator_id == user.id).desc(), Template.id.asc())
+    )
+    return session.scalars(by_version.limit(1)).first()
+
+
+def _edit(session: Session, user: User, t: Template, payload: dict[str, Any], keep_nulls: bool):
+    current = version_content(t)
+    changes = _content_changes(payload)
+    if keep_nulls:
+        changes = {k: v for k, v in changes.items() if v is not None}
+    flags = {k: payload[k] for k in FLAG_KEYS if payload.get(k) is not None}
+    if flags:
+        merged = {**flags_from_fields(current), **{k: bool(v) for k, v in flags.items()}}
+        changes = {**fields_from_flags(**merged), **changes}
+    content = build_content(changes, base=current)
+    hash_id = content_hash(content)
+    if "volume_info" in payload and payload["volume_info"] is not None:
+        t.volume_info = payload["volume_info"]
+    if hash_id == t.hash_id:
+        return template_row(t), False
+    now = time.time()
+    _apply_content(t, content, hash_id)
+    t.updated_at = now
+    _add_version(session, t, content, now)
+    session.flush()
+    return template_row(t), True
+
+
+def edit_by_hash(session: Session, user: User, payload: dict[str, Any]) -> tuple[dict, bool]:
+    """``PUT /api/v0/template/``: locate by ``hash_id``; change only the fields given."""
+    _check_keys(payload, CONTENT_FIELDS + EDIT_EXTRA)
+    if payload.get("hash_id") is None:
+        raise InvalidInput(
+            "hash_id is required: the edit call takes the template's hash_id "
+            "(gpuyard search templates shows it)",
+            "hash_id_expected",
+        )
+    hash_id = require_hash(payload["hash_id"], "template edit")
+    t = _editable(session, user, _find_by_hash(session, user, hash_id), hash_id)
+    return _edit(session, user, t, payload, keep_nulls=False)
+
+
+def edit_by_id(session: Session, user: User, payload: dict[str, Any]) -> tuple[dict, bool]:
+    """``PUT /api/v1/template/``: locate by ``id`` + ``hash_id``; the full payload of the
+    official client. A null value means "not given" there (that client sends null for every
+    option it was not given), so it keeps the current value."""
+    _check_keys(payload, CONTENT_FIELDS + EDIT_EXTRA)
+    if payload.get("id") is None:
+        raise InvalidInput("id is required: this call takes the numeric template id and its hash_id")
+    template_id = require_id(payload["id"], "template edit (v1) id")
+    t = _editable(session, user, session.get(Template, template_id), str(template_id))
+    if payload.get("hash_id") is not None:
+        hash_id = require_hash(payload["hash_id"], "template edit (v1) hash_id")
+        known = session.scalar(
+            select(TemplateVersion.id).where(
+                TemplateVersion.template_id == t.id, TemplateVersion.hash_id == hash_id
+            )
+        )
+        if known is None:
+            raise InvalidInput(
+                f"hash_id {hash_id} is not a version of template {t.id}; its current hash_id "
+                f"is {t.hash_id}",
+                "hash_id_mismatch",
+            )
+    return _edit(session, user, t, payload, keep_nulls=True)
+
+
+def delete_template(session: Session, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+    """Remove the creator's relationship to a template. Its versions stay: shared hashes and
+    instances launched from them keep working."""
+    if not isinstance(payload, dict):
+        raise InvalidInput('the body must be a JSON object such as {"template_id": 334548}')
+    hash_value, id_value = payload.get("hash_id"), payload.get("template_id")
+    if hash_value is None and id_value is None:
+        raise InvalidInput(
+            "give template_id (the numeric id) or hash_id to say which template to delete",
+            "identifier_required",
+        )
+    if hash_value is not None:
+        hash_id = require_hash(hash_value, "delete template by hash_id")
+        t = _editable(session, user, _find_by_hash(session, user, hash_id), hash_id)
+        if id_value is not None and require_id(id_value, "delete template template_id") != t.id:
+            raise InvalidInput(
+                f"template_id {id_value} and hash_id {hash_id} name different templates; "
+                "give one of them"
+            )
+    else:
+        template_id = require_id(id_value, "delete template template_id")
+        t = _editable(session, user, session.get(Template, template_id), str(template_id))
+    t.deleted_at = time.time()
+    return {"id": t.id, "hash_id": t.hash_id}
+
+
+def _readable(session: Session, user: User, template_id: int) -> Template:
+    t = session.get(Template, template_id)
+    if t is None or (t.creator_id != user.id and (t.private or t.deleted_at is not None)):
+        raise NotFound(f"template {template_id} not found", "template_not_found")
+    return t
+
+
+def list_versions(session: Session, user: User, template_ref: Any) -> list[dict[str, Any]]:
+    """Every version a template has had, newest first."""
+    template_id = require_id(template_ref, "template versions")
+    t = _readable(session, user, template_id)
+    stmt = (
+        select(TemplateVersion)
+        .where(TemplateVersion.template_id == t.id)
+        .order_by(TemplateVersion.version.desc())
+    )
+    return [
+        {
+            "template_id": v.template_id,
+            "version": v.version,
+            "hash_id": v.hash_id,
+            "created_at": v.created_at,
+            "current": v.hash_id == t.hash_id and t.deleted_at is None,
+            "content": v.content,
+        }
+        for v in session.scalars(stmt)
+    ]
+
+
+def resolve_hash(session: Session, hash_ref: Any) -> dict[str, Any]:
+    """The exact content a hash names. Anyone holding a hash may read and launch it."""
+    hash_id = require_hash(hash_ref, "template_hash_id")
+    v = session.scalars(
+        select(TemplateVersion)
+        .where(TemplateVersion.hash_id == hash_id)
+        .order_by(TemplateVersion.id.asc())
+        .limit(1)
+    ).first()
+    if v is None:
+        raise NotFound(f"no template has hash_id {hash_id}", "template_not_found")
+    return {"template_id": v.template_id, "hash_id": v.hash_id, **v.content}

@@ -1,0 +1,48 @@
+"""One settings object, built at start-up from flags and the environment (never at import)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8686
+RUNTIMES = ("simulated",)
+
+
+def data_dir() -> Path:
+    """``$XDG_DATA_HOME/gpuyard`` (``~/.local/share/gpuyard`` when unset)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "gpuyard"
+
+
+def default_db_url() -> str:
+    return f"sqlite:///{data_dir() / 'gpuyard.db'}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    db_url: str
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    runtime: str = "simulated"
+    # Searches return at most this many rows when the caller gives no limit.
+    default_search_limit: int = 1000
+    max_search_limit: int = 10000
+
+    @classmethod
+    def build(
+        cls,
+        db_url: str | None = None,
+        host: str | None = None,
+        port: int | None = None,
+        runtime: str | None = None,
+    ) -> Settings:
+        """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
+        return cls(
+            db_url=db_url or os.environ.get("GPUYARD_DB") or default_db_url(),
+            host=host or DEFAULT_HOST,
+            port=port or DEFAULT_PORT,
+            runtime=runtime or "simulated",
+        )

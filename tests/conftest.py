@@ -1,0 +1,137 @@
+"""Shared fixtures: one database and one live server per test session, emptied before each test.
+
+The database is SQLite in a temporary folder, or the PostgreSQL database named by
+``GPUYARD_TEST_DB`` (scripts/test runs the suite once on each).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+
+from gpuyard.api.app import create_app
+from gpuyard.services.users import create_user
+from gpuyard.settings import Settings
+from gpuyard.store.db import make_engine, transaction
+from gpuyard.store.models import Base
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("GPUYARD_TEST_DB")
+    if not url:
+        return f"sqlite:///{tmp_path_factory.mktemp('db') / 'gpuyard-test.db'}"
+    engine = make_engine(url)
+    with engine.begin() as conn:  # start from an empty schema
+        Base.metadata.drop_all(conn)
+        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    engine.dispose()
+    return url
+
+
+@pytest.fixture(scope="session")
+def app(db_url: str):
+    application = create_app(Settings.build(db_url=db_url))
+    yield application
+    application.state.engine.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_database(request: pytest.FixtureRequest) -> None:
+    """Every test that touches the app starts from empty tables."""
+    if "app" not in request.fixturenames:
+        return
+    application = request.getfixturevalue("app")
+    with application.state.engine.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def live_server(app) -> Iterator[str]:
+    """The app served by uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started:
+        if time.time() > deadline:
+            raise RuntimeError("test server did not start")
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@dataclass
+class Account:
+    id: int
+    name: str
+    key: str
+    url: str
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30
+        )
+
+    def sdk(self):
+        from gpuyard import VastAI
+
+        return VastAI(api_key=self.key, server_url=self.url)
+
+
+@pytest.fixture
+def make_account(app, live_server):
+    def make(name: str, admin: bool = False) -> Account:
+        with transaction(app.state.sessions) as session:
+            user, key = create_user(session, name, admin=admin)
+            return Account(id=user.id, name=name, key=key, url=live_server)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_account) -> Account:
+    return make_account("alice")
+
+
+@pytest.fixture
+def bob(make_account) -> Account:
+    return make_account("bob")
+
+
+@pytest.fixture
+def api(alice: Account) -> Iterator[httpx.Client]:
+    """An HTTP client authenticated as alice."""
+    with alice.http() as client:
+        yield client
+
+
+@pytest.fixture
+def set_count_created(app):
+    """Set a template's launch counter (bookkeeping only launches change)."""
+    from gpuyard.store.models import Template
+
+    def set_count(template_id: int, count: int) -> None:
+        with transaction(app.state.sessions) as session:
+            session.get(Template, template_id).count_created = count
+
+    return set_count
