@@ -25,9 +25,10 @@ async def call(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any
     """Authenticate, then run ``fn(session, user, ...)`` in one transaction on a worker thread."""
     factory = request.app.state.sessions
     key = bearer_key(request)
+    write = request.method not in ("GET", "HEAD")
 
     def work() -> T:
-        with transaction(factory) as session:
+        with transaction(factory, write=write) as session:
             user: User = authenticate(session, key)
             return fn(session, user, *args, **kwargs)
 
@@ -39,7 +40,7 @@ async def call_public(request: Request, fn: Callable[..., T], *args: Any, **kwar
     factory = request.app.state.sessions
 
     def work() -> T:
-        with transaction(factory) as session:
+        with transaction(factory, write=request.method not in ("GET", "HEAD")) as session:
             return fn(session, *args, **kwargs)
 
     return await run_in_threadpool(work)

@@ -86,6 +86,9 @@ def create_template(session: Session, user: User, payload: dict[str, Any]) -> tu
         changes = {**derived, **changes}
     content = build_content(changes)
     hash_id = content_hash(content)
+    # Serialize one user's creates (a row lock on PostgreSQL; SQLite's write lock does the same)
+    # so that identical content sent twice at once still makes one template.
+    session.get(User, user.id, with_for_update=True, populate_existing=True)
     existing = session.scalar(
         select(Template).where(
             Template.creator_id == user.id,
@@ -231,6 +234,7 @@ def _find_by_hash(session: Session, user: User, hash_id: str) -> Template | None
 
 
 def _edit(session: Session, user: User, t: Template, payload: dict[str, Any], keep_nulls: bool):
+    session.refresh(t, with_for_update=True)  # one edit of a template at a time; fresh content
     current = version_content(t)
     changes = _content_changes(payload)
     if keep_nulls:

@@ -20,7 +20,9 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_conn, _record):  # pragma: no cover - trivial
+        def _sqlite_pragmas(dbapi_conn, _record):
+            # Autocommit at the driver level, so that the BEGIN below is the only one.
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
@@ -28,9 +30,19 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()
 
-        # Let SQLAlchemy own transactions (BEGIN IMMEDIATE-free, pysqlite's default is lazy).
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):
+            # A write transaction takes the write lock up front (BEGIN IMMEDIATE): a deferred
+            # one that reads, then writes, fails at once with "database is locked" when another
+            # writer got there first, instead of waiting for the busy timeout.
+            write = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+WRITE_OPTION = "gpuyard_write"
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -38,9 +50,11 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session that commits on success and rolls back on any error."""
+def transaction(factory: sessionmaker[Session], write: bool = True) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error. ``write=False`` marks a
+    read-only unit of work (on SQLite it then does not take the write lock)."""
     with factory() as session, session.begin():
+        session.connection(execution_options={WRITE_OPTION: write})
         yield session
 
 
