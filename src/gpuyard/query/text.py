@@ -255,16 +255,21 @@ def _format_value(value: object, fld: Field, in_list: bool) -> str:
         return repr(value)
     if not isinstance(value, str):
         raise _unwritable(value, fld)
-    text = value.replace(" ", "_")
-    unsafe = (
-        not value or "_" in value or '"' in value or "," in value or value != value.strip()
-        or value[0] in "[]" or value[-1] in "[]" or (not in_list and value in LITERALS)
-        or (fld.name in VERSION_FIELDS and "." in value)
-        or (fld.type is FieldType.DATE)
-    )
-    if unsafe:
+    odd_space = any(c.isspace() and c != " " for c in value)
+    cannot = not value or "_" in value or '"' in value or odd_space
+    cannot = cannot or fld.type is FieldType.DATE or (fld.name in VERSION_FIELDS and "." in value)
+    if in_list:  # items are split on "," and the list ends at the first "]"
+        cannot = cannot or any(c in value for c in ",[]")
+    else:  # quoting does not stop true/null from becoming JSON literals
+        cannot = cannot or value in LITERALS
+    if cannot:
         raise _unwritable(value, fld)
-    return f'"{text}"' if value in WILDCARDS else text
+    text = value.replace(" ", "_")
+    # Quote what would otherwise read as a wildcard, an operator or be stripped as list brackets.
+    quote = value in WILDCARDS or (
+        not in_list and (value[0] in "=<>!,[]" or value[-1] in ",[]")
+    )
+    return f'"{text}"' if quote else text
 
 
 def _unmultiply(value: float, fld: Field) -> str:

@@ -28,7 +28,7 @@ def require_hash(value: Any, where: str) -> str:
         raise InvalidInput(
             f"{where} takes the template's hash_id (32 hex characters, e.g. "
             f"'4e17788f74f075dd9aab7d0d4427968f'), but {value!r} is a numeric template id. "
-            "Find the hash with: gpuyard search templates 'id == "
+            "Find its hash by searching templates with 'id == "
             f"{str(value).strip()}'",
             code="hash_id_expected",
         )

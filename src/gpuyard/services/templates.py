@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import and_, false, or_, select
+from sqlalchemy import and_, case, false, or_, select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Forbidden, InvalidInput, NotFound
@@ -143,6 +143,18 @@ SEARCH_COLUMNS: dict[str, Any] = {
 SEARCH_COLUMNS["hash_id"] = _hash_filter
 
 
+def _current_hash_first(query: dict[str, Any]) -> list:
+    """In a search by hash, templates whose *current* hash matches come before those that only
+    had it once: clients that resolve a hash by taking the first match (the official
+    ``update template``) then act on the template that holds the hash now."""
+    ops = query.get("hash_id", {})
+    if "eq" in ops and ops["eq"] is not None:
+        return [case((Template.hash_id == ops["eq"], 0), else_=1)]
+    if ops.get("in"):
+        return [case((Template.hash_id.in_(ops["in"]), 0), else_=1)]
+    return []
+
+
 def _check_identifier_filters(filters: Any) -> None:
     """A numeric id used as hash_id (or the reverse) gets an error that says so."""
     if not isinstance(filters, dict):
@@ -181,7 +193,11 @@ def search_templates(
     stmt = (
         select(Template)
         .where(_visible(user), *compile_where(query, SEARCH_COLUMNS))
-        .order_by(*compile_order(ordering, SEARCH_COLUMNS), Template.id.asc())
+        .order_by(
+            *_current_hash_first(query),
+            *compile_order(ordering, SEARCH_COLUMNS),
+            Template.id.asc(),
+        )
         .limit(n)
     )
     rows = [template_row(t) for t in session.scalars(stmt)]
@@ -263,7 +279,7 @@ def edit_by_hash(session: Session, user: User, payload: dict[str, Any]) -> tuple
     if payload.get("hash_id") is None:
         raise InvalidInput(
             "hash_id is required: the edit call takes the template's hash_id "
-            "(gpuyard search templates shows it)",
+            "(searching templates shows it)",
             "hash_id_expected",
         )
     hash_id = require_hash(payload["hash_id"], "template edit")

@@ -52,7 +52,7 @@ def authenticate(session: Session, key: str | None) -> User:
     if not key:
         raise Unauthorized(
             "missing API key: send the header 'Authorization: Bearer <key>' "
-            "(an operator creates keys with 'gpuyard admin create-user NAME')",
+            "(the server's operator creates keys)",
             "auth_required",
         )
     user = session.scalar(
@@ -60,8 +60,8 @@ def authenticate(session: Session, key: str | None) -> User:
     )
     if user is None:
         raise Unauthorized(
-            "invalid API key: check the key you set ('gpuyard set api-key KEY'), or ask the "
-            "operator for a new one",
+            "invalid API key: check the key your client sends, or ask the server's operator "
+            "for a new one",
             "invalid_api_key",
         )
     return user
