@@ -302,3 +302,33 @@ def test_unknown_endpoint_is_json_404(api):
 def test_healthz(live_server):
     r = httpx.get(f"{live_server}/healthz")
     assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+@pytest.mark.parametrize(
+    "params, needle",
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "lots"}, "limit"),
+        ({"limit": "100000"}, "limit"),
+        ({"order_by": json.dumps([["nosuch", "asc"]])}, "nosuch"),
+        ({"order_by": json.dumps([["id", "sideways"]])}, "sideways"),
+    ],
+)
+def test_bad_limit_and_order_are_400(api, params, needle):
+    r = api.get("/api/v0/template/", params={"select_filters": "{}", **params})
+    assert r.status_code == 400 and needle in r.json()["msg"]
+
+
+def test_dates_and_numeric_strings_compare_as_numbers(api, set_count_created):
+    a = create(api, name="a")
+    b = create(api, name="b")
+    set_count_created(a["id"], 99)
+    set_count_created(b["id"], 1000)  # as text "1000" < "100" < "99"; as numbers 99 < 100 < 1000
+    rows = search(api, {"count_created": {"gt": "100"}}).json()["templates"]
+    assert [r["name"] for r in rows] == ["b"]
+    rows = search(api, {"created_at": {"gt": "01/01/2020"}}).json()["templates"]
+    assert len(rows) == 2
+    rows = search(api, {"created_at": {"lt": 1577836800}}).json()["templates"]
+    assert rows == []
+    rows = search(api, {"name": {"in": ["a", "zzz"]}, "private": {"eq": True}}).json()["templates"]
+    assert [r["name"] for r in rows] == ["a"]
