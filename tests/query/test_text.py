@@ -477,6 +477,22 @@ def test_format_query_quotes_wildcard_like_strings() -> None:
     assert parse_query('name="any"', TEMPLATE_FIELDS) == query
 
 
+@pytest.mark.parametrize("value", ["=x", ">1", "!"])
+def test_format_query_quotes_strings_that_look_like_operators(value: str) -> None:
+    query = {"name": {"eq": value}}
+    assert format_query(query, TEMPLATE_FIELDS) == f'name="{value}"'
+    assert parse_query(format_query(query, TEMPLATE_FIELDS), TEMPLATE_FIELDS) == query
+
+
 def test_format_query_refuses_what_text_cannot_say() -> None:
     with pytest.raises(QueryError, match="cannot be written"):
         format_query({"name": {"eq": "snake_case"}}, TEMPLATE_FIELDS)
+
+
+def test_importing_the_parser_does_not_import_sqlalchemy() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, gpuyard.query; print('sqlalchemy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -121,7 +121,7 @@ class FieldSet:
         alias = f" (alias of {canonical!r})" if canonical != name else ""
         where = f" in order {clause!r}" if clause and clause != name else ""
         raise QueryError(
-            f"cannot sort {self.name} by unknown field {name!r}{alias}{where}"
+            f"cannot sort {self.name}s by unknown field {name!r}{alias}{where}"
             f"{self._hint(name, names)}; sortable fields: {', '.join(names)}",
             clause=clause or name,
         )

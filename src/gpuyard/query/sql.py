@@ -78,9 +78,9 @@ def compare(column: Any, op: str, value: Any) -> Condition:
     raise QueryError(f"unknown operator {op!r}", clause=op)
 
 
-def compile_where(query: Mapping[str, Mapping[str, Any]], columns: Mapping[str, Any]) -> list[
-    Condition
-]:
+def compile_where(
+    query: Mapping[str, Mapping[str, Any]], columns: Mapping[str, Any]
+) -> list[Condition]:
     """The WHERE conditions (to AND together) for a normalized query.
 
     ``select(t).where(*compile_where(q, cols))``. A field missing from ``columns`` is an error:
@@ -103,8 +103,10 @@ def compile_order(order: list[tuple[str, str]], columns: Mapping[str, Any]) -> l
     """ORDER BY expressions for a normalized order, e.g. ``[("dph_total", "asc")]``.
 
     Rows without a value sort last in both directions (``NULLS LAST``), the same on SQLite and
-    PostgreSQL. ``columns`` must map each sortable name to a column expression (computed filters
-    given as callables cannot be sorted on; map a sort expression instead).
+    PostgreSQL. Columns declared NOT NULL get a plain ASC/DESC, so that an index on them can
+    serve the order (PostgreSQL cannot walk a default index backwards for DESC NULLS LAST).
+    ``columns`` must map each sortable name to a column expression (computed filters given as
+    callables cannot be sorted on; map a sort expression instead).
     """
     clauses: list[Any] = []
     for field, direction in order:
@@ -112,5 +114,6 @@ def compile_order(order: list[tuple[str, str]], columns: Mapping[str, Any]) -> l
         if not _is_column(target):
             raise QueryError(f"results cannot be sorted by {field!r} here", clause=field)
         expression = target.desc() if direction == "desc" else target.asc()
-        clauses.append(expression.nulls_last())
+        nullable = getattr(getattr(target, "expression", target), "nullable", True)
+        clauses.append(expression.nulls_last() if nullable else expression)
     return clauses

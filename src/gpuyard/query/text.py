@@ -79,8 +79,9 @@ def parse_query(
         if start != position:
             leftover = text[position:start]
             raise QueryError(
-                f"unexpected text {leftover!r} at position {position} of {text!r}; write clauses "
-                'as field op value separated by spaces, and quote values with spaces ("a b")',
+                f"unexpected text {leftover[:40]!r} at position {position} of the query; write "
+                'clauses as field op value separated by spaces, and quote values with spaces '
+                '("a b") or write the spaces as _',
                 clause=leftover,
             )
         if match is None:
