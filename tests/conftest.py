@@ -135,3 +135,21 @@ def set_count_created(app):
             session.get(Template, template_id).count_created = count
 
     return set_count
+
+
+@pytest.fixture
+def stored():
+    """The template as the server now holds it, seen through ``client`` (an httpx client)."""
+    import json
+
+    def get(client: httpx.Client, template_id: int) -> dict:
+        r = client.get(
+            "/api/v0/template/",
+            params={"select_filters": json.dumps({"id": {"eq": template_id}})},
+        )
+        assert r.status_code == 200, r.text
+        rows = r.json()["templates"]
+        assert len(rows) == 1, rows
+        return rows[0]
+
+    return get

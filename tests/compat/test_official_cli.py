@@ -101,18 +101,6 @@ def vastai(live_server: str, tmp_path: Path) -> Cli:
     return Cli(url=live_server, home=home, env=env)
 
 
-def stored(api, template_id: int) -> dict:
-    """The template as the server now holds it (alice's view over plain HTTP)."""
-    r = api.get(
-        "/api/v0/template/",
-        params={"select_filters": json.dumps({"id": {"eq": template_id}})},
-    )
-    assert r.status_code == 200, r.text
-    rows = r.json()["templates"]
-    assert len(rows) == 1, rows
-    return rows[0]
-
-
 def create_http(api, **body) -> dict:
     r = api.post("/api/v0/template/", json=body)
     assert r.status_code == 200, r.text
@@ -133,7 +121,7 @@ def test_help_works_and_the_gpu_names_side_request_is_answered_locally(vastai):
     assert cache == {"gpu_names": []}
 
 
-def test_create_template_with_every_documented_flag_then_find_it_by_name(vastai, alice, api):
+def test_create_template_with_every_documented_flag_then_find_it_by_name(vastai, alice, api, stored):
     r = vastai(
         "create", "template",
         "--name", "cli tpl",
@@ -206,7 +194,7 @@ def test_search_templates_filters_on_counters_flags_and_dates(vastai, alice, bob
 
 def test_update_template_by_hash_makes_a_new_version_and_keeps_what_the_wire_leaves_null(
     vastai, alice, api
-):
+, stored):
     t0 = create_http(api, **ORIGINAL)
     r = vastai("update", "template", t0["hash_id"], "--name", "upd", "--image", "img2",
                key=alice.key)
@@ -256,7 +244,7 @@ def test_update_template_by_hash_makes_a_new_version_and_keeps_what_the_wire_lea
     assert [v["hash_id"] for v in versions] == [t2["hash_id"], t1["hash_id"], t0["hash_id"]]
 
 
-def test_update_template_refusals_print_the_server_msg_and_exit_1(vastai, alice, bob, api):
+def test_update_template_refusals_print_the_server_msg_and_exit_1(vastai, alice, bob, api, stored):
     t = create_http(api, **ORIGINAL, private=False)
 
     # a numeric template id where the hash is expected: the server's 400 explains it

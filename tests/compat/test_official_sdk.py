@@ -28,17 +28,6 @@ def official(account) -> VastAI:
     return VastAI(api_key=account.key, server_url=account.url)
 
 
-def stored(api, template_id: int) -> dict:
-    r = api.get(
-        "/api/v0/template/",
-        params={"select_filters": json.dumps({"id": {"eq": template_id}})},
-    )
-    assert r.status_code == 200, r.text
-    rows = r.json()["templates"]
-    assert len(rows) == 1, rows
-    return rows[0]
-
-
 def http_error(call) -> tuple[int, str]:
     with pytest.raises(requests.HTTPError) as info:
         call()
@@ -52,7 +41,7 @@ def make(sdk: VastAI, **kwargs) -> dict:
     return body["template"]
 
 
-def test_create_template_returns_the_body_with_the_stored_template(alice, api):
+def test_create_template_returns_the_body_with_the_stored_template(alice, api, stored):
     sdk = official(alice)
     body = sdk.create_template(
         name="sdk tpl",
@@ -116,7 +105,7 @@ def test_search_templates_with_a_query_string_or_dict(alice, bob, set_count_crea
     ]
 
 
-def test_update_template_by_hash_gives_a_new_hash_and_keeps_the_id(alice, api):
+def test_update_template_by_hash_gives_a_new_hash_and_keeps_the_id(alice, api, stored):
     sdk = official(alice)
     t0 = make(sdk, name="orig", image="img", image_tag="1.0", env="-e A=1", onstart_cmd="echo hi",
               ssh=True, direct=True, search_params="num_gpus=2", disk_space=20.0, readme="R",
@@ -150,7 +139,7 @@ def test_update_template_by_hash_gives_a_new_hash_and_keeps_the_id(alice, api):
         sdk.update_template("0" * 31 + "1", name="x")
 
 
-def test_update_picks_the_callers_own_template_when_a_public_one_shares_the_hash(alice, bob, api):
+def test_update_picks_the_callers_own_template_when_a_public_one_shares_the_hash(alice, bob, api, stored):
     theirs = make(official(bob), name="same", image="img", public=True)
     mine = make(official(alice), name="same", image="img", public=True)
     assert mine["hash_id"] == theirs["hash_id"] and mine["id"] > theirs["id"]
@@ -161,7 +150,7 @@ def test_update_picks_the_callers_own_template_when_a_public_one_shares_the_hash
         assert stored(b, theirs["id"]) == theirs
 
 
-def test_update_by_hash_edits_the_template_that_currently_has_that_hash(alice, api):
+def test_update_by_hash_edits_the_template_that_currently_has_that_hash(alice, api, stored):
     sdk = official(alice)
     older = make(sdk, name="shape x", image="img")
     h = older["hash_id"]
