@@ -196,7 +196,7 @@ def search_templates(
         .order_by(
             *_current_hash_first(query),
             *compile_order(ordering, SEARCH_COLUMNS),
-            Template.id.asc(),
+            *([] if ordering[-1][0] == "id" else [Template.id.asc()]),  # a stable tie-break
         )
         .limit(n)
     )

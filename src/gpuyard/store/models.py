@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -51,7 +51,7 @@ class Template(Base):
     deleted_at: Mapped[float | None] = mapped_column(Float)
     count_created: Mapped[int] = mapped_column(Integer, default=0, index=True)
     recent_create_date: Mapped[float | None] = mapped_column(Float, index=True)
-    recommended: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    recommended: Mapped[bool] = mapped_column(Boolean, default=False)
     default_tag: Mapped[str | None] = mapped_column(String(200), index=True)
     volume_info: Mapped[Any | None] = mapped_column(JSON)
 
@@ -66,9 +66,9 @@ class Template(Base):
     onstart: Mapped[str | None] = mapped_column(Text)
     runtype: Mapped[str] = mapped_column(String(20))
     args_str: Mapped[str | None] = mapped_column(Text)
-    use_ssh: Mapped[bool] = mapped_column(Boolean, index=True)
-    ssh_direct: Mapped[bool] = mapped_column(Boolean, index=True)
-    jup_direct: Mapped[bool] = mapped_column(Boolean, index=True)
+    use_ssh: Mapped[bool] = mapped_column(Boolean)
+    ssh_direct: Mapped[bool] = mapped_column(Boolean)
+    jup_direct: Mapped[bool] = mapped_column(Boolean)
     jupyter_dir: Mapped[str | None] = mapped_column(String(500))
     use_jupyter_lab: Mapped[bool] = mapped_column(Boolean)
     docker_login_repo: Mapped[str | None] = mapped_column(String(500), index=True)
@@ -76,9 +76,20 @@ class Template(Base):
     recommended_disk_space: Mapped[float | None] = mapped_column(Float, index=True)
     href: Mapped[str | None] = mapped_column(String(2000))
     repo: Mapped[str | None] = mapped_column(String(2000))
-    private: Mapped[bool] = mapped_column(Boolean, index=True)
+    private: Mapped[bool] = mapped_column(Boolean)
 
-    __table_args__ = (Index("ix_templates_creator_hash", "creator_id", "hash_id"),)
+    # No plain indexes on true/false columns: without statistics SQLite takes any equality on an
+    # index as selective and scans half the table through it (bench/README.md). The one flag
+    # worth an index is "on the recommended list", which few templates are: a partial index.
+    __table_args__ = (
+        Index("ix_templates_creator_hash", "creator_id", "hash_id"),
+        Index(
+            "ix_templates_recommended_only",
+            "id",
+            sqlite_where=text("recommended = 1"),
+            postgresql_where=text("recommended = true"),
+        ),
+    )
 
 
 class TemplateVersion(Base):
