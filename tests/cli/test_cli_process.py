@@ -114,6 +114,7 @@ def test_serve_demo_seeds_data_prints_a_key_and_answers_healthz(env, tmp_path):
         assert r.status_code == 200
         [vllm] = r.json()["templates"]
         assert vllm["image"] == "vllm/vllm-openai" and vllm["private"] is False
+        assert vllm["recommended"] is True  # the seed's "recommended == True" search finds it
     finally:
         proc.terminate()
         proc.wait(timeout=20)

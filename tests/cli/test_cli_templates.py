@@ -116,3 +116,19 @@ def test_show_user_and_set_api_key(run, alice, capsys, tmp_path):
     capsys.readouterr()
     assert main(["show", "user", "--raw"]) == 0  # key and URL now come from the config file
     assert json.loads(capsys.readouterr().out)["id"] == alice.id
+
+
+def test_admin_recommend_template(run, db_url, capsys):
+    public = created(run, "--name", "pub", "--image", "img", "--ssh", "--public")
+    private = created(run, "--name", "priv", "--image", "img2", "--ssh")
+    assert main(["admin", "recommend-template", str(public["id"]), "--db", db_url]) == 0
+    assert "now on the recommended list" in capsys.readouterr().out
+    code, out, _ = run("search", "templates", "--raw", "recommended == True use_ssh == True")
+    rows = json.loads(out)
+    assert [(r["id"], r["hash_id"]) for r in rows] == [(public["id"], public["hash_id"])]
+    assert main(["admin", "recommend-template", str(private["id"]), "--db", db_url]) == 1
+    assert "only public templates" in capsys.readouterr().err
+    assert main(["admin", "recommend-template", str(public["id"]), "--off", "--db", db_url]) == 0
+    capsys.readouterr()
+    code, out, _ = run("search", "templates", "--raw", "recommended == True")
+    assert json.loads(out) == []

@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
     cu.add_argument("--admin", action="store_true", help="make the user an administrator")
 
+    rt = admin_cmds.add_parser(
+        "recommend-template", help="put a public template on the recommended list",
+        description="Put a public template on the recommended list (searchable as "
+                    "'recommended == True'), or take it off with --off.")
+    rt.set_defaults(handler="server:recommend_template")
+    rt.add_argument("template_id", help="numeric template id")
+    rt.add_argument("--off", action="store_true", help="take it off the list")
+    rt.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+
     create = verbs.add_parser("create", help="create a template")
     create_nouns = create.add_subparsers(dest="noun", metavar="OBJECT", required=True)
     ct = leaf(create_nouns, "template", "templates:create", "create a template")

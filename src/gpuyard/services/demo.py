@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gpuyard.services.templates import create_template
+from gpuyard.services.templates import create_template, set_recommended
 from gpuyard.services.users import add_key, create_user
 from gpuyard.store.models import User
 
@@ -21,6 +21,7 @@ DEMO_TEMPLATES = [
         "direct": True,
         "private": False,
         "desc": "OpenAI-compatible LLM server",
+        "recommended": True,
     },
     {
         "name": "tgi-llama2-7B-quantized",
@@ -65,6 +66,10 @@ def seed_demo(session: Session) -> tuple[str, int]:
         user, key = create_user(session, "demo")
     else:
         key = add_key(session, user)
-    for payload in DEMO_TEMPLATES:
-        create_template(session, user, dict(payload))
+    for sample in DEMO_TEMPLATES:
+        payload = dict(sample)
+        recommended = payload.pop("recommended", False)
+        row, _ = create_template(session, user, payload)
+        if recommended:
+            set_recommended(session, row["id"])
     return key, len(DEMO_TEMPLATES)

@@ -379,3 +379,18 @@ def resolve_hash(session: Session, hash_ref: Any) -> dict[str, Any]:
     if v is None:
         raise NotFound(f"no template has hash_id {hash_id}", "template_not_found")
     return {"template_id": v.template_id, "hash_id": v.hash_id, **v.content}
+
+
+def set_recommended(session: Session, template_ref: Any, on: bool = True) -> dict[str, Any]:
+    """Put a template on (or take it off) the recommended list: an operator's call, not a
+    content change, so the hash stays."""
+    template_id = require_id(template_ref, "recommend template")
+    t = session.get(Template, template_id)
+    if t is None or t.deleted_at is not None:
+        raise NotFound(f"template {template_id} not found", "template_not_found")
+    if on and t.private:
+        raise InvalidInput(
+            f"template {template_id} is private; only public templates can be recommended"
+        )
+    t.recommended = on
+    return template_row(t)

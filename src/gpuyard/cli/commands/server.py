@@ -8,23 +8,42 @@ import sys
 from gpuyard.cli.output import fail
 
 
-def create_user(args: argparse.Namespace) -> int:
-    from gpuyard.errors import GpuyardError
-    from gpuyard.services.users import create_user as make_user
+def _in_database(db: str | None, work):
+    """Run ``work(session)`` in one transaction on the (migrated) database of ``--db``."""
     from gpuyard.settings import Settings
     from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
 
-    settings = Settings.build(db_url=args.db)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(Settings.build(db_url=db).db_url)
     try:
         migrate(engine)
         with transaction(make_sessionmaker(engine)) as session:
-            _user, key = make_user(session, args.name, admin=args.admin)
-    except GpuyardError as exc:
-        return fail(exc.msg)
+            return work(session)
     finally:
         engine.dispose()
+
+
+def create_user(args: argparse.Namespace) -> int:
+    from gpuyard.errors import GpuyardError
+    from gpuyard.services.users import create_user as make_user
+
+    try:
+        _user, key = _in_database(args.db, lambda s: make_user(s, args.name, admin=args.admin))
+    except GpuyardError as exc:
+        return fail(exc.msg)
     print(key)
+    return 0
+
+
+def recommend_template(args: argparse.Namespace) -> int:
+    from gpuyard.errors import GpuyardError
+    from gpuyard.services.templates import set_recommended
+
+    try:
+        row = _in_database(args.db, lambda s: set_recommended(s, args.template_id, not args.off))
+    except GpuyardError as exc:
+        return fail(exc.msg)
+    state = "on" if row["recommended"] else "off"
+    print(f"Template {row['id']} ({row['name']}) is now {state} the recommended list.")
     return 0
 
 
