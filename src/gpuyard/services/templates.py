@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import Forbidden, InvalidInput, NotFound
 from gpuyard.query import TEMPLATE_FIELDS, normalize_limit, normalize_order, normalize_query
-from gpuyard.query.sql import compile_order, compile_where
+from gpuyard.query.sql import compare, compile_order, compile_where
 from gpuyard.services.identifiers import looks_like_hash, require_hash, require_id
 from gpuyard.services.template_content import CONTENT_FIELDS, build_content, content_hash
 from gpuyard.store.models import Template, TemplateVersion, User
@@ -27,7 +27,7 @@ BOOKKEEPING = (
 ROW_FIELDS = BOOKKEEPING + CONTENT_FIELDS
 FLAG_KEYS = ("ssh", "jupyter", "direct", "jupyter_lab")
 # Keys an edit body may carry besides content: identifiers and the friendly flags.
-EDIT_EXTRA = ("id", "hash_id", "template_id", "volume_info") + FLAG_KEYS
+EDIT_EXTRA = ("id", "hash_id", "volume_info") + FLAG_KEYS
 
 
 def template_row(t: Template) -> dict[str, Any]:
@@ -45,10 +45,6 @@ def _check_keys(payload: dict[str, Any], allowed: tuple[str, ...]) -> None:
             f"unknown template field(s): {', '.join(unknown)}. Template fields are: "
             f"{', '.join(CONTENT_FIELDS)}"
         )
-
-
-def _content_changes(payload: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in payload.items() if k in CONTENT_FIELDS}
 
 
 def _apply_content(t: Template, content: dict[str, Any], hash_id: str) -> None:
@@ -76,15 +72,22 @@ def _add_version(session: Session, t: Template, content: dict[str, Any], now: fl
     )
 
 
+def _changes(payload: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+    """The content fields a body changes. The friendly flags (ssh, jupyter, direct,
+    jupyter_lab) merge with the ones ``current`` was made with and become fields; fields
+    given explicitly win over flag-derived ones."""
+    changes = {k: v for k, v in payload.items() if k in CONTENT_FIELDS}
+    flags = {k: bool(payload[k]) for k in FLAG_KEYS if payload.get(k) is not None}
+    if not flags:
+        return changes
+    merged = {**(flags_from_fields(current) if current else {}), **flags}
+    return {**fields_from_flags(**merged), **changes}
+
+
 def create_template(session: Session, user: User, payload: dict[str, Any]) -> tuple[dict, bool]:
     """Create a template; return (row, created). Identical content of the same user → existing."""
     _check_keys(payload, CONTENT_FIELDS + ("volume_info",) + FLAG_KEYS)
-    changes = _content_changes(payload)
-    flags = {k: payload[k] for k in FLAG_KEYS if payload.get(k) is not None}
-    if flags:
-        derived = fields_from_flags(**{k: bool(v) for k, v in flags.items()})
-        changes = {**derived, **changes}
-    content = build_content(changes)
+    content = build_content(_changes(payload, None))
     hash_id = content_hash(content)
     # Serialize one user's creates (a row lock on PostgreSQL; SQLite's write lock does the same)
     # so that identical content sent twice at once still makes one template.
@@ -122,19 +125,15 @@ def _visible(user: User):
 
 
 def _hash_filter(op: str, value: Any):
-    """hash_id eq/in match any version's hash (an old hash finds its template)."""
-    ids = select(TemplateVersion.template_id)
-    if op == "eq":
-        return Template.id.in_(ids.where(TemplateVersion.hash_id == value))
-    if op == "in":
-        return Template.id.in_(ids.where(TemplateVersion.hash_id.in_(value)))
-    if op == "neq":
-        return Template.id.not_in(ids.where(TemplateVersion.hash_id == value))
-    if op == "notin":
-        return Template.id.not_in(ids.where(TemplateVersion.hash_id.in_(value)))
-    column = Template.hash_id
-    return {"gt": column > value, "gte": column >= value, "lt": column < value,
-            "lte": column <= value}[op]
+    """hash_id eq/in match any version's hash (an old hash finds its template), neq/notin are
+    their negation; ordering operators compare the current hash."""
+    positive = {"eq": "eq", "in": "in", "neq": "eq", "notin": "in"}.get(op)
+    if positive is None:
+        return compare(Template.hash_id, op, value)
+    holders = select(TemplateVersion.template_id).where(
+        compare(TemplateVersion.hash_id, positive, value)
+    )
+    return Template.id.in_(holders) if op == positive else Template.id.not_in(holders)
 
 
 SEARCH_COLUMNS: dict[str, Any] = {
@@ -220,7 +219,7 @@ def _select_cols(cols: Any) -> list[str] | None:
     return None if "*" in cols else cols
 
 
-def _editable(session: Session, user: User, t: Template | None, label: str) -> Template:
+def _editable(user: User, t: Template | None, label: str) -> Template:
     if t is None or t.deleted_at is not None or (t.private and t.creator_id != user.id):
         raise NotFound(f"template {label} not found", "template_not_found")
     if t.creator_id != user.id:
@@ -249,17 +248,12 @@ def _find_by_hash(session: Session, user: User, hash_id: str) -> Template | None
     return session.scalars(by_version.limit(1)).first()
 
 
-def _edit(session: Session, user: User, t: Template, payload: dict[str, Any], keep_nulls: bool):
+def _edit(session: Session, t: Template, payload: dict[str, Any], keep_nulls: bool):
     session.refresh(t, with_for_update=True)  # one edit of a template at a time; fresh content
     current = version_content(t)
-    changes = _content_changes(payload)
     if keep_nulls:
-        changes = {k: v for k, v in changes.items() if v is not None}
-    flags = {k: payload[k] for k in FLAG_KEYS if payload.get(k) is not None}
-    if flags:
-        merged = {**flags_from_fields(current), **{k: bool(v) for k, v in flags.items()}}
-        changes = {**fields_from_flags(**merged), **changes}
-    content = build_content(changes, base=current)
+        payload = {k: v for k, v in payload.items() if v is not None}
+    content = build_content(_changes(payload, current), base=current)
     hash_id = content_hash(content)
     if "volume_info" in payload and payload["volume_info"] is not None:
         t.volume_info = payload["volume_info"]
@@ -283,8 +277,8 @@ def edit_by_hash(session: Session, user: User, payload: dict[str, Any]) -> tuple
             "hash_id_expected",
         )
     hash_id = require_hash(payload["hash_id"], "template edit")
-    t = _editable(session, user, _find_by_hash(session, user, hash_id), hash_id)
-    return _edit(session, user, t, payload, keep_nulls=False)
+    t = _editable(user, _find_by_hash(session, user, hash_id), hash_id)
+    return _edit(session, t, payload, keep_nulls=False)
 
 
 def edit_by_id(session: Session, user: User, payload: dict[str, Any]) -> tuple[dict, bool]:
@@ -295,7 +289,7 @@ def edit_by_id(session: Session, user: User, payload: dict[str, Any]) -> tuple[d
     if payload.get("id") is None:
         raise InvalidInput("id is required: this call takes the numeric template id and its hash_id")
     template_id = require_id(payload["id"], "template edit (v1) id")
-    t = _editable(session, user, session.get(Template, template_id), str(template_id))
+    t = _editable(user, session.get(Template, template_id), str(template_id))
     if payload.get("hash_id") is not None:
         hash_id = require_hash(payload["hash_id"], "template edit (v1) hash_id")
         known = session.scalar(
@@ -309,7 +303,7 @@ def edit_by_id(session: Session, user: User, payload: dict[str, Any]) -> tuple[d
                 f"is {t.hash_id}",
                 "hash_id_mismatch",
             )
-    return _edit(session, user, t, payload, keep_nulls=True)
+    return _edit(session, t, payload, keep_nulls=True)
 
 
 def delete_template(session: Session, user: User, payload: dict[str, Any]) -> dict[str, Any]:
@@ -325,7 +319,7 @@ def delete_template(session: Session, user: User, payload: dict[str, Any]) -> di
         )
     if hash_value is not None:
         hash_id = require_hash(hash_value, "delete template by hash_id")
-        t = _editable(session, user, _find_by_hash(session, user, hash_id), hash_id)
+        t = _editable(user, _find_by_hash(session, user, hash_id), hash_id)
         if id_value is not None and require_id(id_value, "delete template template_id") != t.id:
             raise InvalidInput(
                 f"template_id {id_value} and hash_id {hash_id} name different templates; "
@@ -333,7 +327,7 @@ def delete_template(session: Session, user: User, payload: dict[str, Any]) -> di
             )
     else:
         template_id = require_id(id_value, "delete template template_id")
-        t = _editable(session, user, session.get(Template, template_id), str(template_id))
+        t = _editable(user, session.get(Template, template_id), str(template_id))
     t.deleted_at = time.time()
     return {"id": t.id, "hash_id": t.hash_id}
 
