@@ -106,6 +106,14 @@ def test_search_filters_order_and_limit_run_in_the_database(api, set_count_creat
     assert [t["name"] for t in r.json()["templates"]] == ["t0", "t3"]
 
 
+def test_order_by_hash_and_name(api):
+    hashes = sorted(create(api, name=n)["hash_id"] for n in ("x", "y", "z"))
+    rows = search(api, order_by=[["hash_id", "desc"]]).json()["templates"]
+    assert [r["hash_id"] for r in rows] == hashes[::-1]
+    rows = search(api, order_by=[["name", "asc"]], limit=2).json()["templates"]
+    assert [r["name"] for r in rows] == ["x", "y"]
+
+
 def test_select_cols_projects_rows(api):
     create(api)
     r = search(api, select_cols=["id", "hash_id"])

@@ -136,10 +136,8 @@ def _hash_filter(op: str, value: Any):
     return Template.id.in_(holders) if op == positive else Template.id.not_in(holders)
 
 
-SEARCH_COLUMNS: dict[str, Any] = {
-    name: getattr(Template, name) for name in TEMPLATE_FIELDS.fields if name != "hash_id"
-}
-SEARCH_COLUMNS["hash_id"] = _hash_filter
+ORDER_COLUMNS: dict[str, Any] = {name: getattr(Template, name) for name in TEMPLATE_FIELDS.fields}
+SEARCH_COLUMNS: dict[str, Any] = {**ORDER_COLUMNS, "hash_id": _hash_filter}
 
 
 def _current_hash_first(query: dict[str, Any]) -> list:
@@ -194,7 +192,7 @@ def search_templates(
         .where(_visible(user), *compile_where(query, SEARCH_COLUMNS))
         .order_by(
             *_current_hash_first(query),
-            *compile_order(ordering, SEARCH_COLUMNS),
+            *compile_order(ordering, ORDER_COLUMNS),
             *([] if ordering[-1][0] == "id" else [Template.id.asc()]),  # a stable tie-break
         )
         .limit(n)
