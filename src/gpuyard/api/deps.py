@@ -21,11 +21,16 @@ def bearer_key(request: Request) -> str | None:
     return key.strip() if scheme.lower() == "bearer" and key.strip() else None
 
 
+def writes(request: Request) -> bool:
+    """Whether a request may change data (its transaction then takes SQLite's write lock)."""
+    return request.method not in ("GET", "HEAD")
+
+
 async def call(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Authenticate, then run ``fn(session, user, ...)`` in one transaction on a worker thread."""
     factory = request.app.state.sessions
     key = bearer_key(request)
-    write = request.method not in ("GET", "HEAD")
+    write = writes(request)
 
     def work() -> T:
         with transaction(factory, write=write) as session:
@@ -39,8 +44,10 @@ async def call_public(request: Request, fn: Callable[..., T], *args: Any, **kwar
     """Run ``fn(session, ...)`` without authentication."""
     factory = request.app.state.sessions
 
+    write = writes(request)
+
     def work() -> T:
-        with transaction(factory, write=request.method not in ("GET", "HEAD")) as session:
+        with transaction(factory, write=write) as session:
             return fn(session, *args, **kwargs)
 
     return await run_in_threadpool(work)

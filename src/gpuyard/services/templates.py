@@ -145,10 +145,9 @@ def _current_hash_first(query: dict[str, Any]) -> list:
     had it once: clients that resolve a hash by taking the first match (the official
     ``update template``) then act on the template that holds the hash now."""
     ops = query.get("hash_id", {})
-    if "eq" in ops and ops["eq"] is not None:
-        return [case((Template.hash_id == ops["eq"], 0), else_=1)]
-    if ops.get("in"):
-        return [case((Template.hash_id.in_(ops["in"]), 0), else_=1)]
+    for op in ("eq", "in"):
+        if ops.get(op) is not None:
+            return [case((compare(Template.hash_id, op, ops[op]), 0), else_=1)]
     return []
 
 
