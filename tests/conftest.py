@@ -46,7 +46,7 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(scope="session")
 def app(db_url: str):
-    application = create_app(Settings.build(db_url=db_url))
+    application = create_app(Settings.build(db_url=db_url, sim_boot_seconds=0))
     yield application
     application.state.engine.dispose()
 
@@ -153,3 +153,51 @@ def stored():
         return rows[0]
 
     return get
+
+
+# ---------------------------------------------------------------------------------------------
+# Machines: a small fleet loaded into the test database (used by the offer/instance/volume tests)
+# ---------------------------------------------------------------------------------------------
+
+SMALL_FLEET_YAML = """
+machines:
+  - hostname: box-4090
+    gpu_name: RTX 4090
+    num_gpus: 2
+    gpu_ram: 24
+    cpu_cores: 32
+    cpu_ram: 128
+    disk_space: 1000
+    inet_down: 1000
+    inet_up: 800
+    dph_per_gpu: 0.40
+    min_bid_per_gpu: 0.05
+    reliability: 0.995
+    geolocation: Sweden, SE
+    direct_port_count: 20
+    public_ipaddr: 10.0.0.5
+  - hostname: box-3090
+    gpu_name: RTX 3090
+    num_gpus: 1
+    gpu_ram: 24
+    cpu_cores: 16
+    cpu_ram: 64
+    disk_space: 500
+    inet_down: 500
+    inet_up: 300
+    dph_per_gpu: 0.20
+    min_bid_per_gpu: 0.04
+    geolocation: Taiwan, TW
+    direct_port_count: 10
+    public_ipaddr: 10.0.0.6
+"""
+
+
+@pytest.fixture
+def fleet(app):
+    """Two machines (2x RTX 4090 at 10.0.0.5, 1x RTX 3090 at 10.0.0.6) with their offers.
+    Returns the loader's result (``machine_ids`` by hostname)."""
+    from gpuyard.services.fleet import load_fleet, parse_yaml
+
+    with transaction(app.state.sessions) as session:
+        return load_fleet(session, parse_yaml(SMALL_FLEET_YAML))

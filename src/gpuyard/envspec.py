@@ -140,3 +140,80 @@ def validate_env(value: object) -> str | None:
         raise env_type_error(value)
     parse_env(value)
     return value.strip() or None
+
+
+def parse_env_dict(value: dict) -> EnvSpec:
+    """The dict form the official client sends for instances (VAST-WIRE §9):
+    ``{"TZ": "UTC", "-p 8000:8000": "1", "-h": "box"}``. Keys are checked as strictly as the
+    string form; values must be strings (numbers are taken as their text)."""
+    spec = EnvSpec()
+    for key, raw in value.items():
+        if isinstance(raw, bool) or raw is None or not isinstance(raw, str | int | float):
+            raise _err(f"env: the value of {key!r} must be a string, not {show_type(raw)}")
+        val = str(raw)
+        flag, _, rest = str(key).partition(" ")
+        if flag == "-p" and rest:
+            port = parse_port(rest.strip())
+            spec.ports[port.key] = port
+        elif flag in ("-v", "-n") and rest:
+            spec.options.append((flag, rest.strip()))
+        elif key == "-h":
+            spec.options.append(("-h", val))
+        elif NAME_RE.match(str(key)):
+            spec.variables[str(key)] = val
+        else:
+            raise _err(
+                f"env: {key!r} is not a valid variable name or option; variable names use "
+                "letters, digits and _ (not starting with a digit), ports are written "
+                "'-p 8000:8000' (for example {\"MODEL\": \"x\", \"-p 8000:8000\": \"1\"})"
+            )
+    return spec
+
+
+def show_type(value: object) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def parse_any(value: object) -> EnvSpec:
+    """An instance request's env: a Docker-flag string, the official client's dict, or nothing."""
+    if isinstance(value, dict):
+        return parse_env_dict(value)
+    return parse_env(value)
+
+
+def merge_env(base: EnvSpec, over: EnvSpec) -> EnvSpec:
+    """``over`` merged into ``base`` by key: variables by name, ports by container port and
+    protocol, ``-h`` by flag, ``-v``/``-n`` by their whole value. ``over`` wins; order is base
+    first, then what ``over`` adds."""
+    merged = EnvSpec(dict(base.variables), dict(base.ports), list(base.options))
+    merged.variables.update(over.variables)
+    merged.ports.update(over.ports)
+    for flag, value in over.options:
+        if flag == "-h":
+            merged.options = [(f, v) for f, v in merged.options if f != "-h"]
+        elif (flag, value) in merged.options:
+            continue
+        merged.options.append((flag, value))
+    return merged
+
+
+def render_env(spec: EnvSpec) -> str:
+    """The Docker-flag string of a spec (values quoted only when needed)."""
+    parts: list[str] = []
+    for name, value in spec.variables.items():
+        parts += ["-e", shlex.quote(f"{name}={value}")]
+    for port in spec.ports.values():
+        parts += ["-p", port.spec()]
+    for flag, value in spec.options:
+        parts += [flag, shlex.quote(value)]
+    return " ".join(parts)
+
+
+def env_pairs(spec: EnvSpec) -> list[list[str]]:
+    """``extra_env`` of an instance row: ``[name, value]`` pairs, ports as ``["-p 8000:8000",
+    "1"]``, ``-h`` as ``["-h", name]`` and ``-v``/``-n`` as ``["-v SPEC", "1"]``."""
+    pairs = [[name, value] for name, value in spec.variables.items()]
+    pairs += [[f"-p {port.spec()}", "1"] for port in spec.ports.values()]
+    for flag, value in spec.options:
+        pairs.append([flag, value] if flag == "-h" else [f"{flag} {value}", "1"])
+    return pairs

@@ -30,6 +30,10 @@ class Settings:
     # Searches return at most this many rows when the caller gives no limit.
     default_search_limit: int = 1000
     max_search_limit: int = 10000
+    # The simulated runtime's boot time: instances are "loading" this long before "running".
+    sim_boot_seconds: float = 2.0
+    # How often the reconciler sweeps for instances whose runtime state lags their row.
+    reconcile_seconds: float = 0.25
 
     @classmethod
     def build(
@@ -38,6 +42,7 @@ class Settings:
         host: str | None = None,
         port: int | None = None,
         runtime: str | None = None,
+        sim_boot_seconds: float | None = None,
     ) -> Settings:
         """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
         return cls(
@@ -45,4 +50,9 @@ class Settings:
             host=host or DEFAULT_HOST,
             port=port or DEFAULT_PORT,
             runtime=runtime or "simulated",
+            sim_boot_seconds=(
+                sim_boot_seconds
+                if sim_boot_seconds is not None
+                else float(os.environ.get("GPUYARD_SIM_BOOT_SECONDS") or 2.0)
+            ),
         )

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import gpuyard
 from gpuyard.api.errors import install_error_handlers
-from gpuyard.api.routes import meta, templates, users
+from gpuyard.api.routes import instances, meta, offers, templates, users, volumes
+from gpuyard.reconciler import Reconciler
+from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate
 
@@ -33,7 +38,16 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     engine = make_engine(settings.db_url)
     if run_migrations:
         migrate(engine)
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.reconciler.start()
+        try:
+            yield
+        finally:
+            app.state.reconciler.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="gpuyard",
         version=gpuyard.__version__,
         description="Self-hosted GPU cloud control plane that speaks the Vast.ai API.",
@@ -43,8 +57,12 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.version = gpuyard.__version__
+    app.state.runtimes = {"simulated": SimulatedRuntime(boot_seconds=settings.sim_boot_seconds)}
+    app.state.reconciler = Reconciler(
+        app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
+    )
     install_error_handlers(app)
-    for module in (meta, users, templates):
+    for module in (meta, users, templates, offers, instances, volumes):
         app.include_router(module.router)
     app.add_middleware(StripTrailingSlash)
     return app

@@ -28,9 +28,18 @@ def writes(request: Request) -> bool:
 
 async def call(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Authenticate, then run ``fn(session, user, ...)`` in one transaction on a worker thread."""
+    return await _call(request, writes(request), fn, *args, **kwargs)
+
+
+async def call_read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """As :func:`call`, for a POST/PUT that only reads (the offer searches): its transaction
+    does not take SQLite's write lock."""
+    return await _call(request, False, fn, *args, **kwargs)
+
+
+async def _call(request: Request, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     factory = request.app.state.sessions
     key = bearer_key(request)
-    write = writes(request)
 
     def work() -> T:
         with transaction(factory, write=write) as session:

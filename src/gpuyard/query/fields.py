@@ -220,7 +220,25 @@ VOLUME_FIELDS = _make(
     order_only=frozenset({"score", "cuda_max_good"}),
 )
 
+#: Instance lists (``GET /api/v1/instances/`` select_filters and order_by). Not a list the official
+#: client knows; these are the instance row fields worth filtering and sorting on.
+INSTANCE_FIELDS = _make(
+    "instance",
+    _typed(
+        int="id machine_id host_id num_gpus template_id volume_id",
+        str=(
+            "actual_status intended_status cur_state label gpu_name image_uuid template_hash_id "
+            "template_name geolocation verification image_runtype status_msg"
+        ),
+        bool="is_bid",
+        float="dph_total dph_base bid_price disk_space gpu_ram cpu_ram",
+        date="start_date",
+    ),
+    {"gpu_ram": 1000.0, "cpu_ram": 1000.0},
+)
+
 __all__ = [
     "FieldType", "Field", "FieldSet", "TEMPLATE_FIELDS", "OFFER_FIELDS", "VOLUME_FIELDS",
+    "INSTANCE_FIELDS",
     "OFFER_ALIASES", "MULTIPLIERS", "VERSION_FIELDS", "parse_version",
 ]

@@ -1,10 +1,14 @@
-"""Demo data for ``gpuyard serve --demo``: a user and the seed document's example templates."""
+"""Demo data for ``gpuyard serve --demo``: a user, the seed document's example templates, and a
+small fleet of simulated machines (demo_fleet.yaml) so that searches find offers."""
 
 from __future__ import annotations
+
+from importlib import resources
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gpuyard.services.fleet import FleetResult, load_fleet, parse_yaml
 from gpuyard.services.templates import create_template, set_recommended
 from gpuyard.services.users import add_key, create_user
 from gpuyard.store.models import User
@@ -59,8 +63,19 @@ DEMO_TEMPLATES = [
 ]
 
 
+def demo_fleet_text() -> str:
+    """The demo fleet file shipped with the package."""
+    return resources.files("gpuyard.services").joinpath("demo_fleet.yaml").read_text("utf-8")
+
+
+def load_demo_fleet(session: Session) -> FleetResult:
+    """Register (or update, by hostname) the demo machines."""
+    return load_fleet(session, parse_yaml(demo_fleet_text(), "demo_fleet.yaml"))
+
+
 def seed_demo(session: Session) -> tuple[str, int]:
-    """Create (or reuse) user ``demo`` with a fresh API key and its public templates."""
+    """Create (or reuse) user ``demo`` with a fresh API key and its public templates, and load
+    the demo fleet. Returns the key and the number of templates."""
     user = session.scalar(select(User).where(User.username == "demo"))
     if user is None:
         user, key = create_user(session, "demo")
@@ -72,4 +87,5 @@ def seed_demo(session: Session) -> tuple[str, int]:
         row, _ = create_template(session, user, payload)
         if recommended:
             set_recommended(session, row["id"])
+    load_demo_fleet(session)
     return key, len(DEMO_TEMPLATES)

@@ -19,7 +19,10 @@ def looks_like_id(value: Any) -> bool:
         return False
     if isinstance(value, int):
         return True
-    return isinstance(value, str) and value.strip().isdigit() and len(value.strip()) != 32
+    return (
+        isinstance(value, str) and value.strip().isascii() and value.strip().isdigit()
+        and len(value.strip()) != 32
+    )
 
 
 def require_hash(value: Any, where: str) -> str:

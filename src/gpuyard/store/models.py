@@ -105,3 +105,156 @@ class TemplateVersion(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("uq_template_versions_tpl_ver", "template_id", "version", unique=True),)
+
+
+class Machine(Base):
+    """A registered host. Sizes are stored as the host owner gives them (GB, $/hour per GPU);
+    offers convert them to the wire's units. ``disk_used`` is the disk taken by live instances
+    and volumes, kept up to date by the allocation service."""
+
+    __tablename__ = "machines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), unique=True)
+    host_id: Mapped[int] = mapped_column(Integer, default=1)
+    gpu_name: Mapped[str] = mapped_column(String(100), index=True)
+    num_gpus: Mapped[int] = mapped_column(Integer)
+    gpu_ram: Mapped[float] = mapped_column(Float)  # GB per GPU
+    cpu_cores: Mapped[int] = mapped_column(Integer)
+    cpu_ram: Mapped[float] = mapped_column(Float)  # GB
+    disk_space: Mapped[float] = mapped_column(Float)  # GB
+    disk_used: Mapped[float] = mapped_column(Float, default=0.0)
+    inet_down: Mapped[float] = mapped_column(Float)
+    inet_up: Mapped[float] = mapped_column(Float)
+    dph_per_gpu: Mapped[float] = mapped_column(Float)
+    min_bid_per_gpu: Mapped[float] = mapped_column(Float)
+    storage_cost: Mapped[float] = mapped_column(Float, default=0.10)  # $/GB/month
+    reliability: Mapped[float] = mapped_column(Float)
+    geolocation: Mapped[str | None] = mapped_column(String(100))
+    verified: Mapped[bool] = mapped_column(Boolean, default=True)
+    direct_port_start: Mapped[int] = mapped_column(Integer, default=40000)
+    direct_port_count: Mapped[int] = mapped_column(Integer, default=0)
+    runtime: Mapped[str | None] = mapped_column(String(20))  # None: the server's default
+    docker_url: Mapped[str | None] = mapped_column(String(500))
+    public_ipaddr: Mapped[str | None] = mapped_column(String(100))
+    end_date: Mapped[float | None] = mapped_column(Float)  # listed until (epoch seconds)
+    # Hardware details with defaults derived from the GPU model (see services/fleet.py).
+    specs: Mapped[dict] = mapped_column(JSON, default=dict)
+    listed: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Ask(Base):
+    """An offer: specific free GPUs of one machine (``kind`` "gpu"), or a machine's free disk
+    (``kind`` "volume"). Rows are recomputed whenever a machine's allocation changes; an id keeps
+    naming the same GPUs and is inactive while any of them is rented on demand."""
+
+    __tablename__ = "asks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(10))
+    gpus: Mapped[str] = mapped_column(String(200))  # "0,1,3" (GPU indices), "" for volume asks
+    num_gpus: Mapped[int] = mapped_column(Integer)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    __table_args__ = (
+        Index("uq_asks_machine_kind_gpus", "machine_id", "kind", "gpus", unique=True),
+        {"sqlite_autoincrement": True},
+    )
+
+
+class Instance(Base):
+    """A rented instance: the GPUs it holds, its merged launch configuration, and its state.
+
+    ``intended_status`` is what the user asked for; ``outbid`` is the allocation's verdict for
+    bids; ``actual_status`` is what the runtime last reported. Destroyed rows stay (with
+    ``destroyed_at``) until the runtime has removed what it made for them."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
+    ask_id: Mapped[int | None] = mapped_column(Integer)
+    gpus: Mapped[str] = mapped_column(String(200))
+    num_gpus: Mapped[int] = mapped_column(Integer)
+    is_bid: Mapped[bool] = mapped_column(Boolean, default=False)
+    bid_price: Mapped[float | None] = mapped_column(Float)  # $/hour for the whole instance
+    dph_base: Mapped[float] = mapped_column(Float)  # on-demand GPU price at rental
+    storage_cost: Mapped[float] = mapped_column(Float)  # $/GB/month at rental
+    outbid: Mapped[bool] = mapped_column(Boolean, default=False)
+    outbid_msg: Mapped[str | None] = mapped_column(Text)
+
+    label: Mapped[str | None] = mapped_column(String(500))
+    image: Mapped[str] = mapped_column(String(500))
+    tag: Mapped[str] = mapped_column(String(200))
+    env: Mapped[str | None] = mapped_column(Text)  # merged, Docker-flag form
+    onstart: Mapped[str | None] = mapped_column(Text)
+    runtype: Mapped[str | None] = mapped_column(String(60))
+    args: Mapped[list | None] = mapped_column(JSON)
+    image_login: Mapped[str | None] = mapped_column(Text)  # never returned in rows
+    disk_space: Mapped[float] = mapped_column(Float)
+    extra_filters: Mapped[dict] = mapped_column(JSON, default=dict)
+    launch: Mapped[dict] = mapped_column(JSON, default=dict)  # remaining merged options
+    template_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    template_hash_id: Mapped[str | None] = mapped_column(String(32))
+    template_name: Mapped[str | None] = mapped_column(String(500))
+    port_map: Mapped[dict] = mapped_column(JSON, default=dict)  # "8000/tcp" → host port
+    volume_id: Mapped[int | None] = mapped_column(ForeignKey("volumes.id"), index=True)
+    volume_mount: Mapped[str | None] = mapped_column(String(1000))
+
+    intended_status: Mapped[str] = mapped_column(String(20), default="running")
+    actual_status: Mapped[str] = mapped_column(String(20), default="loading")
+    cur_state: Mapped[str] = mapped_column(String(20), default="running")
+    status_msg: Mapped[str | None] = mapped_column(Text)
+    # Bumped by changes the runtime must act on (reboot, update from a template).
+    generation: Mapped[int] = mapped_column(Integer, default=1)
+    applied_generation: Mapped[int] = mapped_column(Integer, default=0)
+    runtime: Mapped[str] = mapped_column(String(20))
+    runtime_ref: Mapped[str | None] = mapped_column(String(200))
+    start_date: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    destroyed_at: Mapped[float | None] = mapped_column(Float, index=True)
+
+
+class Volume(Base):
+    """A local volume: disk on one machine, owned by one user, attached to at most one live
+    instance at a time. It outlives instances; ``deleted_at`` marks a deleted one."""
+
+    __tablename__ = "volumes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
+    ask_id: Mapped[int | None] = mapped_column(Integer)
+    name: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[float] = mapped_column(Float)  # GB
+    storage_cost: Mapped[float] = mapped_column(Float)
+    runtime_ref: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[float] = mapped_column(Float)
+    deleted_at: Mapped[float | None] = mapped_column(Float)
+
+
+class InstanceEvent(Base):
+    """What happened to an instance, in words (its daemon log)."""
+
+    __tablename__ = "instance_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    at: Mapped[float] = mapped_column(Float)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class LogRequest(Base):
+    """A logs snapshot the client fetches from ``result_url`` (VAST-WIRE §6.6)."""
+
+    __tablename__ = "log_requests"
+
+    token: Mapped[str] = mapped_column(String(64), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[float] = mapped_column(Float, index=True)

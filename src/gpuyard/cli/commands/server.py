@@ -1,4 +1,5 @@
-"""serve and admin create-user: the commands that open the database themselves."""
+"""serve, admin create-user and recommend-template: commands that open the database themselves
+(admin load-fleet is in fleet.py)."""
 
 from __future__ import annotations
 
@@ -58,14 +59,19 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     if args.demo:
         from gpuyard.services.demo import seed_demo
+        from gpuyard.services.fleet import fleet_size
         from gpuyard.store.db import transaction
 
         with transaction(app.state.sessions) as session:
             key, count = seed_demo(session)
+            machines, gpus = fleet_size(session)
         print(f"Demo data ready: {count} public templates, user 'demo'.")
+        print(f"Demo fleet: {machines} machines with {gpus} GPUs (simulated runtime).")
         print(f"Demo API key: {key}")
         print(f"Try: gpuyard --url http://{settings.host}:{settings.port} --api-key {key} "
               "search templates")
+        print(f"Then: gpuyard --url http://{settings.host}:{settings.port} --api-key {key} "
+              "search offers 'num_gpus=1'")
         sys.stdout.flush()
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
     return 0

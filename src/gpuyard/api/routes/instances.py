@@ -1,0 +1,243 @@
+"""Instance endpoints (VAST-WIRE §6): rent, list, act, logs, update from a template.
+
+Every change runs in one transaction (the intent); then the reconciler brings the runtime in
+line for the machines it touched, before the answer goes out.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
+
+from gpuyard.api.deps import call, call_public
+from gpuyard.api.wire import json_body, query_args
+from gpuyard.errors import InvalidInput, NotFound
+from gpuyard.services import instance_rows as rows
+from gpuyard.services import instances as svc
+from gpuyard.store.models import InstanceEvent, LogRequest
+
+router = APIRouter()
+LOG_TTL = 600.0
+
+
+async def _settle(request: Request, outcome: svc.Outcome) -> None:
+    if outcome.machine_ids:
+        await run_in_threadpool(request.app.state.reconciler.reconcile_machines, outcome.machine_ids)
+    request.app.state.reconciler.wake()
+
+
+@router.put("/api/v0/asks/{ask_id}")
+async def create_instance(request: Request, ask_id: str):
+    body = await json_body(request)
+    runtime = request.app.state.settings.runtime
+    outcome = await call(request, svc.create_instance, ask_id, body, runtime=runtime)
+    if outcome.launch is not None:
+        return {"success": True, "dry_run": True, "launch": outcome.launch,
+                "msg": "dry run: nothing was rented"}
+    await _settle(request, outcome)
+    return {"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg}
+
+
+@router.post("/api/v0/asks/bulk")
+async def create_instances(request: Request):
+    body = await json_body(request)
+    ids = body.pop("ids", None)
+    if not isinstance(ids, list) or not ids:
+        raise InvalidInput("ids must be a non-empty list of offer ids, e.g. [12, 13]")
+    runtime = request.app.state.settings.runtime
+    made: list[int] = []
+    errors: list[dict[str, Any]] = []
+    for ask_id in ids:
+        try:
+            outcome = await call(request, svc.create_instance, ask_id, dict(body), runtime=runtime)
+        except InvalidInput as exc:
+            if exc.code in ("invalid_input", "invalid_env", "invalid_query"):
+                raise  # the body itself is wrong: it is wrong for every offer
+            errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})
+            continue
+        except NotFound as exc:
+            errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})
+            continue
+        except Exception as exc:  # Conflict and friends: report per offer
+            if not hasattr(exc, "msg"):
+                raise
+            errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})  # type: ignore[attr-defined]
+            continue
+        made.append(outcome.instance_id)  # type: ignore[arg-type]
+        await _settle(request, outcome)
+    return {"success": bool(made), "new_contracts": made, "errors": errors,
+            "msg": f"{len(made)} instance(s) created, {len(errors)} failed"}
+
+
+@router.get("/api/v1/instances")
+async def list_instances(request: Request):
+    return await call(request, rows.list_instances, query_args(request))
+
+
+@router.get("/api/v0/instances")
+async def list_instances_v0(request: Request):
+    args = query_args(request)
+    args.setdefault("limit", rows.MAX_PAGE)
+    answer = await call(request, rows.list_instances, args)
+    return {"success": True, "instances": answer["instances"]}
+
+
+@router.get("/api/v0/instances/filters")
+async def instance_filters(request: Request):
+    return {"success": True, "filters": await call(request, rows.filter_values)}
+
+
+@router.get("/api/v0/instances/{instance_id}")
+async def show_instance(request: Request, instance_id: str):
+    row = await call(request, rows.get_instance, instance_id)
+    return {"success": row is not None, "instances": row}
+
+
+def _answer(outcome: svc.Outcome) -> dict[str, Any]:
+    return {"success": True, "msg": outcome.msg}
+
+
+@router.put("/api/v0/instances/{instance_id}")
+async def edit_instance(request: Request, instance_id: str):
+    body = await json_body(request)
+    outcome = await call(request, svc.edit, instance_id, body)
+    await _settle(request, outcome)
+    return _answer(outcome)
+
+
+@router.put("/api/v0/instances")
+async def edit_instances(request: Request):
+    body = await json_body(request)
+    outcome = await call(request, svc.set_state_bulk, body)
+    await _settle(request, outcome)
+    return _answer(outcome)
+
+
+@router.put("/api/v0/instances/reboot/{instance_id}")
+async def reboot_instance(request: Request, instance_id: str):
+    outcome = await call(request, svc.reboot, instance_id)
+    await _settle(request, outcome)
+    return _answer(outcome)
+
+
+@router.put("/api/v0/instances/recycle/{instance_id}")
+async def recycle_instance(request: Request, instance_id: str):
+    outcome = await call(request, svc.update_from_template, instance_id, {})
+    await _settle(request, outcome)
+    return _answer(outcome)
+
+
+@router.delete("/api/v0/instances/{instance_id}")
+async def destroy_instance(request: Request, instance_id: str):
+    outcome = await call(request, svc.destroy, [instance_id])
+    await _settle(request, outcome)
+    return _answer(outcome)
+
+
+@router.delete("/api/v0/instances")
+async def destroy_instances(request: Request):
+    body = await json_body(request)
+    outcome = await call(request, svc.destroy_bulk, body)
+    await _settle(request, outcome)
+    return _answer(outcome)
+
+
+@router.put("/api/v0/instances/bid_price/{instance_id}")
+async def change_bid(request: Request, instance_id: str):
+    body = await json_body(request)
+    outcome = await call(request, svc.change_bid, instance_id, body)
+    await _settle(request, outcome)
+    return _answer(outcome)
+
+
+@router.put("/api/v0/instances/update_template/{instance_id}")
+async def update_instance(request: Request, instance_id: str):
+    body = await json_body(request)
+    outcome = await call(request, svc.update_from_template, instance_id, body)
+    await _settle(request, outcome)
+    row = await call(request, rows.get_instance, instance_id)
+    return {"success": True, "updated_instance": row, "msg": outcome.msg}
+
+
+# -- logs (VAST-WIRE §6.6) ---------------------------------------------------------------------
+def _tail(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        tail = int(str(value))
+    except ValueError:
+        raise InvalidInput(f"tail must be a number of lines, not {value!r}") from None
+    if tail < 0:
+        raise InvalidInput("tail must be 0 or more lines")
+    return tail or None
+
+
+def _log_target(session, user, instance_id: str, daemon: bool) -> dict[str, Any]:
+    inst = svc.owner_lookup(session, user, instance_id)
+    events = []
+    if daemon:
+        events = [
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(e.at))} {e.text}"
+            for e in session.query(InstanceEvent).filter_by(instance_id=inst.id).order_by(InstanceEvent.id)
+        ]
+    return {"id": inst.id, "runtime": inst.runtime, "ref": inst.runtime_ref, "events": events}
+
+
+def _store_logs(session, _user, instance_id: int, text: str) -> str:
+    now = time.time()
+    session.query(LogRequest).filter(LogRequest.created_at < now - LOG_TTL).delete()
+    token = secrets.token_urlsafe(24)
+    session.add(LogRequest(token=token, instance_id=instance_id, text=text, created_at=now))
+    return token
+
+
+@router.put("/api/v0/instances/request_logs/{instance_id}")
+async def request_logs(request: Request, instance_id: str):
+    body = await json_body(request)
+    tail = _tail(body.get("tail"))
+    needle = body.get("filter")
+    if needle is not None and not isinstance(needle, str):
+        raise InvalidInput("filter must be a string: only lines containing it are returned")
+    daemon = str(body.get("daemon_logs", "")).lower() in ("true", "1")
+    target = await call(request, _log_target, instance_id, daemon)
+    if daemon:
+        lines = target["events"]
+    else:
+        reconciler = request.app.state.reconciler
+        text = await run_in_threadpool(reconciler.logs, target["runtime"], target["ref"], None)
+        lines = text.splitlines()
+    if needle:
+        lines = [line for line in lines if needle in line]
+    if tail:
+        lines = lines[-tail:]
+    text = "\n".join(lines) + ("\n" if lines else "")
+    token = await call(request, _store_logs, target["id"], text)
+    url = str(request.base_url).rstrip("/") + f"/api/v0/instances/logs/{token}"
+    return {"success": True, "result_url": url, "msg": "logs are ready at result_url"}
+
+
+def _fetch_logs(session, token: str) -> str:
+    entry = session.get(LogRequest, token)
+    if entry is None or entry.created_at < time.time() - LOG_TTL:
+        raise NotFound("these logs have expired or never existed; request them again", "logs_not_found")
+    return entry.text
+
+
+@router.get("/api/v0/instances/logs/{token}")
+async def fetch_logs(request: Request, token: str):
+    text = await call_public(request, _fetch_logs, token)
+    return PlainTextResponse(text)
+
+
+@router.put("/api/v0/launch_instance")
+async def launch_instance(request: Request):
+    body = await json_body(request)
+    runtime = request.app.state.settings.runtime
+    outcome = await call(request, svc.launch_instance, body, runtime=runtime)
+    await _settle(request, outcome)
+    return {"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg}

@@ -1,0 +1,294 @@
+"""The reconciler: drives each instance's runtime toward what its row asks for.
+
+Services only change rows (the intent). The reconciler reads a row in one short transaction,
+calls the runtime with no transaction open, and records what the runtime reported in another
+short transaction (docs/runtime.md). The API runs it for the machines a request touched before
+answering, so a rental's preemptions are visible in its answer; a background thread also sweeps
+every few hundred milliseconds (boot delays, failures, restarts of the server).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpuyard.envspec import parse_env
+from gpuyard.runtimes.base import LaunchSpec, Runtime, RuntimeError_, RuntimeState
+from gpuyard.services.allocation import gpu_list
+from gpuyard.store.db import transaction
+from gpuyard.store.models import Instance, InstanceEvent, Machine, Volume
+
+log = logging.getLogger("gpuyard.reconciler")
+RETRY_AFTER_FAILURE = 15.0
+FULL_SWEEP_EVERY = 10.0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    instance_id: int
+    runtime: str
+    ref: str | None
+    destroyed: bool
+    want_running: bool
+    pending: str | None
+    generation: int
+    actual: str
+    status_msg: str | None
+    outbid_msg: str | None
+    spec: LaunchSpec
+
+
+def launch_spec(inst: Instance, machine: Machine, volume: Volume | None) -> LaunchSpec:
+    env = parse_env(inst.env)
+    return LaunchSpec(
+        instance_id=inst.id,
+        owner_id=inst.owner_id,
+        machine_id=inst.machine_id,
+        image=inst.image,
+        tag=inst.tag,
+        env=dict(env.variables),
+        ports=dict(inst.port_map or {}),
+        options=tuple(env.options),
+        onstart=inst.onstart,
+        runtype=inst.runtype or "ssh",
+        args=tuple(inst.args) if inst.args is not None else None,
+        disk_gb=inst.disk_space,
+        gpus=tuple(gpu_list(inst.gpus)),
+        gpu_name=machine.gpu_name,
+        image_login=inst.image_login,
+        volume_ref=(volume.runtime_ref or f"gpuyard-vol-{volume.id}") if volume else None,
+        volume_mount=inst.volume_mount if volume else None,
+        docker_url=machine.docker_url,
+    )
+
+
+def _needs_work():
+    running = Instance.intended_status == "running"
+    return or_(
+        and_(Instance.destroyed_at.is_not(None), Instance.runtime_ref.is_not(None)),
+        and_(
+            Instance.destroyed_at.is_(None),
+            or_(
+                Instance.generation != Instance.applied_generation,
+                Instance.actual_status == "loading",
+                and_(running, ~Instance.outbid, Instance.actual_status.not_in(("running", "exited"))),
+                and_(or_(~running, Instance.outbid), Instance.actual_status.in_(("running", "loading"))),
+            ),
+        ),
+    )
+
+
+class Reconciler:
+    def __init__(self, sessions: sessionmaker[Session], runtimes: dict[str, Runtime],
+                 poll_seconds: float = 0.25):
+        self.sessions = sessions
+        self.runtimes = runtimes
+        self.poll_seconds = poll_seconds
+        self._locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()
+        self._failed: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one instance --------------------------------------------------------------------------
+    def _lock(self, instance_id: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks[instance_id]
+
+    def _snapshot(self, instance_id: int) -> Snapshot | None:
+        with transaction(self.sessions, write=False) as session:
+            inst = session.get(Instance, instance_id)
+            if inst is None:
+                return None
+            machine = session.get(Machine, inst.machine_id)
+            volume = session.get(Volume, inst.volume_id) if inst.volume_id else None
+            pending = None
+            if inst.generation != inst.applied_generation:
+                pending = (inst.launch or {}).get("pending")
+            return Snapshot(
+                instance_id=inst.id,
+                runtime=inst.runtime,
+                ref=inst.runtime_ref,
+                destroyed=inst.destroyed_at is not None,
+                want_running=inst.intended_status == "running" and not inst.outbid,
+                pending=pending or ("create" if inst.applied_generation == 0 else None),
+                generation=inst.generation,
+                actual=inst.actual_status,
+                status_msg=inst.status_msg,
+                outbid_msg=inst.outbid_msg,
+                spec=launch_spec(inst, machine, volume),
+            )
+
+    def runtime_for(self, name: str) -> Runtime:
+        runtime = self.runtimes.get(name)
+        if runtime is None:
+            raise RuntimeError_(
+                f"the {name} runtime is not available on this server (available: "
+                f"{', '.join(sorted(self.runtimes))})"
+            )
+        return runtime
+
+    def reconcile(self, instance_id: int) -> None:
+        with self._lock(instance_id):
+            snap = self._snapshot(instance_id)
+            if snap is None:
+                return
+            events: list[str] = []
+            try:
+                runtime = self.runtime_for(snap.runtime)
+                if snap.destroyed:
+                    if snap.ref:
+                        runtime.destroy(snap.ref)
+                        events.append("removed from the machine")
+                    self._record(snap, RuntimeState("stopped", "destroyed", None), events, clear_ref=True)
+                    return
+                state = self._act(runtime, snap, events)
+            except RuntimeError_ as exc:
+                self._failed[instance_id] = time.monotonic()
+                events.append(f"error: {exc.msg}")
+                self._record(snap, RuntimeState("exited", f"error: {exc.msg}", snap.ref), events)
+                return
+            except Exception as exc:  # a runtime bug must not kill the loop
+                log.exception("reconciling instance %s failed", instance_id)
+                self._failed[instance_id] = time.monotonic()
+                self._record(snap, RuntimeState("exited", f"error: {exc}", snap.ref), [f"error: {exc}"])
+                return
+            self._failed.pop(instance_id, None)
+            self._record(snap, state, events)
+
+    def _act(self, runtime: Runtime, snap: Snapshot, events: list[str]) -> RuntimeState:
+        ref = snap.ref
+        state = runtime.status(ref) if ref else RuntimeState("missing", None, None)
+        if snap.pending == "recreate" and ref:
+            runtime.destroy(ref)
+            events.append("recreating with the updated configuration")
+            state, ref = RuntimeState("missing", None, None), None
+        if state.status == "missing":
+            if not snap.want_running:
+                return RuntimeState("stopped", None, None)
+            if ref:
+                events.append("the runtime lost the instance; creating it again")
+            state = runtime.create(snap.spec)
+            events.append(f"created from {snap.spec.image_uuid}")
+            return state
+        if snap.want_running:
+            if snap.pending == "restart":
+                events.append("rebooting")
+                return runtime.restart(ref)
+            if state.status == "stopped" or (state.status == "exited" and snap.pending == "start"):
+                events.append("starting")
+                return runtime.start(ref)
+            return state
+        if state.status in ("running", "loading"):
+            events.append("stopping" + (f" ({snap.outbid_msg})" if snap.outbid_msg else ""))
+            return runtime.stop(ref)
+        return state
+
+    def _record(
+        self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False
+    ) -> None:
+        status = "stopped" if state.status == "missing" else state.status
+        with transaction(self.sessions) as session:
+            inst = session.get(Instance, snap.instance_id, with_for_update=True)
+            if inst is None:
+                return
+            now = time.time()
+            if clear_ref:
+                inst.runtime_ref = None
+            elif state.ref is not None or snap.ref is not None:
+                inst.runtime_ref = state.ref
+            if inst.destroyed_at is None:
+                if status != inst.actual_status:
+                    events.append(f"{inst.actual_status} → {status}")
+                inst.actual_status = status
+                msg = state.msg
+                if inst.outbid and status != "running":
+                    msg = inst.outbid_msg
+                elif status == "stopped" and inst.intended_status == "stopped":
+                    msg = "stopped"
+                inst.status_msg = msg
+                inst.cur_state = "running" if status in ("running", "loading") else "stopped"
+            if inst.applied_generation < snap.generation:
+                inst.applied_generation = snap.generation
+            inst.updated_at = now if status != snap.actual else inst.updated_at
+            for text in events:
+                session.add(InstanceEvent(instance_id=inst.id, at=now, text=text))
+
+    # -- many ----------------------------------------------------------------------------------
+    def reconcile_machines(self, machine_ids: set[int] | list[int]) -> None:
+        if not machine_ids:
+            return
+        with transaction(self.sessions, write=False) as session:
+            ids = list(session.scalars(
+                select(Instance.id).where(
+                    Instance.machine_id.in_(list(machine_ids)),
+                    or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)),
+                ).order_by(Instance.id)
+            ))
+        for instance_id in ids:
+            self.reconcile(instance_id)
+
+    def sweep(self, everything: bool = False) -> int:
+        """Reconcile the instances that need it (all live ones with ``everything``)."""
+        with transaction(self.sessions, write=False) as session:
+            stmt = select(Instance.id)
+            if everything:
+                stmt = stmt.where(or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
+            else:
+                stmt = stmt.where(_needs_work())
+            ids = list(session.scalars(stmt.order_by(Instance.id)))
+        now = time.monotonic()
+        done = 0
+        for instance_id in ids:
+            failed = self._failed.get(instance_id)
+            if failed is not None and now - failed < RETRY_AFTER_FAILURE:
+                continue
+            self.reconcile(instance_id)
+            done += 1
+        return done
+
+    def logs(self, runtime_name: str, ref: str | None, tail: int | None) -> str:
+        if not ref:
+            return ""
+        try:
+            return self.runtime_for(runtime_name).logs(ref, tail)
+        except RuntimeError_ as exc:
+            return f"(logs unavailable: {exc.msg})\n"
+
+    # -- background ----------------------------------------------------------------------------
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        last_full = 0.0
+        while not self._stop.is_set():
+            try:
+                everything = time.monotonic() - last_full > FULL_SWEEP_EVERY
+                if everything:
+                    last_full = time.monotonic()
+                self.sweep(everything=everything)
+            except Exception:  # the database may be briefly unavailable; try again
+                log.exception("reconciler sweep failed")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="gpuyard-reconciler", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+

@@ -1,0 +1,75 @@
+"""The runtime contract (docs/runtime.md): a small set of idempotent verbs that take a resolved
+launch spec or a runtime reference and return plain data. Runtimes never touch the database;
+the reconciler calls them outside any transaction and records what they report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# What a runtime reports. "missing" means it has nothing for that reference (never made, or
+# lost, e.g. the simulated runtime after a server restart).
+STATUSES = ("loading", "running", "stopped", "exited", "missing")
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """Everything a runtime needs to run one instance, already merged and checked."""
+
+    instance_id: int
+    owner_id: int
+    machine_id: int
+    image: str
+    tag: str
+    env: dict[str, str] = field(default_factory=dict)  # variables, passed verbatim
+    ports: dict[str, int] = field(default_factory=dict)  # "8000/tcp" → host port
+    options: tuple[tuple[str, str], ...] = ()  # -h / -v / -n as given
+    onstart: str | None = None
+    runtype: str = "ssh"
+    args: tuple[str, ...] | None = None
+    disk_gb: float = 10.0
+    gpus: tuple[int, ...] = ()
+    gpu_name: str = ""
+    image_login: str | None = None
+    volume_ref: str | None = None
+    volume_mount: str | None = None
+    docker_url: str | None = None
+
+    @property
+    def image_uuid(self) -> str:
+        return f"{self.image}:{self.tag}" if self.tag else self.image
+
+
+@dataclass(frozen=True)
+class RuntimeState:
+    status: str
+    msg: str | None = None
+    ref: str | None = None
+
+
+class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError
+    """A runtime could not do what was asked; ``msg`` is shown to the user as status_msg."""
+
+    def __init__(self, msg: str):
+        super().__init__(msg)
+        self.msg = msg
+
+
+class Runtime(Protocol):
+    name: str
+
+    def create(self, spec: LaunchSpec) -> RuntimeState:
+        """Make and start the instance; the returned state carries the new ``ref``."""
+
+    def status(self, ref: str) -> RuntimeState: ...
+
+    def start(self, ref: str) -> RuntimeState: ...
+
+    def stop(self, ref: str) -> RuntimeState: ...
+
+    def restart(self, ref: str) -> RuntimeState: ...
+
+    def destroy(self, ref: str) -> None:
+        """Remove it; removing something already gone is not an error."""
+
+    def logs(self, ref: str, tail: int | None = None) -> str: ...

@@ -1,0 +1,170 @@
+"""Who holds which GPUs of a machine, and what the machine therefore offers.
+
+The rules (docs/instances.md, "GPUs, bids and offers"):
+
+* An on-demand instance holds its GPUs for as long as it exists (stopped included), so that
+  starting it again always works.
+* Interruptible instances (bids) that want to run compete for their GPUs: the highest price
+  wins, then the oldest. A bid runs only when none of its GPUs is held by an on-demand instance
+  or by a bid that beats it; otherwise it is *outbid* (stopped, with a message saying so) and
+  resumes by itself as soon as its GPUs are free again.
+* GPUs not held on demand are offered, to on-demand and bid searches alike; idle GPUs are put
+  into bundles before GPUs that a bid holds, so that renting rarely preempts anyone.
+* A machine offers bundles of 1, 2, 4, … GPUs and one of all its offerable GPUs. Each bundle is
+  an ask row naming specific GPUs; the row keeps its id and is switched off while those GPUs are
+  rented, and on again when they are free.
+
+Every function runs inside the caller's write transaction; :func:`lock_machine` first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gpuyard.errors import NotFound
+from gpuyard.store.models import Ask, Instance, Machine, Volume
+
+GPU = "gpu"
+VOLUME = "volume"
+
+
+def gpu_list(text: str) -> list[int]:
+    return [int(g) for g in text.split(",") if g != ""]
+
+
+def gpu_text(gpus: Iterable[int]) -> str:
+    return ",".join(str(g) for g in sorted(gpus))
+
+
+def lock_machine(session: Session, machine_id: int) -> Machine:
+    """The machine row, locked for this transaction (PostgreSQL row lock; SQLite's write lock
+    already serializes writers)."""
+    machine = session.get(Machine, machine_id, with_for_update=True, populate_existing=True)
+    if machine is None:
+        raise NotFound(f"machine {machine_id} not found", "machine_not_found")
+    return machine
+
+
+def live_instances(session: Session, machine_id: int) -> list[Instance]:
+    return list(
+        session.scalars(
+            select(Instance)
+            .where(Instance.machine_id == machine_id, Instance.destroyed_at.is_(None))
+            .order_by(Instance.id)
+        )
+    )
+
+
+@dataclass
+class Holdings:
+    """The outcome of allocating one machine's GPUs."""
+
+    on_demand: set[int] = field(default_factory=set)  # GPUs held by on-demand instances
+    bids: dict[int, Instance] = field(default_factory=dict)  # GPU → the bid that runs on it
+
+    def holder_price(self, gpus: Iterable[int]) -> float | None:
+        """The highest running bid among ``gpus`` (None when no bid holds any of them)."""
+        prices = [self.bids[g].bid_price or 0.0 for g in gpus if g in self.bids]
+        return max(prices) if prices else None
+
+
+def _bid_rank(instance: Instance) -> tuple[float, int]:
+    return (-(instance.bid_price or 0.0), instance.id)
+
+
+def allocate(instances: list[Instance]) -> tuple[Holdings, list[Instance]]:
+    """Decide which bids run. Returns the holdings and the instances whose ``outbid`` changed
+    (their ``outbid`` and ``outbid_msg`` are set here)."""
+    holdings = Holdings()
+    for inst in instances:
+        if not inst.is_bid:
+            holdings.on_demand.update(gpu_list(inst.gpus))
+    changed: list[Instance] = []
+    contenders = sorted(
+        (i for i in instances if i.is_bid and i.intended_status == "running"), key=_bid_rank
+    )
+    for inst in contenders:
+        gpus = gpu_list(inst.gpus)
+        on_demand = [g for g in gpus if g in holdings.on_demand]
+        by_bid = [holdings.bids[g] for g in gpus if g in holdings.bids]
+        if on_demand or by_bid:
+            if by_bid:
+                best = max(b.bid_price or 0.0 for b in by_bid)
+                why = f"a higher bid (${best:.4g}/hour)"
+            else:
+                why = "an on-demand rental"
+            msg = (
+                f"outbid: GPU {gpu_text(on_demand or [g for g in gpus if g in holdings.bids])} "
+                f"taken by {why}; the instance resumes when its GPUs are free again "
+                "(or raise the bid with change bid)"
+            )
+            if not inst.outbid or inst.outbid_msg != msg:
+                inst.outbid, inst.outbid_msg = True, msg
+                changed.append(inst)
+            continue
+        for g in gpus:
+            holdings.bids[g] = inst
+        if inst.outbid:
+            inst.outbid, inst.outbid_msg = False, None
+            changed.append(inst)
+    # Bids the user stopped do not compete, and are not "outbid" either.
+    for inst in instances:
+        if inst.is_bid and inst.intended_status != "running" and inst.outbid:
+            inst.outbid, inst.outbid_msg = False, None
+            changed.append(inst)
+    return holdings, changed
+
+
+def bundle_sizes(free: int) -> list[int]:
+    """1, 2, 4, … below ``free``, then ``free`` itself."""
+    sizes, k = [], 1
+    while k < free:
+        sizes.append(k)
+        k *= 2
+    if free:
+        sizes.append(free)
+    return sizes
+
+
+def used_disk(session: Session, machine_id: int, instances: list[Instance]) -> float:
+    volumes = session.scalars(
+        select(Volume.size).where(Volume.machine_id == machine_id, Volume.deleted_at.is_(None))
+    )
+    return sum(i.disk_space for i in instances) + sum(volumes)
+
+
+def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[Instance]]:
+    """Re-allocate a machine after any change: decide which bids run, recount its used disk, and
+    switch its asks on and off. Returns the holdings and the instances whose ``outbid`` changed
+    (the runtime must act on those)."""
+    instances = live_instances(session, machine.id)
+    holdings, changed = allocate(instances)
+    machine.disk_used = used_disk(session, machine.id, instances)
+
+    bid_held = set(holdings.bids)
+    offerable = [g for g in range(machine.num_gpus) if g not in holdings.on_demand]
+    offerable.sort(key=lambda g: (g in bid_held, g))
+    wanted: set[tuple[str, str]] = set()
+    if machine.listed:
+        for size in bundle_sizes(len(offerable)):
+            wanted.add((GPU, gpu_text(offerable[:size])))
+        if machine.disk_space - machine.disk_used > 0:
+            wanted.add((VOLUME, ""))
+
+    existing = {
+        (a.kind, a.gpus): a
+        for a in session.scalars(select(Ask).where(Ask.machine_id == machine.id))
+    }
+    for key, ask in existing.items():
+        ask.active = key in wanted
+    for kind, gpus in sorted(wanted - set(existing)):
+        session.add(
+            Ask(machine_id=machine.id, kind=kind, gpus=gpus, num_gpus=len(gpu_list(gpus)),
+                active=True)
+        )
+    session.flush()
+    return holdings, changed

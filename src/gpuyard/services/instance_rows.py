@@ -1,0 +1,277 @@
+"""What an instance looks like on the wire (VAST-WIRE §6.3, §6.4, §10), and instance lists."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import case, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from gpuyard.errors import InvalidInput
+from gpuyard.query import normalize_limit, normalize_order, normalize_query
+from gpuyard.query.fields import INSTANCE_FIELDS
+from gpuyard.query.sql import compile_order, compile_where
+from gpuyard.services import volumes
+from gpuyard.services.identifiers import require_id
+from gpuyard.store.models import Instance, Machine, User
+
+HOURS_PER_MONTH = 30 * 24
+DEFAULT_PAGE = 25
+MAX_PAGE = 1000
+
+
+def price_per_hour(inst: Instance) -> float:
+    """What the instance costs per hour: its bid (or the on-demand price) plus its disk."""
+    gpu = inst.bid_price if inst.is_bid and inst.bid_price is not None else inst.dph_base
+    return gpu + inst.storage_cost * inst.disk_space / HOURS_PER_MONTH
+
+
+def docker_ports(inst: Instance, host_ip: str = "0.0.0.0") -> dict[str, list[dict[str, str]]]:
+    """Published ports the way Docker reports them, while the instance runs."""
+    if inst.actual_status not in ("running", "loading"):
+        return {}
+    return {key: [{"HostIp": host_ip, "HostPort": str(port)}] for key, port in sorted(inst.port_map.items())}
+
+
+def instance_row(session: Session, inst: Instance, machine: Machine | None = None) -> dict[str, Any]:
+    machine = machine or session.get(Machine, inst.machine_id)
+    assert machine is not None
+    specs = machine.specs or {}
+    now = time.time()
+    address = machine.public_ipaddr or machine.hostname
+    ssh_port = (inst.port_map or {}).get("22/tcp")
+    running_since = inst.updated_at if inst.actual_status == "running" else None
+    share = inst.num_gpus / machine.num_gpus if machine.num_gpus else 1.0
+    image_uuid = f"{inst.image}:{inst.tag}" if inst.tag else inst.image
+    return {
+        "id": inst.id,
+        "machine_id": inst.machine_id,
+        "host_id": machine.host_id,
+        "hostname": machine.hostname,
+        "num_gpus": inst.num_gpus,
+        "gpus": [int(g) for g in inst.gpus.split(",") if g],
+        "gpu_name": machine.gpu_name,
+        "gpu_ram": machine.gpu_ram * 1000,
+        "gpu_totalram": machine.gpu_ram * 1000 * inst.num_gpus,
+        "gpu_util": 0.0,
+        "gpu_temp": None,
+        "cpu_name": specs.get("cpu_name"),
+        "cpu_cores": machine.cpu_cores,
+        "cpu_cores_effective": machine.cpu_cores * share,
+        "cpu_ram": machine.cpu_ram * 1000 * share,
+        "cpu_util": 0.0,
+        "mem_usage": 0.0,
+        "mem_limit": machine.cpu_ram * share,
+        "disk_space": inst.disk_space,
+        "disk_usage": 0.0,
+        "disk_util": 0.0,
+        "disk_bw": specs.get("disk_bw"),
+        "inet_up": machine.inet_up,
+        "inet_down": machine.inet_down,
+        "reliability2": machine.reliability,
+        "geolocation": machine.geolocation,
+        "verification": "verified" if machine.verified else "unverified",
+        "cuda_max_good": specs.get("cuda_max_good"),
+        "driver_version": specs.get("driver_version"),
+        "compute_cap": specs.get("compute_cap"),
+        "public_ipaddr": address,
+        "ssh_host": address,
+        "ssh_port": ssh_port,
+        "ports": docker_ports(inst),
+        "direct_port_start": machine.direct_port_start,
+        "direct_port_end": machine.direct_port_start + machine.direct_port_count - 1,
+        "image_uuid": image_uuid,
+        "image": inst.image,
+        "tag": inst.tag,
+        "image_args": list(inst.args or []),
+        "image_runtype": inst.runtype,
+        "env": inst.env,
+        "extra_env": _pairs(inst.env),
+        "onstart": inst.onstart,
+        "args": inst.args,
+        "extra_filters": inst.extra_filters,
+        "jupyter_dir": (inst.launch or {}).get("jupyter_dir"),
+        "label": inst.label,
+        "template_id": inst.template_id,
+        "template_hash_id": inst.template_hash_id,
+        "template_name": inst.template_name,
+        "is_bid": inst.is_bid,
+        "bid_price": inst.bid_price,
+        "min_bid": machine.min_bid_per_gpu * inst.num_gpus,
+        "dph_base": inst.dph_base,
+        "dph_total": price_per_hour(inst),
+        "storage_cost": inst.storage_cost,
+        "intended_status": inst.intended_status,
+        "actual_status": inst.actual_status,
+        "cur_state": inst.cur_state,
+        "next_state": inst.intended_status,
+        "status_msg": inst.status_msg,
+        "start_date": inst.start_date,
+        "end_date": machine.end_date,
+        "uptime_mins": (now - running_since) / 60 if running_since else 0.0,
+        "volume_info": volumes.instance_volume_info(session, inst),
+        "runtime": inst.runtime,
+        "rentable": False,
+    }
+
+
+def _pairs(env: str | None) -> list[list[str]]:
+    from gpuyard.envspec import env_pairs, parse_env
+
+    return env_pairs(parse_env(env))
+
+
+# -- lists -------------------------------------------------------------------------------------
+def _columns() -> dict[str, Any]:
+    gpu_price = case((Instance.is_bid, func.coalesce(Instance.bid_price, Instance.dph_base)),
+                     else_=Instance.dph_base)
+    return {
+        "id": Instance.id,
+        "machine_id": Instance.machine_id,
+        "host_id": Machine.host_id,
+        "num_gpus": Instance.num_gpus,
+        "template_id": Instance.template_id,
+        "volume_id": Instance.volume_id,
+        "actual_status": Instance.actual_status,
+        "intended_status": Instance.intended_status,
+        "cur_state": Instance.cur_state,
+        "label": Instance.label,
+        "gpu_name": Machine.gpu_name,
+        "image_uuid": case((Instance.tag == "", Instance.image),
+                           else_=Instance.image + literal(":") + Instance.tag),
+        "template_hash_id": Instance.template_hash_id,
+        "template_name": Instance.template_name,
+        "geolocation": Machine.geolocation,
+        "verification": case((Machine.verified, "verified"), else_="unverified"),
+        "image_runtype": Instance.runtype,
+        "status_msg": Instance.status_msg,
+        "is_bid": Instance.is_bid,
+        "dph_total": gpu_price + Instance.storage_cost * Instance.disk_space / HOURS_PER_MONTH,
+        "dph_base": Instance.dph_base,
+        "bid_price": Instance.bid_price,
+        "disk_space": Instance.disk_space,
+        "gpu_ram": Machine.gpu_ram * 1000,
+        "cpu_ram": Machine.cpu_ram * 1000,
+        "start_date": Instance.start_date,
+    }
+
+
+def _null_terms(filters: Any) -> tuple[Any, list[Any]]:
+    """``{"label": {"in": [null, "x"]}}`` (the official CLI's ``--label '' x``): in/notin lists
+    holding null become ``label IS NULL OR label IN ('x')`` (or its negation) here; the rest of
+    the query goes through the normal checks."""
+    if not isinstance(filters, dict):
+        return filters, []
+    columns = _columns()
+    cleaned: dict[str, Any] = {}
+    conditions: list[Any] = []
+    for name, ops in filters.items():
+        if not isinstance(ops, dict) or name not in columns:
+            cleaned[name] = ops
+            continue
+        ops = dict(ops)
+        for op in ("in", "notin"):
+            values = ops.get(op)
+            if isinstance(values, list) and None in values:
+                del ops[op]
+                rest = normalize_query({name: {"in": [v for v in values if v is not None]}},
+                                       INSTANCE_FIELDS)[name]["in"]
+                col = columns[name]
+                term = or_(col.is_(None), col.in_(rest)) if rest else col.is_(None)
+                conditions.append(term if op == "in" else ~term)
+        if ops:
+            cleaned[name] = ops
+    return cleaned, conditions
+
+
+def _order(order: Any) -> list[tuple[str, str]]:
+    """order_by in the v1 form ``[{"col": "start_date", "dir": "desc"}]`` (or ``[[c, d]]``)."""
+    if order in (None, [], ""):
+        return [("id", "asc")]
+    if isinstance(order, list) and all(isinstance(o, dict) for o in order):
+        order = [[o.get("col"), o.get("dir", "asc")] for o in order]
+    return normalize_order(order, INSTANCE_FIELDS)
+
+
+def list_instances(session: Session, user: User, args: dict[str, Any]) -> dict[str, Any]:
+    """``GET /api/v1/instances/``: the caller's instances, filtered, sorted and paged in SQL."""
+    filters, conditions = _null_terms(args.get("select_filters") or {})
+    query = normalize_query(filters, INSTANCE_FIELDS)
+    columns = _columns()
+    conditions += compile_where(query, columns)
+    ordering = _order(args.get("order_by"))
+    limit = normalize_limit(args.get("limit"), DEFAULT_PAGE, MAX_PAGE)
+    offset = _offset(args.get("after_token"))
+    base = (
+        select(Instance, Machine)
+        .join(Machine, Machine.id == Instance.machine_id)
+        .where(Instance.owner_id == user.id, Instance.destroyed_at.is_(None), *conditions)
+    )
+    total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
+    ordered = base.order_by(
+        *compile_order(ordering, columns), *([] if ordering[-1][0] == "id" else [Instance.id.asc()])
+    )
+    page = session.execute(ordered.offset(offset).limit(limit)).all()
+    label_counts: dict[str, int] = {}
+    for label, count in session.execute(
+        select(Instance.label, func.count())
+        .where(Instance.owner_id == user.id, Instance.destroyed_at.is_(None))
+        .group_by(Instance.label)
+    ):
+        label_counts[label or ""] = count
+    rows = [instance_row(session, inst, machine) for inst, machine in page]
+    cols = _select_cols(args.get("select_cols"))
+    if cols is not None:
+        rows = [{k: row.get(k) for k in cols} for row in rows]
+    more = offset + len(page) < total
+    return {
+        "success": True,
+        "instances": rows,
+        "next_token": str(offset + len(page)) if more else None,
+        "total_instances": total,
+        "label_counts": label_counts,
+    }
+
+
+def _offset(token: Any) -> int:
+    if token in (None, ""):
+        return 0
+    text = str(token)
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidInput(f"after_token {token!r} is not a token this server gave (use next_token)")
+    return int(text)
+
+
+def _select_cols(cols: Any) -> list[str] | None:
+    if cols in (None, "*") or cols == ["*"]:
+        return None
+    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
+        raise InvalidInput('select_cols must be a JSON list of field names, e.g. ["id","actual_status"]')
+    # The official CLI asks for columns we may not have (e.g. gpu_temp); those come back null,
+    # and "id" is always included so that rows stay identifiable.
+    return ["id", *[c for c in cols if c != "id"]]
+
+
+def get_instance(session: Session, user: User, ref: Any) -> dict[str, Any] | None:
+    """One of the caller's instances, or None (the official client expects null, not an error,
+    for ``GET /api/v0/instances/{id}/``)."""
+    instance_id = require_id(ref, "instance id")
+    inst = session.get(Instance, instance_id)
+    if inst is None or inst.owner_id != user.id or inst.destroyed_at is not None:
+        return None
+    return instance_row(session, inst)
+
+
+def filter_values(session: Session, user: User) -> list[dict[str, Any]]:
+    """The (status, verification, GPU) combinations of the caller's instances."""
+    stmt = (
+        select(Instance.actual_status, Machine.verified, Machine.gpu_name)
+        .join(Machine, Machine.id == Instance.machine_id)
+        .where(Instance.owner_id == user.id, Instance.destroyed_at.is_(None))
+        .distinct()
+    )
+    return [
+        {"actual_status": s, "verification": "verified" if v else "unverified", "gpu_name": g}
+        for s, v, g in session.execute(stmt)
+    ]

@@ -1,0 +1,472 @@
+"""Instance rules: renting an offer (atomic, with bids and preemption), and every action on an
+instance afterwards. Knows nothing of HTTP or runtimes: functions change rows inside the
+caller's transaction and return which machines the reconciler must look at afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gpuyard.errors import Conflict, InvalidInput, NotFound
+from gpuyard.services import allocation, launch, offers, volumes
+from gpuyard.services.identifiers import require_hash, require_id
+from gpuyard.services.templates import resolve_hash
+from gpuyard.store.models import Instance, Machine, Template, User
+
+RUNTYPE_PORTS = {"ssh": "22/tcp", "jupyter": "8080/tcp"}
+
+
+@dataclass
+class Outcome:
+    """What a change did: the instance it made or touched and the machines to reconcile."""
+
+    instance_id: int | None = None
+    machine_ids: set[int] = field(default_factory=set)
+    launch: dict[str, Any] | None = None
+    msg: str = ""
+
+
+# -- templates ---------------------------------------------------------------------------------
+def _template(session: Session, user: User, request: dict[str, Any]) -> dict[str, Any] | None:
+    """The template content a request names: by hash (anyone holding it), or by numeric id
+    (its current version; yours or public)."""
+    if request["template_hash_id"] not in (None, ""):
+        return resolve_hash(session, require_hash(request["template_hash_id"], "template_hash_id"))
+    if request["template_id"] is not None:
+        t = session.get(Template, require_id(request["template_id"], "template_id"))
+        if t is None or t.deleted_at is not None or (t.private and t.creator_id != user.id):
+            raise NotFound(f"template {request['template_id']} not found", "template_not_found")
+        return resolve_hash(session, t.hash_id)
+    return None
+
+
+def _count_launch(session: Session, template_id: int | None, now: float) -> None:
+    if template_id is None:
+        return
+    t = session.get(Template, template_id, with_for_update=True)
+    if t is not None:
+        t.count_created = (t.count_created or 0) + 1
+        t.recent_create_date = now
+
+
+# -- ports -------------------------------------------------------------------------------------
+def _container_ports(merged: dict[str, Any]) -> list[tuple[str, int | None]]:
+    """(``"8000/tcp"``, wanted host port or None) for every port the instance publishes."""
+    spec = merged["env_spec"]
+    wanted = [(key, port.host) for key, port in spec.ports.items()]
+    runtype = merged["runtype"] or ""
+    for word, key in RUNTYPE_PORTS.items():
+        if word in runtype and key not in spec.ports:
+            wanted.append((key, None))
+    return wanted
+
+
+def _assign_ports(
+    session: Session, machine: Machine, merged: dict[str, Any], keep: Instance | None = None
+) -> dict[str, int]:
+    """Host ports from the machine's direct port range: the asked-for host port when it is in
+    the range and free, else the lowest free one. ``keep``: an instance being updated, whose
+    current host ports stay with their container ports."""
+    wanted = _container_ports(merged)
+    if not wanted or machine.direct_port_count <= 0:
+        return {}
+    taken = {
+        host
+        for inst in allocation.live_instances(session, machine.id)
+        if inst is not keep
+        for host in (inst.port_map or {}).values()
+    }
+    current = dict(keep.port_map or {}) if keep is not None else {}
+    wanted = [(key, current.get(key, host)) for key, host in wanted]
+    first, count = machine.direct_port_start, machine.direct_port_count
+    pool = range(first, first + count)
+    assigned: dict[str, int] = {}
+    for key, host in wanted:
+        if host is not None and host in pool and host not in taken:
+            assigned[key] = host
+            taken.add(host)
+    for key, _host in wanted:
+        if key in assigned:
+            continue
+        free = next((p for p in pool if p not in taken), None)
+        if free is None:
+            raise Conflict(
+                f"machine {machine.id} has no free direct ports left for {key} (range "
+                f"{first}-{first + count - 1}); publish fewer ports or pick another offer",
+                "no_free_ports",
+            )
+        assigned[key] = free
+        taken.add(free)
+    return assigned
+
+
+# -- renting -----------------------------------------------------------------------------------
+def _check_offer(session: Session, ask_id: int, machine: Machine, merged: dict, force: bool) -> None:
+    if not force and merged["extra_filters"]:
+        failing = offers.failing_filters(
+            session, ask_id, merged["extra_filters"], allocated_storage=merged["disk_space"]
+        )
+        if failing:
+            raise InvalidInput(
+                f"offer {ask_id} does not satisfy the launch's machine filters: "
+                f"{'; '.join(failing)}. Pick an offer that does (search offers with the same "
+                "filters), or pass force to launch anyway",
+                "offer_filters_unmet",
+            )
+    free = machine.disk_space - machine.disk_used
+    if merged["disk_space"] > free + 1e-9:
+        raise InvalidInput(
+            f"offer {ask_id} has {free:g} GB of free disk and the launch asks for "
+            f"{merged['disk_space']:g} GB; ask for less disk or pick an offer with "
+            f"disk_space>={merged['disk_space']:g}",
+            "insufficient_disk",
+        )
+
+
+def _check_bid(session: Session, ask_id: int, machine: Machine, gpus: list[int], price: float) -> None:
+    minimum = machine.min_bid_per_gpu * len(gpus)
+    if price + 1e-12 < minimum:
+        raise InvalidInput(
+            f"a bid of ${price:g}/hour is below offer {ask_id}'s minimum of ${minimum:g}/hour "
+            f"(min_bid = ${machine.min_bid_per_gpu:g} per GPU × {len(gpus)} GPU(s)); bid at "
+            "least that much",
+            "bid_too_low",
+        )
+    holders = [
+        i for i in allocation.live_instances(session, machine.id)
+        if i.is_bid and i.intended_status == "running" and not i.outbid
+        and set(allocation.gpu_list(i.gpus)) & set(gpus)
+    ]
+    if holders:
+        best = max(i.bid_price or 0.0 for i in holders)
+        if price <= best:
+            raise Conflict(
+                f"outbid: GPUs of offer {ask_id} run a bid of ${best:g}/hour; bid more than "
+                f"${best:g}/hour to take them, or pick another offer",
+                "outbid",
+            )
+
+
+def create_instance(
+    session: Session, user: User, ask_ref: Any, body: dict[str, Any], *, runtime: str
+) -> Outcome:
+    """Rent offer ``ask_ref`` with the merged launch of ``body`` (VAST-WIRE §6.1)."""
+    ask_id = require_id(ask_ref, "create instance (the offer id from search offers)")
+    request = launch.read_request(body)
+    template = _template(session, user, request)
+    merged = launch.merge(request, template)
+    ask, machine = offers.get_ask(session, ask_id, allocation.GPU)
+    machine = allocation.lock_machine(session, machine.id)
+    session.expire(ask)  # read it again under the machine's lock: a rival may just have rented it
+    ask, machine = offers.get_ask(session, ask_id, allocation.GPU)
+    gpus = allocation.gpu_list(ask.gpus)
+    _check_offer(session, ask_id, machine, merged, request["force"])
+    if merged["is_bid"]:
+        _check_bid(session, ask_id, machine, gpus, merged["bid_price"])
+
+    now = time.time()
+    with session.begin_nested() as savepoint:
+        volume, mount = (None, None)
+        if request["volume_info"] is not None:
+            volume, mount = volumes.for_launch(
+                session, user, request["volume_info"], machine, reserve=merged["disk_space"]
+            )
+        inst = Instance(
+            owner_id=user.id,
+            machine_id=machine.id,
+            ask_id=ask.id,
+            gpus=ask.gpus,
+            num_gpus=len(gpus),
+            is_bid=merged["is_bid"],
+            bid_price=merged["bid_price"],
+            dph_base=machine.dph_per_gpu * len(gpus),
+            storage_cost=machine.storage_cost,
+            outbid=False,
+            label=merged["label"],
+            image=merged["image"],
+            tag=merged["tag"],
+            env=merged["env"],
+            onstart=merged["onstart"],
+            runtype=merged["runtype"],
+            args=merged["args"],
+            image_login=merged["image_login"],
+            disk_space=merged["disk_space"],
+            extra_filters=merged["extra_filters"],
+            launch={k: merged[k] for k in LAUNCH_EXTRAS},
+            template_id=merged["template_id"],
+            template_hash_id=merged["template_hash_id"],
+            template_name=merged["template_name"],
+            port_map=_assign_ports(session, machine, merged),
+            volume_id=volume.id if volume else None,
+            volume_mount=mount,
+            intended_status=request["target_state"],
+            actual_status="loading" if request["target_state"] == "running" else "stopped",
+            cur_state=request["target_state"],
+            status_msg="waiting for the machine" if request["target_state"] == "running" else None,
+            generation=1,
+            applied_generation=0,
+            runtime=machine.runtime or runtime,
+            start_date=now,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(inst)
+        session.flush()
+        _holdings, _changed = allocation.refresh_machine(session, machine)
+        preview = None
+        if request["dry_run"]:
+            from gpuyard.services.instance_rows import instance_row
+
+            preview = _dry_run(instance_row(session, inst, machine), ask_id, merged)
+            savepoint.rollback()
+    if preview is not None:
+        return Outcome(launch=preview)
+    _count_launch(session, merged["template_id"], now)
+    return Outcome(
+        instance_id=inst.id,
+        machine_ids={machine.id},
+        msg=f"Instance {inst.id} created on machine {machine.id} ({len(gpus)}× {machine.gpu_name})",
+    )
+
+
+LAUNCH_EXTRAS = (
+    "docker_login_repo", "jupyter_dir", "use_jupyter_lab", "python_utf8", "lang_utf8", "extra",
+)
+
+
+def _dry_run(row: dict[str, Any], ask_id: int, merged: dict[str, Any]) -> dict[str, Any]:
+    keys = (
+        "machine_id", "num_gpus", "gpu_name", "image", "tag", "image_uuid", "env", "extra_env",
+        "onstart", "image_runtype", "args", "disk_space", "extra_filters", "template_id",
+        "template_hash_id", "template_name", "is_bid", "bid_price", "dph_total", "label",
+        "volume_info", "ports", "intended_status",
+    )
+    preview = {k: row.get(k) for k in keys}
+    preview["offer_id"] = ask_id
+    preview["runtype"] = merged["runtype"]
+    return preview
+
+
+# -- acting on an instance ---------------------------------------------------------------------
+def owned(session: Session, user: User, ref: Any, *, lock: bool = True) -> Instance:
+    """The caller's live instance ``ref``; anyone else's (or a destroyed one) is not found."""
+    instance_id = require_id(ref, "instance id")
+    inst = session.get(Instance, instance_id, with_for_update=lock, populate_existing=True)
+    if inst is None or inst.owner_id != user.id or inst.destroyed_at is not None:
+        raise NotFound(
+            f"instance {instance_id} not found among your instances (see 'show instances')",
+            "instance_not_found",
+        )
+    return inst
+
+
+def _ids(value: Any, key: str) -> list[int]:
+    if not isinstance(value, list) or not value:
+        raise InvalidInput(f"{key} must be a non-empty list of instance ids, e.g. [12, 13]")
+    return sorted({require_id(v, key) for v in value})
+
+
+def _refresh(session: Session, machine_ids: set[int]) -> None:
+    for machine_id in sorted(machine_ids):
+        allocation.refresh_machine(session, allocation.lock_machine(session, machine_id))
+
+
+def set_state(session: Session, user: User, refs: list[Any], state: Any) -> Outcome:
+    """Start (``"running"``) or stop (``"stopped"``) instances."""
+    if state not in ("running", "stopped"):
+        raise InvalidInput(f'state must be "running" or "stopped", not {state!r}')
+    targets = [owned(session, user, ref) for ref in refs]
+    out = Outcome(machine_ids={i.machine_id for i in targets})
+    for inst in targets:
+        inst.intended_status = state
+        inst.cur_state = state
+        inst.updated_at = time.time()
+        if state == "running":  # start it even if it had exited on its own
+            inst.launch = {**(inst.launch or {}), "pending": "start"}
+            inst.generation += 1
+    _refresh(session, out.machine_ids)
+    word = "starting" if state == "running" else "stopping"
+    out.msg = f"{word} instance(s) {', '.join(str(i.id) for i in targets)}"
+    return out
+
+
+def set_state_bulk(session: Session, user: User, body: dict[str, Any]) -> Outcome:
+    return set_state(session, user, _ids(body.get("ids"), "ids"), body.get("state"))
+
+
+def label(session: Session, user: User, ref: Any, text: Any) -> Outcome:
+    if text is not None and not isinstance(text, str):
+        raise InvalidInput(f"label must be a string, not {type(text).__name__}")
+    if text is not None and len(text) > 500:
+        raise InvalidInput("label is longer than 500 characters")
+    inst = owned(session, user, ref)
+    inst.label = text or None
+    inst.updated_at = time.time()
+    return Outcome(instance_id=inst.id, msg=f"instance {inst.id} labelled {text!r}")
+
+
+def edit(session: Session, user: User, ref: Any, body: dict[str, Any]) -> Outcome:
+    """``PUT /instances/{id}/``: a state change and/or a label, as the official client sends."""
+    unknown = sorted(set(body) - {"state", "label", "client_id"})
+    if unknown or not ({"state", "label"} & set(body)):
+        raise InvalidInput(
+            'send {"state": "running"|"stopped"} to start or stop, or {"label": "text"} to label'
+            + (f" (unknown field(s): {', '.join(unknown)})" if unknown else "")
+        )
+    out = Outcome()
+    if "label" in body:
+        out = label(session, user, ref, body["label"])
+    if "state" in body:
+        state = set_state(session, user, [ref], body["state"])
+        state.msg = f"{out.msg}; {state.msg}" if out.msg else state.msg
+        out = state
+    return out
+
+
+def reboot(session: Session, user: User, ref: Any) -> Outcome:
+    inst = owned(session, user, ref)
+    inst.launch = {**(inst.launch or {}), "pending": "restart"}
+    inst.generation += 1
+    inst.intended_status = inst.cur_state = "running"
+    inst.updated_at = time.time()
+    _refresh(session, {inst.machine_id})
+    return Outcome(instance_id=inst.id, machine_ids={inst.machine_id}, msg=f"rebooting instance {inst.id}")
+
+
+def destroy(session: Session, user: User, refs: list[Any]) -> Outcome:
+    targets = [owned(session, user, ref) for ref in refs]
+    now = time.time()
+    for inst in targets:
+        inst.destroyed_at = now
+        inst.intended_status = inst.cur_state = "stopped"
+        inst.status_msg = "destroying"
+        inst.updated_at = now
+    out = Outcome(machine_ids={i.machine_id for i in targets})
+    _refresh(session, out.machine_ids)
+    out.msg = f"destroying instance(s) {', '.join(str(i.id) for i in targets)}"
+    return out
+
+
+def destroy_bulk(session: Session, user: User, body: dict[str, Any]) -> Outcome:
+    return destroy(session, user, _ids(body.get("instance_ids"), "instance_ids"))
+
+
+def change_bid(session: Session, user: User, ref: Any, body: dict[str, Any]) -> Outcome:
+    inst = owned(session, user, ref)
+    price = launch._number(body, "price", "a bid in $/hour")
+    if price is None:
+        raise InvalidInput(
+            "give the new bid: price in $/hour for the whole instance (change bid ID --price 0.35)"
+        )
+    if not inst.is_bid:
+        raise InvalidInput(
+            f"instance {inst.id} is on-demand; only interruptible instances (created with a price) have a bid"
+        )
+    machine = allocation.lock_machine(session, inst.machine_id)
+    minimum = machine.min_bid_per_gpu * inst.num_gpus
+    if price + 1e-12 < minimum:
+        raise InvalidInput(
+            f"a bid of ${price:g}/hour is below the minimum of ${minimum:g}/hour for {inst.num_gpus} "
+            f"GPU(s) on machine {machine.id}",
+            "bid_too_low",
+        )
+    inst.bid_price = price
+    inst.updated_at = time.time()
+    allocation.refresh_machine(session, machine)
+    state = "outbid, waiting for its GPUs" if inst.outbid else "holding its GPUs"
+    return Outcome(
+        instance_id=inst.id, machine_ids={machine.id},
+        msg=f"bid of instance {inst.id} is now ${price:g}/hour ({state})",
+    )
+
+
+def update_from_template(session: Session, user: User, ref: Any, body: dict[str, Any]) -> Outcome:
+    """Re-merge an instance's launch from a template and/or new values (VAST-WIRE §6.7); the
+    runtime then recreates it with the new configuration."""
+    allowed = {"id", "template_id", "template_hash_id", "image", "args", "env", "onstart"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
+    inst = owned(session, user, ref)
+    if body.get("id") not in (None, inst.id):
+        raise InvalidInput(f"the body's id {body.get('id')!r} is not the instance in the path ({inst.id})")
+    if isinstance(body.get("env"), str) and body["env"].lstrip().startswith("{"):
+        raise InvalidInput('env must be a JSON object such as {"VAR": "value"}, not a string')
+    request = launch.read_request({k: v for k, v in body.items() if k != "id"})
+    template = _template(session, user, request)
+    if template is None:  # the instance's own launch is the base
+        template = {
+            "image": inst.image, "tag": inst.tag, "env": inst.env, "onstart": inst.onstart,
+            "runtype": inst.runtype, "args_str": None, "extra_filters": inst.extra_filters,
+            "recommended_disk_space": inst.disk_space, "template_id": inst.template_id,
+            "hash_id": inst.template_hash_id, "name": inst.template_name,
+        }
+        if inst.args is not None and request["args"] is None:
+            request["args"] = inst.args
+    request["disk"] = inst.disk_space  # the disk was rented with the machine; it stays
+    merged = launch.merge(request, template)
+    machine = allocation.lock_machine(session, inst.machine_id)
+    inst.port_map = _assign_ports(session, machine, merged, keep=inst)
+    for key in ("image", "tag", "env", "onstart", "runtype", "args", "template_id", "template_hash_id",
+                "template_name", "extra_filters"):
+        setattr(inst, key, merged[key])
+    inst.launch = {**(inst.launch or {}), "pending": "recreate"}
+    inst.generation += 1
+    inst.updated_at = time.time()
+    return Outcome(instance_id=inst.id, machine_ids={machine.id},
+                   msg=f"instance {inst.id} updated; it restarts with {merged['image_uuid']}")
+
+
+def owner_lookup(session: Session, user: User, ref: Any) -> Instance:
+    return owned(session, user, ref, lock=False)
+
+
+def machine_of(session: Session, inst: Instance) -> Machine:
+    machine = session.get(Machine, inst.machine_id)
+    assert machine is not None
+    return machine
+
+
+def instances_on(session: Session, machine_ids: set[int]) -> list[int]:
+    """Every instance the reconciler should look at on these machines (destroyed ones whose
+    runtime leftovers are not cleaned up yet included)."""
+    if not machine_ids:
+        return []
+    return list(
+        session.scalars(
+            select(Instance.id).where(
+                Instance.machine_id.in_(machine_ids),
+                (Instance.destroyed_at.is_(None)) | (Instance.runtime_ref.is_not(None)),
+            )
+        )
+    )
+
+
+def launch_instance(session: Session, user: User, body: dict[str, Any], *, runtime: str) -> Outcome:
+    """``PUT /api/v0/launch_instance/`` (VAST-WIRE §4.3): search offers with ``q`` and rent the
+    first one that takes the launch (in the search's order)."""
+    body = dict(body)
+    query = body.pop("q", None)
+    if not isinstance(query, dict):
+        raise InvalidInput('q must be an offer query object, e.g. {"num_gpus": {"eq": 1}, '
+                           '"gpu_name": {"eq": "RTX 4090"}}')
+    candidates = offers.search_offers(session, user, query)
+    if not candidates:
+        raise NotFound("no offer matches the launch's query; widen it (see 'search offers')",
+                       "no_offer")
+    reasons: list[str] = []
+    for offer in candidates:
+        try:
+            return create_instance(session, user, offer["id"], body, runtime=runtime)
+        except (Conflict, InvalidInput) as exc:
+            if exc.code not in ("offer_unavailable", "offer_filters_unmet", "insufficient_disk",
+                                "outbid", "no_free_ports", "bid_too_low"):
+                raise
+            reasons.append(f"offer {offer['id']}: {exc.msg}")
+    raise Conflict("none of the matching offers could be rented: " + " | ".join(reasons[:5]),
+                   "no_offer")
