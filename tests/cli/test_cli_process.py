@@ -94,11 +94,13 @@ def test_serve_demo_seeds_data_prints_a_key_and_answers_healthz(env, tmp_path):
     )
     try:
         key = None
+        printed = []
         deadline = time.time() + 30
         while key is None and time.time() < deadline:
             line = proc.stdout.readline()
             if not line:
                 break
+            printed.append(line)
             m = re.search(r"Demo API key: ([0-9a-f]{64})", line)
             key = m.group(1) if m else None
         assert key, "serve --demo printed no API key"
@@ -115,6 +117,16 @@ def test_serve_demo_seeds_data_prints_a_key_and_answers_healthz(env, tmp_path):
         [vllm] = r.json()["templates"]
         assert vllm["image"] == "vllm/vllm-openai" and vllm["private"] is False
         assert vllm["recommended"] is True  # the seed's "recommended == True" search finds it
+        # the demo fleet: machines, GPU names, and offers that fit the demo template's filters
+        assert any(re.match(r"Demo fleet: 8 machines with 37 GPUs", line) for line in printed)
+        names = httpx.get(f"{base}/api/v0/gpu_names/unique/").json()["gpu_names"]
+        assert {"RTX 3090", "RTX 4090", "H100 SXM"} <= set(names)
+        tgi = {"gpu_ram": {"gte": 23000.0}, "num_gpus": {"eq": "1"}, "gpu_name": {"eq": "RTX 3090"},
+               "inet_down": {"gt": "128"}, "direct_port_count": {"gt": "3"},
+               "disk_space": {"gte": "192"}, "verified": {"eq": True}}
+        r = httpx.post(f"{base}/api/v0/bundles/", json=tgi, headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 200 and r.json()["offers"]
+        assert {o["gpu_name"] for o in r.json()["offers"]} == {"RTX 3090"}
     finally:
         proc.terminate()
         proc.wait(timeout=20)

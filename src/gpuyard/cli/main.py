@@ -7,9 +7,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 HANDLERS = "gpuyard.cli.commands"
+
+VERBS = {
+    "create": "create a template, an instance or a volume",
+    "search": "search templates, offers or volume offers",
+    "show": "show instances, volumes, the user, or a template's versions",
+    "update": "update a template or an instance",
+    "delete": "delete a template or a volume",
+    "start": "start stopped instances",
+    "stop": "stop instances (their disk is kept)",
+    "reboot": "restart an instance's container in place",
+    "destroy": "destroy instances and their data",
+    "label": "set an instance's label",
+    "change": "change an interruptible instance's bid",
+}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +75,194 @@ def _template_flags(p: argparse.ArgumentParser, *, update: bool) -> None:
     p.add_argument("--repo", default=d, help="source repository")
 
 
+Leaf = Callable[..., argparse.ArgumentParser]
+Nouns = dict[str, Any]
+
+
+def add_offer_commands(nouns: Nouns, leaf: Leaf) -> None:
+    so = leaf(nouns["search"], "offers", "offers:search",
+              "search offers (GPU bundles to rent), e.g. 'num_gpus=1 gpu_name=RTX_4090 dph<1'")
+    so.add_argument("query", nargs="*",
+                    help="query: field op value ... (see docs/query-language.md); by default "
+                         "only verified, rentable offers on this server")
+    so.add_argument("-t", "--type", default="on-demand",
+                    help="pricing: on-demand (default), bid (interruptible) or reserved")
+    kind = so.add_mutually_exclusive_group()
+    kind.add_argument("-i", "--interruptible", dest="type", action="store_const", const="bid",
+                      help="interruptible (bid) pricing, same as -t bid")
+    kind.add_argument("-b", "--bid", dest="type", action="store_const", const="bid",
+                      help="same as -i")
+    kind.add_argument("-r", "--reserved", dest="type", action="store_const", const="reserved",
+                      help="reserved pricing, same as -t reserved")
+    kind.add_argument("-d", "--on-demand", dest="type", action="store_const", const="on-demand",
+                      help="on-demand pricing (the default)")
+    so.add_argument("-n", "--no-default", dest="no_default", action="store_true",
+                    help="do not add the default filters verified, external=false, rentable")
+    so.add_argument("--new", action="store_true", help="use the PUT /search/asks/ endpoint")
+    so.add_argument("--limit", type=int, help="at most this many offers")
+    so.add_argument("--storage", type=float, default=5.0,
+                    help="GiB of disk to include in the price (default 5)")
+    so.add_argument("-o", "--order", default="score-",
+                    help="order, e.g. 'dph_total' or 'num_gpus-,dph+' (- desc, + asc; "
+                         "default score-)")
+
+
+def _create_instance_flags(p: argparse.ArgumentParser, bulk: bool = False) -> None:
+    if bulk:
+        p.add_argument("ids", type=int, nargs="+", help="offer ids to rent (from 'search offers')")
+    else:
+        p.add_argument("id", type=int, help="offer id to rent (from 'search offers')")
+    p.add_argument("--template_hash", "--template-hash", dest="template_hash",
+                   help="start from this template (its hash_id); other options override it")
+    p.add_argument("--image", help="Docker image, e.g. vllm/vllm-openai:latest "
+                                   "(overrides the template's)")
+    p.add_argument("--disk", type=float, default=10, help="local disk in GB (default 10)")
+    p.add_argument("--env", help="env and ports as Docker flags, e.g. '-e A=1 -p 8000:8000' "
+                                 "(merged into the template's env)")
+    p.add_argument("--label", help="a label for the instance")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--onstart", metavar="FILE", help="file whose contents run at start")
+    start.add_argument("--onstart-cmd", "--onstart_cmd", dest="onstart_cmd",
+                       help="shell commands run at start")
+    start.add_argument("--entrypoint", help="command run at start (sent as the onstart script)")
+    p.add_argument("--login", help="registry login, e.g. '-u USER -p PASS docker.io'")
+    p.add_argument("--user", help="user to run the container as")
+    p.add_argument("--ssh", action="store_true", help="SSH access")
+    p.add_argument("--jupyter", action="store_true", help="Jupyter (with SSH)")
+    p.add_argument("--direct", action="store_true",
+                   help="direct (not proxied) SSH/Jupyter; use with --ssh or --jupyter")
+    p.add_argument("--jupyter-dir", "--jupyter_dir", dest="jupyter_dir",
+                   help="directory to start Jupyter in (implies --jupyter)")
+    p.add_argument("--jupyter-lab", "--jupyter_lab", dest="jupyter_lab", action="store_true",
+                   help="JupyterLab instead of Notebook (implies --jupyter)")
+    p.add_argument("--lang-utf8", dest="lang_utf8", action="store_true",
+                   help="set up a C.UTF-8 locale in the container")
+    p.add_argument("--python-utf8", dest="python_utf8", action="store_true",
+                   help="set Python's locale to C.UTF-8")
+    p.add_argument("--extra", help=argparse.SUPPRESS)
+    p.add_argument("--force", action="store_true", help="skip sanity checks")
+    p.add_argument("--cancel-unavail", dest="cancel_unavail", action="store_true",
+                   help="fail if the machine cannot start it now (instead of a stopped instance)")
+    p.add_argument("--bid_price", "--bid-price", dest="bid_price", type=float,
+                   help="make it interruptible with this bid in $/hour")
+    vol = p.add_mutually_exclusive_group()
+    vol.add_argument("--create-volume", dest="create_volume", type=int, metavar="VOLUME_ASK_ID",
+                     help="rent a new local volume from this volume offer and mount it")
+    vol.add_argument("--link-volume", dest="link_volume", type=int, metavar="VOLUME_ID",
+                     help="mount one of your existing volumes")
+    p.add_argument("--volume-size", dest="volume_size", type=int,
+                   help="size of the new volume in GB (default 15; with --create-volume)")
+    p.add_argument("--mount-path", dest="mount_path",
+                   help="where the volume appears in the container, e.g. /workspace")
+    p.add_argument("--volume-label", dest="volume_label",
+                   help="a name for the new volume (with --create-volume)")
+    if bulk:
+        p.add_argument("--args", nargs=argparse.REMAINDER,
+                       help="arguments for the image's ENTRYPOINT (must come last)")
+        return
+    p.add_argument("--wait", action="store_true",
+                   help="follow the instance until it runs (or fails), showing each status change")
+    p.add_argument("--timeout", type=float, default=600,
+                   help="with --wait: give up after this many seconds (default 600)")
+    p.add_argument("--dry-run", dest="dry_run", action="store_true",
+                   help="print the configuration the server would launch (template merged); "
+                        "rent nothing")
+    p.add_argument("--args", nargs=argparse.REMAINDER,
+                   help="arguments for the image's ENTRYPOINT (must come last)")
+
+
+def add_instance_commands(verbs: Any, nouns: Nouns, leaf: Leaf) -> None:
+    ci = leaf(nouns["create"], "instance", "instances:create",
+              "rent an offer and start an instance (optionally from a template)")
+    _create_instance_flags(ci)
+    cis = leaf(nouns["create"], "instances", "instances:create_many",
+               "rent several offers with one configuration")
+    _create_instance_flags(cis, bulk=True)
+
+    si = leaf(nouns["show"], "instances", "instances:show_all",
+              "your instances, with their address and port mappings")
+    si.add_argument("-q", "--quiet", action="store_true", help="print only the instance ids")
+    one = leaf(nouns["show"], "instance", "instances:show_one", "one instance in detail")
+    one.add_argument("id", type=int, help="instance id")
+    one.add_argument("-q", "--quiet", action="store_true", help="print only the id")
+
+    for verb, what in (("start", "start"), ("stop", "stop")):
+        p = leaf(nouns[verb], "instance", f"instances:{verb}_one", f"{what} an instance")
+        p.add_argument("id", type=int, help="instance id")
+        p = leaf(nouns[verb], "instances", f"instances:{verb}_many", f"{what} several instances")
+        p.add_argument("ids", type=int, nargs="+", help="instance ids")
+    p = leaf(nouns["reboot"], "instance", "instances:reboot", "restart an instance's container")
+    p.add_argument("id", type=int, help="instance id")
+    p = leaf(nouns["destroy"], "instance", "instances:destroy_one",
+             "destroy an instance and its data (asks first unless -y)")
+    p.add_argument("id", type=int, help="instance id")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p = leaf(nouns["destroy"], "instances", "instances:destroy_many",
+             "destroy several instances (asks first unless -y)")
+    p.add_argument("ids", type=int, nargs="+", help="instance ids")
+    p.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+    p = leaf(nouns["label"], "instance", "instances:label", "set an instance's label")
+    p.add_argument("id", type=int, help="instance id")
+    p.add_argument("label", help="the new label")
+    p = leaf(nouns["change"], "bid", "instances:change_bid", "change an interruptible bid")
+    p.add_argument("id", type=int, help="instance id")
+    p.add_argument("--price", type=float, help="new bid in $/hour")
+    p = leaf(nouns["update"], "instance", "instances:update",
+             "recreate an instance from another template or image")
+    p.add_argument("id", type=int, help="instance id")
+    p.add_argument("--template_id", "--template-id", dest="template_id", type=int,
+                   help="numeric template id")
+    p.add_argument("--template_hash_id", "--template-hash-id", dest="template_hash_id",
+                   help="template hash_id")
+    p.add_argument("--image", help="new Docker image")
+    p.add_argument("--args", help="new ENTRYPOINT arguments, as one string")
+    p.add_argument("--env", type=_json_object,
+                   help='new env as a JSON object, e.g. \'{"A": "1"}\'')
+    p.add_argument("--onstart", help="new onstart script")
+
+    lg = leaf(verbs, "logs", "instances:logs", "print an instance's logs")
+    lg.add_argument("id", type=int, help="instance id")
+    lg.add_argument("--tail", type=int, help="only the last N lines")
+    lg.add_argument("--filter", help="only lines containing this text")
+    lg.add_argument("--daemon-logs", "--daemon_logs", dest="daemon_logs", action="store_true",
+                    help="the machine daemon's log instead of the container's")
+
+
+def add_volume_commands(nouns: Nouns, leaf: Leaf) -> None:
+    sv = leaf(nouns["search"], "volumes", "volumes:search",
+              "search volume offers (disk space to rent), e.g. 'disk_space>=100'")
+    sv.add_argument("query", nargs="*", help="query: field op value ... (see docs/query-language.md)")
+    sv.add_argument("-n", "--no-default", dest="no_default", action="store_true",
+                    help="do not add the default filters verified, external=false, disk_space>=1")
+    sv.add_argument("--limit", type=int, help="at most this many offers")
+    sv.add_argument("--storage", type=float, default=1.0,
+                    help="GiB to include in the price (default 1)")
+    sv.add_argument("-o", "--order", default="score-",
+                    help="order, e.g. 'storage_cost,disk_space-' (default score-)")
+    cv = leaf(nouns["create"], "volume", "volumes:create", "rent a volume from a volume offer")
+    cv.add_argument("id", type=int, help="volume offer id (from 'search volumes')")
+    cv.add_argument("-s", "--size", type=float, default=15, help="size in GB (default 15)")
+    cv.add_argument("-n", "--name", help="a name for the volume")
+    shv = leaf(nouns["show"], "volumes", "volumes:show", "your volumes")
+    shv.add_argument("-t", "--type", default="all", choices=["local", "network", "all"],
+                     help="which volumes (default all)")
+    dv = leaf(nouns["delete"], "volume", "volumes:delete",
+              "delete a volume (destroy the instances using it first)")
+    dv.add_argument("id", type=int, help="volume id")
+
+
+def _json_object(text: str) -> dict:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON ({exc}); write e.g. '{{\"A\": \"1\"}}'") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError('must be a JSON object, e.g. \'{"A": "1"}\'')
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpuyard",
@@ -97,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
     cu.add_argument("--admin", action="store_true", help="make the user an administrator")
 
+    lf = admin_cmds.add_parser(
+        "load-fleet", help="register or update machines from a YAML fleet file",
+        description="Register the machines of a YAML fleet file (see docs/fleet.md). Loading "
+                    "the same file again updates the machines by hostname; it never duplicates.")
+    lf.set_defaults(handler="fleet:load_fleet")
+    lf.add_argument("file", help="the fleet file (YAML with a 'machines' list)")
+    lf.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+
     rt = admin_cmds.add_parser(
         "recommend-template", help="put a public template on the recommended list",
         description="Put a public template on the recommended list (searchable as "
@@ -106,40 +317,40 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--off", action="store_true", help="take it off the list")
     rt.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
 
-    create = verbs.add_parser("create", help="create a template")
-    create_nouns = create.add_subparsers(dest="noun", metavar="OBJECT", required=True)
-    ct = leaf(create_nouns, "template", "templates:create", "create a template")
+    nouns = {
+        verb: verbs.add_parser(verb, help=text, description=text).add_subparsers(
+            dest="noun", metavar="OBJECT", required=True)
+        for verb, text in VERBS.items()
+    }
+
+    ct = leaf(nouns["create"], "template", "templates:create", "create a template")
     _template_flags(ct, update=False)
 
-    search = verbs.add_parser("search", help="search templates")
-    search_nouns = search.add_subparsers(dest="noun", metavar="OBJECT", required=True)
-    st = leaf(search_nouns, "templates", "templates:search",
+    st = leaf(nouns["search"], "templates", "templates:search",
               "search your templates and public ones, e.g. 'count_created > 100 use_ssh == True'")
     st.add_argument("query", nargs="*", help="query: field op value ... (see docs/query-language.md)")
     st.add_argument("-o", "--order", help="order, e.g. 'count_created-,id' (- desc, + asc)")
     st.add_argument("--limit", type=int, help="at most this many rows")
 
-    update = verbs.add_parser("update", help="update a template")
-    update_nouns = update.add_subparsers(dest="noun", metavar="OBJECT", required=True)
-    ut = leaf(update_nouns, "template", "templates:update",
+    ut = leaf(nouns["update"], "template", "templates:update",
               "update a template by hash_id; only the options you give change")
     ut.add_argument("HASH_ID", help="the template's current hash_id")
     _template_flags(ut, update=True)
 
-    delete = verbs.add_parser("delete", help="delete a template")
-    delete_nouns = delete.add_subparsers(dest="noun", metavar="OBJECT", required=True)
-    dt = leaf(delete_nouns, "template", "templates:delete",
+    dt = leaf(nouns["delete"], "template", "templates:delete",
               "delete a template by --template-id or --hash-id")
     dt.add_argument("--template-id", "--template_id", dest="template_id", type=int,
                     help="numeric template id")
     dt.add_argument("--hash-id", "--hash_id", dest="hash_id", help="template hash_id")
 
-    show = verbs.add_parser("show", help="show the user, or a template's versions")
-    show_nouns = show.add_subparsers(dest="noun", metavar="OBJECT", required=True)
-    leaf(show_nouns, "user", "users:show_user", "show the current user")
-    sv = leaf(show_nouns, "template-versions", "templates:versions",
+    leaf(nouns["show"], "user", "users:show_user", "show the current user")
+    sv = leaf(nouns["show"], "template-versions", "templates:versions",
               "every version (hash) a template has had, newest first")
     sv.add_argument("template_id", help="numeric template id")
+
+    add_offer_commands(nouns, leaf)
+    add_instance_commands(verbs, nouns, leaf)
+    add_volume_commands(nouns, leaf)
 
     set_ = verbs.add_parser("set", help="save local settings")
     set_nouns = set_.add_subparsers(dest="noun", metavar="SETTING", required=True)

@@ -25,12 +25,8 @@ def when(epoch: float | None) -> str | None:
 
 
 def print_table(rows: Sequence[dict], columns: Sequence[tuple[str, str | Callable]]) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(soft_wrap=False)
-    if not console.is_terminal:
-        console = Console(soft_wrap=False, width=250)  # pipes and files: never wrap cells
     table = Table(show_lines=False, header_style="bold")
     for title, _ in columns:
         table.add_column(title, overflow="fold", no_wrap=title in NO_WRAP)
@@ -40,7 +36,35 @@ def print_table(rows: Sequence[dict], columns: Sequence[tuple[str, str | Callabl
             value = getter(row) if callable(getter) else row.get(getter)
             cells.append("-" if value is None else str(value))
         table.add_row(*cells)
-    console.print(table)
+    console().print(table)
+
+
+def console():
+    """A rich console for stdout that never wraps when writing to a pipe or a file."""
+    from rich.console import Console
+
+    out = Console(soft_wrap=False)
+    return out if out.is_terminal else Console(soft_wrap=False, width=250)
+
+
+def print_fields(obj: dict, fields: Sequence[tuple[str, str | Callable]]) -> None:
+    """One object as a two-column table: field, value (``None`` shown as ``-``)."""
+    from rich.table import Table
+
+    table = Table(show_header=False, box=None, padding=(0, 2, 0, 0))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for title, getter in fields:
+        value = getter(obj) if callable(getter) else obj.get(getter)
+        table.add_row(title, "-" if value is None else str(value))
+    console().print(table)
+
+
+def number(value: object, fmt: str = "{:.2f}", scale: float = 1.0) -> str | None:
+    """A numeric cell: formatted, or None (shown as -) when the value is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None if value is None else str(value)
+    return fmt.format(value * scale)
 
 
 def fail(msg: str) -> int:

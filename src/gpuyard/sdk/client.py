@@ -14,6 +14,8 @@ from typing import Any
 from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, parse_order, parse_query
 from gpuyard.sdk.config import resolve_api_key, resolve_url
 from gpuyard.sdk.http import Transport
+from gpuyard.sdk.instances import InstancesMixin
+from gpuyard.sdk.offers import OffersMixin
 from gpuyard.template_flags import fields_from_flags, login_repo
 
 DEFAULT_FILTERS = {"verified": {"eq": True}, "external": {"eq": False}, "rentable": {"eq": True}}
@@ -88,8 +90,11 @@ def _update_template_signature(
     """
 
 
-class VastAI:
-    """A client for a gpuyard server with the official ``VastAI`` SDK's method signatures."""
+class VastAI(InstancesMixin, OffersMixin):
+    """A client for a gpuyard server with the official ``VastAI`` SDK's method signatures.
+
+    Templates are here; instances are in :mod:`gpuyard.sdk.instances`, offers and volumes in
+    :mod:`gpuyard.sdk.offers`."""
 
     def __init__(self, api_key: str | None = None, server_url: str | None = None, **_ignored: Any):
         self.api_key = resolve_api_key(api_key)

@@ -22,6 +22,16 @@ class Transport:
     def close(self) -> None:
         self._client.close()
 
+    def fetch_text(self, url: str, timeout: float = 10.0) -> tuple[int, str]:
+        """GET an absolute URL the server handed out (a log ``result_url``) without the API key,
+        like the official client does; returns ``(status, text)``."""
+        try:
+            response = httpx.get(url, timeout=timeout,
+                                 headers={"User-Agent": f"gpuyard-sdk/{__version__}"})
+        except httpx.HTTPError as exc:
+            raise ConnectionFailed(f"cannot fetch {url}: {exc}") from None
+        return response.status_code, response.text
+
     def request(
         self,
         method: str,

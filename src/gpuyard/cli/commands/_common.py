@@ -27,3 +27,24 @@ def handles_errors(fn: Callable[[argparse.Namespace], int]) -> Callable[[argpars
             return fail(exc.msg)
 
     return wrapper
+
+
+def show_result(args: argparse.Namespace, result: dict, done: str) -> int:
+    """A command's answer: the JSON with --raw, else the line ``done``."""
+    from gpuyard.cli.output import print_json
+
+    if getattr(args, "raw", False):
+        print_json(result)
+    else:
+        print(done)
+    return 0
+
+
+def confirm(question: str) -> bool:
+    """Ask on stdin; anything but y/yes (or no stdin at all) means no."""
+    try:
+        answer = input(f"{question} [y/N] ")
+    except EOFError:
+        print()
+        return False
+    return answer.strip().lower() in ("y", "yes")

@@ -1,0 +1,21 @@
+"""admin load-fleet: register or update machines from a YAML fleet file (docs/fleet.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+from gpuyard.cli.output import fail
+
+
+def load_fleet(args: argparse.Namespace) -> int:
+    from gpuyard.cli.commands.server import _in_database
+    from gpuyard.errors import GpuyardError
+    from gpuyard.services import fleet
+
+    try:
+        machines = fleet.parse_fleet(fleet.read_fleet_file(args.file))  # checked before the db opens
+        result = _in_database(args.db, lambda s: fleet.apply_fleet(s, machines))
+    except GpuyardError as exc:
+        return fail(exc.msg)
+    print(result.summary())
+    return 0
