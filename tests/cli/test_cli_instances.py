@@ -250,3 +250,11 @@ def test_the_installed_command_rents_and_lists_instances(alice, fleet, tmp_path)
     assert listed.returncode == 0 and "ubuntu:22.04" in listed.stdout
     gone = gpuyard("destroy", "instance", "424242")  # no -y and no stdin: nothing happens
     assert gone.returncode == 1 and "Aborted." in gone.stdout
+
+
+def test_without_disk_the_templates_recommended_disk_applies(run):
+    t = raw(run, "create", "template", "--name", "big", "--image", "busybox", "--disk_space", "30")
+    iid = launched(run, "--template_hash", t["template"]["hash_id"])
+    assert raw(run, "show", "instance", str(iid))["disk_space"] == 30.0
+    other = launched(run, "--template_hash", t["template"]["hash_id"], "--disk", "12")
+    assert raw(run, "show", "instance", str(other))["disk_space"] == 12.0

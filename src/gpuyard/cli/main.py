@@ -116,7 +116,8 @@ def _create_instance_flags(p: argparse.ArgumentParser, bulk: bool = False) -> No
                    help="start from this template (its hash_id); other options override it")
     p.add_argument("--image", help="Docker image, e.g. vllm/vllm-openai:latest "
                                    "(overrides the template's)")
-    p.add_argument("--disk", type=float, default=10, help="local disk in GB (default 10)")
+    p.add_argument("--disk", type=float, default=None,
+                   help="local disk in GB (default: the template's recommended disk space, else 10)")
     p.add_argument("--env", help="env and ports as Docker flags, e.g. '-e A=1 -p 8000:8000' "
                                  "(merged into the template's env)")
     p.add_argument("--label", help="a label for the instance")

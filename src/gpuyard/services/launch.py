@@ -20,8 +20,8 @@ import shlex
 from typing import Any
 
 from gpuyard.envspec import EnvSpec, env_pairs, merge_env, parse_any, parse_env, render_env
-from gpuyard.errors import InvalidInput, QueryError
-from gpuyard.query import OFFER_FIELDS, normalize_query, parse_query
+from gpuyard.errors import InvalidInput
+from gpuyard.services.template_content import normalize_filters
 
 OFFICIAL_KEYS = (
     "client_id", "image", "env", "price", "disk", "label", "extra", "onstart", "image_login",
@@ -85,17 +85,6 @@ def _args(body: dict[str, Any]) -> list[str] | None:
     return args
 
 
-def _filters(value: Any) -> dict[str, Any]:
-    if value in (None, "", {}):
-        return {}
-    try:
-        if isinstance(value, str):
-            value = parse_query(value, OFFER_FIELDS)
-        return normalize_query(value, OFFER_FIELDS)
-    except QueryError as exc:
-        raise QueryError(f"extra_filters: {exc.msg}", clause=exc.clause) from None
-
-
 def read_request(body: dict[str, Any]) -> dict[str, Any]:
     """Check a create-instance body and return its values, typed (absent keys are None)."""
     unknown = sorted(set(body) - set(REQUEST_KEYS))
@@ -151,7 +140,7 @@ def read_request(body: dict[str, Any]) -> dict[str, Any]:
         "args": _args(body),
         "volume_info": volume_info,
         "target_state": target or "running",
-        "extra_filters": _filters(body.get("extra_filters")),
+        "extra_filters": normalize_filters(body.get("extra_filters")),
         "dry_run": bool(_flag(body, "dry_run")),
     }
 

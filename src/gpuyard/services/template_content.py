@@ -74,7 +74,8 @@ def _disk(value: Any) -> float | None:
     return disk
 
 
-def _filters(value: Any) -> dict:
+def normalize_filters(value: Any) -> dict:
+    """Offer filters (text or dict form) checked and typed, as templates and launches store them."""
     if value is None or value == "":
         return {}
     try:
@@ -112,7 +113,7 @@ def normalize_field(key: str, value: Any) -> Any:
             raise InvalidInput(f"runtype must be one of {', '.join(RUNTYPES)}, not {value!r}")
         return value
     if key == "extra_filters":
-        return _filters(value)
+        return normalize_filters(value)
     if key == "recommended_disk_space":
         return _disk(value)
     raise InvalidInput(f"{key} is not a template field")
