@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, or_, true
+from sqlalchemy import BigInteger, ColumnElement, false, literal, or_, true
 from sqlalchemy.sql import operators
 
 from gpuyard.errors import QueryError
@@ -63,8 +63,21 @@ def _lookup(field: str, columns: Mapping[str, Any], what: str) -> Any:
         ) from None
 
 
+_INT32 = range(-(2**31), 2**31)
+
+
+def _wide(value: Any) -> Any:
+    """Whole numbers beyond 32 bits as 64-bit parameters: PostgreSQL rejects them as INTEGER
+    parameters ("integer out of range") but compares an INTEGER column with a BIGINT one fine,
+    so ``id = 10**12`` simply matches nothing, as it does on SQLite."""
+    if isinstance(value, int) and not isinstance(value, bool) and value not in _INT32:
+        return literal(value, BigInteger)
+    return value
+
+
 def compare(column: Any, op: str, value: Any) -> Condition:
     """One ``column op value`` condition with the semantics in the module docstring."""
+    value = [_wide(v) for v in value] if isinstance(value, list) else _wide(value)
     if op == "eq":
         return column.is_(None) if value is None else column == value
     if op == "neq":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gpuyard.errors import InvalidInput
+from gpuyard.errors import InvalidInput, NotFound
 
 HASH_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -43,8 +43,13 @@ def require_hash(value: Any, where: str) -> str:
     return value.strip().lower()
 
 
+#: Ids are 32-bit integer columns (PostgreSQL INTEGER); anything larger names nothing.
+MAX_ID = 2**31 - 1
+
+
 def require_id(value: Any, where: str) -> int:
-    """A numeric template id; a hash here is a 400 that says so."""
+    """A numeric id (of a template, offer, instance …); a template hash here is a 400 that
+    says so; a number no row can have is a 404."""
     if looks_like_hash(value):
         raise InvalidInput(
             f"{where} takes the numeric template id (e.g. 334548), but {value!r} is a hash_id. "
@@ -53,10 +58,10 @@ def require_id(value: Any, where: str) -> int:
         )
     if not looks_like_id(value):
         raise InvalidInput(
-            f"{where} takes a numeric template id such as 334548, not {value!r}",
+            f"{where} takes a numeric id such as 334548, not {value!r}",
             code="template_id_expected",
         )
     number = int(value)
-    if number < 1 or number > 2**62:
-        raise InvalidInput(f"{where}: {number} is not a valid template id")
+    if number < 1 or number > MAX_ID:
+        raise NotFound(f"{where}: there is no {number} (ids are 1 to {MAX_ID})", "not_found")
     return number

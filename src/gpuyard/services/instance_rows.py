@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from gpuyard.errors import InvalidInput
+from gpuyard.errors import InvalidInput, NotFound
 from gpuyard.query import normalize_limit, normalize_order, normalize_query
 from gpuyard.query.fields import INSTANCE_FIELDS
 from gpuyard.query.sql import compile_order, compile_where
@@ -256,7 +256,10 @@ def _select_cols(cols: Any) -> list[str] | None:
 def get_instance(session: Session, user: User, ref: Any) -> dict[str, Any] | None:
     """One of the caller's instances, or None (the official client expects null, not an error,
     for ``GET /api/v0/instances/{id}/``)."""
-    instance_id = require_id(ref, "instance id")
+    try:
+        instance_id = require_id(ref, "instance id")
+    except NotFound:
+        return None
     inst = session.get(Instance, instance_id)
     if inst is None or inst.owner_id != user.id or inst.destroyed_at is not None:
         return None

@@ -30,6 +30,7 @@ from gpuyard.query import (
 from gpuyard.query.sql import compile_order, compile_where
 from gpuyard.query.validate import parse_number, show
 from gpuyard.services.allocation import GPU, VOLUME
+from gpuyard.services.identifiers import MAX_ID
 from gpuyard.services.offer_columns import offer_columns, row_extras, volume_columns
 from gpuyard.store.models import Ask, Machine, User
 
@@ -272,7 +273,7 @@ def _ask_id(value: Any) -> int:
     else:
         raise InvalidInput(f"an offer id is a whole number from 'search offers', not {show(value)}",
                            "invalid_offer_id")
-    if not 0 < number < 2**62:
+    if not 0 < number <= MAX_ID:
         raise NotFound(f"offer {number} not found: use an id from 'search offers'", "offer_not_found")
     return number
 

@@ -28,7 +28,7 @@ from gpuyard.store.models import Ask, Instance, Machine, User, Volume
 DEFAULT_SIZE = 15  # GB, as the official client
 MAX_NAME = 200
 MAX_MOUNT_PATH = 1000
-MAX_ID = 2**62
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 TYPES = ("all_volume", "local_volume", "network_volume")
 CREATE_KEYS = ("size", "id", "name")
 LAUNCH_KEYS = ("mount_path", "create_new", "volume_id", "name", "size")
