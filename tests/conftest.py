@@ -57,9 +57,14 @@ def _empty_database(request: pytest.FixtureRequest) -> None:
     if "app" not in request.fixturenames:
         return
     application = request.getfixturevalue("app")
+    background = application.state.reconciler  # it writes instance rows: pause it meanwhile
+    running = background._thread is not None
+    background.stop()
     with application.state.engine.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
             conn.execute(table.delete())
+    if running:
+        background.start()
 
 
 @pytest.fixture(scope="session")

@@ -75,9 +75,18 @@ class RateLimited(GpuyardError):
     default_code = "rate_limited"
 
 
+class Unavailable(GpuyardError):
+    """Something gpuyard depends on (a machine's container engine) cannot be reached."""
+
+    kind = "unavailable"
+    status = 503
+    default_code = "unavailable"
+
+
 BY_STATUS: dict[int, type[GpuyardError]] = {
     cls.status: cls
-    for cls in (InvalidInput, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, RateLimited)
+    for cls in (InvalidInput, Unauthorized, Forbidden, NotFound, Conflict, Unprocessable, RateLimited,
+                Unavailable)
 }
 
 

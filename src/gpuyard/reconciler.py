@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from gpuyard.store.models import Instance, InstanceEvent, Machine, Volume
 
 log = logging.getLogger("gpuyard.reconciler")
 RETRY_AFTER_FAILURE = 15.0
+ORPHAN_MIN_AGE = 60.0  # a container younger than this may belong to a create in flight
 FULL_SWEEP_EVERY = 10.0
 
 
@@ -41,6 +43,7 @@ class Snapshot:
     actual: str
     status_msg: str | None
     outbid_msg: str | None
+    volume_id: int | None
     spec: LaunchSpec
 
 
@@ -62,9 +65,12 @@ def launch_spec(inst: Instance, machine: Machine, volume: Volume | None) -> Laun
         gpus=tuple(gpu_list(inst.gpus)),
         gpu_name=machine.gpu_name,
         image_login=inst.image_login,
-        volume_ref=(volume.runtime_ref or f"gpuyard-vol-{volume.id}") if volume else None,
+        volume_ref=(volume.runtime_ref or f"gpuyard-vol{volume.id}-{uuid.uuid4().hex[:8]}")
+        if volume else None,
         volume_mount=inst.volume_mount if volume else None,
         docker_url=machine.docker_url,
+        gpu_runtime=(machine.specs or {}).get("gpu_runtime"),
+        public_ip=machine.public_ipaddr or machine.hostname,
     )
 
 
@@ -123,17 +129,21 @@ class Reconciler:
                 actual=inst.actual_status,
                 status_msg=inst.status_msg,
                 outbid_msg=inst.outbid_msg,
+                volume_id=inst.volume_id,
                 spec=launch_spec(inst, machine, volume),
             )
 
-    def runtime_for(self, name: str) -> Runtime:
+    def runtime_for(self, name: str, endpoint: str | None = None) -> Runtime:
+        """The runtime called ``name``; for one with several engines (docker), the one at
+        ``endpoint`` (the machine's docker_url, else the runtime's default)."""
         runtime = self.runtimes.get(name)
         if runtime is None:
             raise RuntimeError_(
                 f"the {name} runtime is not available on this server (available: "
-                f"{', '.join(sorted(self.runtimes))})"
+                f"{', '.join(sorted(self.runtimes))}); start the server with --runtime {name}"
             )
-        return runtime
+        at = getattr(runtime, "at", None)
+        return at(endpoint) if at is not None else runtime
 
     def reconcile(self, instance_id: int) -> None:
         with self._lock(instance_id):
@@ -142,7 +152,7 @@ class Reconciler:
                 return
             events: list[str] = []
             try:
-                runtime = self.runtime_for(snap.runtime)
+                runtime = self.runtime_for(snap.runtime, snap.spec.docker_url)
                 if snap.destroyed:
                     if snap.ref:
                         runtime.destroy(snap.ref)
@@ -170,6 +180,10 @@ class Reconciler:
             runtime.destroy(ref)
             events.append("recreating with the updated configuration")
             state, ref = RuntimeState("missing", None, None), None
+        if state.status == "exited" and (state.msg or "").startswith("error") and snap.pending == "start":
+            runtime.destroy(ref)  # it never ran: a start makes it again
+            events.append("trying again after the error")
+            state, ref = RuntimeState("missing", None, None), None
         if state.status == "missing":
             if not snap.want_running:
                 return RuntimeState("stopped", None, None)
@@ -195,6 +209,8 @@ class Reconciler:
         self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False
     ) -> None:
         status = "stopped" if state.status == "missing" else state.status
+        if status == "exited" and not snap.want_running and not (state.msg or "").startswith("error"):
+            status = "stopped"  # it ended because it was stopped
         with transaction(self.sessions) as session:
             inst = session.get(Instance, snap.instance_id, with_for_update=True)
             if inst is None:
@@ -215,6 +231,10 @@ class Reconciler:
                     msg = "stopped"
                 inst.status_msg = msg
                 inst.cur_state = "running" if status in ("running", "loading") else "stopped"
+            if snap.volume_id and state.ref and snap.spec.volume_ref:
+                volume = session.get(Volume, snap.volume_id)
+                if volume is not None and volume.runtime_ref is None:
+                    volume.runtime_ref = snap.spec.volume_ref
             if inst.applied_generation < snap.generation:
                 inst.applied_generation = snap.generation
             inst.updated_at = now if status != snap.actual else inst.updated_at
@@ -244,6 +264,8 @@ class Reconciler:
             else:
                 stmt = stmt.where(_needs_work())
             ids = list(session.scalars(stmt.order_by(Instance.id)))
+        if everything:
+            self.collect_garbage()
         now = time.monotonic()
         done = 0
         for instance_id in ids:
@@ -254,11 +276,63 @@ class Reconciler:
             done += 1
         return done
 
-    def logs(self, runtime_name: str, ref: str | None, tail: int | None) -> str:
+    # -- leftovers -----------------------------------------------------------------------------
+    def collect_garbage(self, min_age: float = ORPHAN_MIN_AGE) -> None:
+        """Remove what runtimes hold for nothing: containers of engines this server uses that no
+        instance row names (made just before a crash, or whose row is gone), and the engine
+        volumes of deleted volumes."""
+        with transaction(self.sessions, write=False) as session:
+            refs = set(session.scalars(select(Instance.runtime_ref).where(Instance.runtime_ref.is_not(None))))
+            endpoints = set(session.scalars(
+                select(Machine.docker_url).where(or_(Machine.runtime == "docker",
+                                                     Machine.id.in_(select(Instance.machine_id).where(
+                                                         Instance.runtime == "docker"))))
+            ))
+            dead_volumes = [
+                (v.id, v.runtime_ref, m.docker_url, m.runtime)
+                for v, m in session.execute(
+                    select(Volume, Machine).join(Machine, Machine.id == Volume.machine_id).where(
+                        Volume.deleted_at.is_not(None), Volume.runtime_ref.is_not(None)))
+            ]
+        for endpoint in endpoints:
+            try:
+                engine = self.runtime_for("docker", endpoint)
+            except RuntimeError_:
+                continue
+            owned = getattr(engine, "owned", None)
+            if owned is None:
+                continue
+            try:
+                found = owned()
+            except RuntimeError_ as exc:
+                log.warning("cannot list containers at %s: %s", endpoint, exc.msg)
+                continue
+            now = time.time()
+            for name, created in found.items():
+                if name in refs or engine.busy(name) or now - created < min_age:
+                    continue
+                log.info("removing orphan container %s at %s", name, endpoint)
+                engine.destroy(name)
+        for volume_id, ref, endpoint, runtime_name in dead_volumes:
+            try:
+                runtime = self.runtime_for(runtime_name or "docker", endpoint)
+                remove = getattr(runtime, "remove_volume", None)
+                if remove is not None:
+                    remove(ref)
+            except RuntimeError_ as exc:
+                log.warning("cannot remove volume %s: %s", ref, exc.msg)
+                continue
+            with transaction(self.sessions) as session:
+                volume = session.get(Volume, volume_id)
+                if volume is not None:
+                    volume.runtime_ref = None
+
+    def logs(self, runtime_name: str, ref: str | None, tail: int | None,
+             endpoint: str | None = None) -> str:
         if not ref:
             return ""
         try:
-            return self.runtime_for(runtime_name).logs(ref, tail)
+            return self.runtime_for(runtime_name, endpoint).logs(ref, tail)
         except RuntimeError_ as exc:
             return f"(logs unavailable: {exc.msg})\n"
 

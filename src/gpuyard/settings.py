@@ -8,7 +8,7 @@ from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8686
-RUNTIMES = ("simulated",)
+RUNTIMES = ("simulated", "docker")
 
 
 def data_dir() -> Path:
@@ -27,6 +27,8 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     runtime: str = "simulated"
+    # The Docker Engine for docker machines that name no docker_url (DOCKER_HOST by default).
+    docker_url: str | None = None
     # Searches return at most this many rows when the caller gives no limit.
     default_search_limit: int = 1000
     max_search_limit: int = 10000
@@ -43,6 +45,7 @@ class Settings:
         port: int | None = None,
         runtime: str | None = None,
         sim_boot_seconds: float | None = None,
+        docker_url: str | None = None,
     ) -> Settings:
         """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
         return cls(
@@ -50,6 +53,7 @@ class Settings:
             host=host or DEFAULT_HOST,
             port=port or DEFAULT_PORT,
             runtime=runtime or "simulated",
+            docker_url=docker_url or os.environ.get("DOCKER_HOST") or None,
             sim_boot_seconds=(
                 sim_boot_seconds
                 if sim_boot_seconds is not None

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -104,6 +105,73 @@ def test_create_wait_follows_the_instance_until_it_runs(run):
     assert code == 0, err
     assert "running" in out and "is running." in out
     assert "→ 8000/tcp" in out and "10.0.0.5:" in out  # where to reach it
+
+
+PULL_ROWS = [
+    {"actual_status": "loading", "status_msg": "pulling vllm/vllm-openai:latest: 0% (0 of 2.6 GB)"},
+    {"actual_status": "loading", "status_msg": "pulling vllm/vllm-openai:latest: 3% (0.1 of 2.6 GB)"},
+    {"actual_status": "loading", "status_msg": "pulling vllm/vllm-openai:latest: 45% (1.2 of 2.6 GB)"},
+    {"actual_status": "loading", "status_msg": "pulling vllm/vllm-openai:latest: 100% (2.6 of 2.6 GB)"},
+    {"actual_status": "loading", "status_msg": "starting container"},
+    {"actual_status": "running", "status_msg": "running", "public_ipaddr": "10.0.0.5",
+     "ports": {"8000/tcp": [{"HostIp": "0.0.0.0", "HostPort": "40001"}]}},
+]
+
+
+@pytest.fixture
+def scripted_pull(monkeypatch):
+    """``show_instance`` answers PULL_ROWS one poll after the other (then the last one), with no
+    pause between polls."""
+    import types
+
+    import gpuyard.sdk.instances as sdk_instances
+    from gpuyard.sdk.client import VastAI
+
+    rows = iter(PULL_ROWS)
+    last: dict = {}
+
+    def show_instance(self, id):
+        nonlocal last
+        last = {"id": id, "intended_status": "running", **next(rows, last)}
+        return last
+
+    monkeypatch.setattr(VastAI, "show_instance", show_instance)
+    fake_time = types.SimpleNamespace(sleep=lambda s: None, monotonic=time.monotonic, time=time.time)
+    monkeypatch.setattr(sdk_instances, "time", fake_time)
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_create_wait_shows_the_image_pull_as_plain_lines_without_a_terminal(run, scripted_pull):
+    code, out, err = run("create", "instance", str(offer_id(run)), "--image", "vllm/vllm-openai",
+                         "--wait", "--timeout", "30")
+    assert code == 0, err
+    lines = out.splitlines()
+    pulls = [line for line in lines if "pulling vllm/vllm-openai:latest" in line]
+    # 3% is within 10 points of the line before it: no line of its own
+    assert [p.split(": ", 2)[-1] for p in pulls] == ["0% (0 of 2.6 GB)", "45% (1.2 of 2.6 GB)",
+                                                    "100% (2.6 of 2.6 GB)"]
+    assert any(line.endswith("loading: starting container") for line in lines)
+    assert any(line.endswith(" running") for line in lines) and "is running." in out
+    assert "10.0.0.5:40001 → 8000/tcp" in out
+    assert "\x1b" not in out + err and "\r" not in out + err
+
+
+def test_create_wait_draws_a_progress_bar_on_a_terminal(run, scripted_pull, monkeypatch):
+    from rich.console import Console
+
+    screen = io.StringIO()
+    monkeypatch.setattr("gpuyard.cli.output.console",
+                        lambda: Console(file=screen, force_terminal=True, width=120))
+    code, out, err = run("create", "instance", str(offer_id(run)), "--image", "vllm/vllm-openai",
+                         "--wait", "--timeout", "30")
+    assert code == 0, err
+    drawn = screen.getvalue()
+    assert "\x1b[" in drawn and "━" in drawn  # a live bar, redrawn in place
+    for shown in ("0%", "3%", "45%", "100%", "1.2 of 2.6 GB"):
+        assert shown in drawn
+    assert "starting container" in drawn and "running" in drawn
+    assert "is running." in out
 
 
 def test_create_with_a_malformed_env_exits_1_and_says_how_to_fix_it(run):

@@ -12,9 +12,11 @@ import gpuyard
 from gpuyard.api.errors import install_error_handlers
 from gpuyard.api.routes import instances, meta, offers, templates, users, volumes
 from gpuyard.reconciler import Reconciler
+from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
+from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
-from gpuyard.store.db import make_engine, make_sessionmaker, migrate
+from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
 
 
 class StripTrailingSlash:
@@ -57,7 +59,12 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.version = gpuyard.__version__
-    app.state.runtimes = {"simulated": SimulatedRuntime(boot_seconds=settings.sim_boot_seconds)}
+    with transaction(app.state.sessions) as session:
+        app.state.installation = installation_id(session)
+    app.state.runtimes = {
+        "simulated": SimulatedRuntime(boot_seconds=settings.sim_boot_seconds),
+        "docker": DockerRuntime(settings.docker_url, installation=app.state.installation),
+    }
     app.state.reconciler = Reconciler(
         app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
     )

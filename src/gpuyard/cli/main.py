@@ -286,8 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8686, help="port to listen on (8686)")
     serve.add_argument("--db", help="SQLAlchemy database URL (default: GPUYARD_DB, or a SQLite "
                                     "file in $XDG_DATA_HOME/gpuyard)")
-    serve.add_argument("--runtime", choices=["simulated"], default="simulated",
-                       help="default instance runtime")
+    serve.add_argument("--runtime", choices=["simulated", "docker"], default="simulated",
+                       help="runtime for machines whose fleet entry names none (default simulated)")
+    serve.add_argument("--docker-url", dest="docker_url",
+                       help="Docker Engine URL for docker machines without their own docker_url "
+                            "(default: DOCKER_HOST), e.g. unix:///var/run/docker.sock")
     serve.add_argument("--demo", action="store_true",
                        help="seed demo data and print a ready API key")
 

@@ -34,6 +34,8 @@ class LaunchSpec:
     volume_ref: str | None = None
     volume_mount: str | None = None
     docker_url: str | None = None
+    gpu_runtime: str | None = None  # "nvidia", "cdi" or "none" (docker runtime)
+    public_ip: str | None = None
 
     @property
     def image_uuid(self) -> str:

@@ -26,6 +26,8 @@ from gpuyard.services.gpu_models import canonical_name, default_specs
 from gpuyard.store.models import Ask, Machine
 
 RUNTIMES = ("simulated", "docker")
+GPU_RUNTIMES = ("nvidia", "cdi", "none")
+DOCKER_SCHEMES = ("unix://", "ssh://", "tcp://", "npipe://")
 MAX_GPUS = 64  # ask rows name GPUs as "0,1,…" in a 200-character column
 DAY = 86400.0
 
@@ -63,7 +65,8 @@ SPEC_KEYS: dict[str, str] = {
         "gpu_max_power gpu_max_temp inet_up_cost inet_down_cost".split(), "number"),
     **dict.fromkeys("pci_gen compute_cap".split(), "int"),
     **dict.fromkeys(
-        "driver_version cpu_name cpu_arch disk_name gpu_arch ubuntu_version mobo_name".split(), "str"),
+        "driver_version cpu_name cpu_arch disk_name gpu_arch ubuntu_version mobo_name "
+        "gpu_runtime".split(), "str"),
     **dict.fromkeys("has_avx static_ip vms_enabled datacenter".split(), "bool"),
 }
 ALL_KEYS = sorted({**COLUMN_KEYS, **OTHER_KEYS, **SPEC_KEYS})
@@ -164,6 +167,13 @@ def _check_rules(where: str, m: dict[str, Any]) -> None:
         raise _fail(where, "reliability", f"must be between 0 and 1, got {m['reliability']}")
     if m["runtime"] is not None and m["runtime"] not in RUNTIMES:
         raise _fail(where, "runtime", f"must be one of {', '.join(RUNTIMES)}, got {m['runtime']!r}")
+    if m["specs"]["gpu_runtime"] not in GPU_RUNTIMES:
+        raise _fail(where, "gpu_runtime", f"must be one of {', '.join(GPU_RUNTIMES)} (how a docker "
+                    f"machine hands GPUs to containers), got {m['specs']['gpu_runtime']!r}")
+    url = m["docker_url"]
+    if url is not None and not url.startswith(DOCKER_SCHEMES):
+        raise _fail(where, "docker_url", "must start with unix://, ssh:// or tcp:// (e.g. "
+                    f"unix:///var/run/docker.sock), got {url!r}")
     start, count = m["direct_port_start"], m["direct_port_count"]
     if not 1 <= start <= 65535 or start + count - 1 > 65535:
         raise _fail(where, "direct_port_start",
@@ -203,6 +213,7 @@ def parse_machine(index: int, entry: Any) -> dict[str, Any]:
             out[key] = _check_value(where, key, kind, value)
     out["gpu_name"] = canonical_name(out["gpu_name"])
     specs = default_specs(out["gpu_name"])
+    specs["gpu_runtime"] = "nvidia"
     for key, kind in SPEC_KEYS.items():
         if entry.get(key) is not None:
             specs[key] = _check_value(where, key, kind, entry[key])

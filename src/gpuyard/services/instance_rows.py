@@ -191,7 +191,7 @@ def _order(order: Any) -> list[tuple[str, str]]:
         return [("id", "asc")]
     if isinstance(order, list) and all(isinstance(o, dict) for o in order):
         order = [[o.get("col"), o.get("dir", "asc")] for o in order]
-    return normalize_order(order, INSTANCE_FIELDS)
+    return normalize_order(order, INSTANCE_FIELDS) or [("id", "asc")]
 
 
 def list_instances(session: Session, user: User, args: dict[str, Any]) -> dict[str, Any]:

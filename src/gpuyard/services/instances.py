@@ -27,6 +27,9 @@ class Outcome:
 
     instance_id: int | None = None
     machine_ids: set[int] = field(default_factory=set)
+    # The instances whose runtime must act now (the ones changed, and bids the change preempted
+    # or released); the background sweep would get to them too, just later.
+    instance_ids: set[int] = field(default_factory=set)
     launch: dict[str, Any] | None = None
     msg: str = ""
 
@@ -217,7 +220,7 @@ def create_instance(
         )
         session.add(inst)
         session.flush()
-        _holdings, _changed = allocation.refresh_machine(session, machine)
+        _holdings, changed = allocation.refresh_machine(session, machine)
         preview = None
         if request["dry_run"]:
             from gpuyard.services.instance_rows import instance_row
@@ -230,6 +233,7 @@ def create_instance(
     return Outcome(
         instance_id=inst.id,
         machine_ids={machine.id},
+        instance_ids={inst.id, *(i.id for i in changed)},
         msg=f"Instance {inst.id} created on machine {machine.id} ({len(gpus)}× {machine.gpu_name})",
     )
 
@@ -271,9 +275,13 @@ def _ids(value: Any, key: str) -> list[int]:
     return sorted({require_id(v, key) for v in value})
 
 
-def _refresh(session: Session, machine_ids: set[int]) -> None:
+def _refresh(session: Session, machine_ids: set[int]) -> set[int]:
+    """Re-allocate machines; the ids of instances whose bid verdict changed."""
+    changed: set[int] = set()
     for machine_id in sorted(machine_ids):
-        allocation.refresh_machine(session, allocation.lock_machine(session, machine_id))
+        _holdings, moved = allocation.refresh_machine(session, allocation.lock_machine(session, machine_id))
+        changed.update(i.id for i in moved)
+    return changed
 
 
 def set_state(session: Session, user: User, refs: list[Any], state: Any) -> Outcome:
@@ -289,7 +297,7 @@ def set_state(session: Session, user: User, refs: list[Any], state: Any) -> Outc
         if state == "running":  # start it even if it had exited on its own
             inst.launch = {**(inst.launch or {}), "pending": "start"}
             inst.generation += 1
-    _refresh(session, out.machine_ids)
+    out.instance_ids = {i.id for i in targets} | _refresh(session, out.machine_ids)
     word = "starting" if state == "running" else "stopping"
     out.msg = f"{word} instance(s) {', '.join(str(i.id) for i in targets)}"
     return out
@@ -334,8 +342,9 @@ def reboot(session: Session, user: User, ref: Any) -> Outcome:
     inst.generation += 1
     inst.intended_status = inst.cur_state = "running"
     inst.updated_at = time.time()
-    _refresh(session, {inst.machine_id})
-    return Outcome(instance_id=inst.id, machine_ids={inst.machine_id}, msg=f"rebooting instance {inst.id}")
+    changed = _refresh(session, {inst.machine_id})
+    return Outcome(instance_id=inst.id, machine_ids={inst.machine_id}, instance_ids={inst.id} | changed,
+                   msg=f"rebooting instance {inst.id}")
 
 
 def destroy(session: Session, user: User, refs: list[Any]) -> Outcome:
@@ -347,7 +356,7 @@ def destroy(session: Session, user: User, refs: list[Any]) -> Outcome:
         inst.status_msg = "destroying"
         inst.updated_at = now
     out = Outcome(machine_ids={i.machine_id for i in targets})
-    _refresh(session, out.machine_ids)
+    out.instance_ids = {i.id for i in targets} | _refresh(session, out.machine_ids)
     out.msg = f"destroying instance(s) {', '.join(str(i.id) for i in targets)}"
     return out
 
@@ -377,10 +386,10 @@ def change_bid(session: Session, user: User, ref: Any, body: dict[str, Any]) -> 
         )
     inst.bid_price = price
     inst.updated_at = time.time()
-    allocation.refresh_machine(session, machine)
+    _holdings, moved = allocation.refresh_machine(session, machine)
     state = "outbid, waiting for its GPUs" if inst.outbid else "holding its GPUs"
     return Outcome(
-        instance_id=inst.id, machine_ids={machine.id},
+        instance_id=inst.id, machine_ids={machine.id}, instance_ids={inst.id, *(i.id for i in moved)},
         msg=f"bid of instance {inst.id} is now ${price:g}/hour ({state})",
     )
 
@@ -418,7 +427,7 @@ def update_from_template(session: Session, user: User, ref: Any, body: dict[str,
     inst.launch = {**(inst.launch or {}), "pending": "recreate"}
     inst.generation += 1
     inst.updated_at = time.time()
-    return Outcome(instance_id=inst.id, machine_ids={machine.id},
+    return Outcome(instance_id=inst.id, machine_ids={machine.id}, instance_ids={inst.id},
                    msg=f"instance {inst.id} updated; it restarts with {merged['image_uuid']}")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -139,7 +140,9 @@ class Machine(Base):
     public_ipaddr: Mapped[str | None] = mapped_column(String(100))
     end_date: Mapped[float | None] = mapped_column(Float)  # listed until (epoch seconds)
     # Hardware details with defaults derived from the GPU model (see services/fleet.py).
-    specs: Mapped[dict] = mapped_column(JSON, default=dict)
+    # JSONB on PostgreSQL: offer searches read ~25 of these keys per row, and plain JSON is
+    # re-parsed from text on every read (bench/README.md).
+    specs: Mapped[dict] = mapped_column(JSON().with_variant(JSONB(), "postgresql"), default=dict)
     listed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
@@ -258,3 +261,13 @@ class LogRequest(Base):
     instance_id: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class ServerSetting(Base):
+    """Facts about this gpuyard installation, e.g. its ``installation_id`` (the label that tells
+    its containers from those of other gpuyard servers sharing an engine)."""
+
+    __tablename__ = "server_settings"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

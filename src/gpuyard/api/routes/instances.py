@@ -14,9 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from gpuyard.api.deps import call, call_public
+from gpuyard.api.deps import call, call_public, call_read
 from gpuyard.api.wire import json_body, query_args
-from gpuyard.errors import InvalidInput, NotFound
+from gpuyard.errors import InvalidInput, NotFound, Unavailable
 from gpuyard.services import instance_rows as rows
 from gpuyard.services import instances as svc
 from gpuyard.store.models import InstanceEvent, LogRequest
@@ -26,9 +26,12 @@ LOG_TTL = 600.0
 
 
 async def _settle(request: Request, outcome: svc.Outcome) -> None:
-    if outcome.machine_ids:
-        await run_in_threadpool(request.app.state.reconciler.reconcile_machines, outcome.machine_ids)
-    request.app.state.reconciler.wake()
+    """Bring the runtime in line for what the change touched before answering (preempted bids
+    stop now, not at the next sweep)."""
+    reconciler = request.app.state.reconciler
+    for instance_id in sorted(outcome.instance_ids):
+        await run_in_threadpool(reconciler.reconcile, instance_id)
+    reconciler.wake()
 
 
 @router.put("/api/v0/asks/{ask_id}")
@@ -40,7 +43,25 @@ async def create_instance(request: Request, ask_id: str):
         return {"success": True, "dry_run": True, "launch": outcome.launch,
                 "msg": "dry run: nothing was rented"}
     await _settle(request, outcome)
+    await _undo_if_unreachable(request, outcome.instance_id)
     return {"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg}
+
+
+async def _undo_if_unreachable(request: Request, instance_id: int | None) -> None:
+    """A machine whose engine cannot be reached gets no instance: the rental is undone and the
+    caller gets a 503 saying why (instead of an instance that can never start)."""
+    if instance_id is None:
+        return
+    row = await call_read(request, rows.get_instance, instance_id)
+    msg = (row or {}).get("status_msg") or ""
+    if row and row["actual_status"] == "exited" and "unreachable" in msg and msg.startswith("error"):
+        outcome = await call(request, svc.destroy, [instance_id])
+        await _settle(request, outcome)
+        raise Unavailable(
+            f"machine {row['machine_id']} cannot run instances right now ({msg[7:]}); nothing was "
+            "rented. Try another offer, or ask the operator to check the machine's engine",
+            "engine_unavailable",
+        )
 
 
 @router.post("/api/v0/asks/bulk")
@@ -185,7 +206,9 @@ def _log_target(session, user, instance_id: str, daemon: bool) -> dict[str, Any]
             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(e.at))} {e.text}"
             for e in session.query(InstanceEvent).filter_by(instance_id=inst.id).order_by(InstanceEvent.id)
         ]
-    return {"id": inst.id, "runtime": inst.runtime, "ref": inst.runtime_ref, "events": events}
+    machine = svc.machine_of(session, inst)
+    return {"id": inst.id, "runtime": inst.runtime, "ref": inst.runtime_ref, "events": events,
+            "endpoint": machine.docker_url}
 
 
 def _store_logs(session, _user, instance_id: int, text: str) -> str:
@@ -209,7 +232,9 @@ async def request_logs(request: Request, instance_id: str):
         lines = target["events"]
     else:
         reconciler = request.app.state.reconciler
-        text = await run_in_threadpool(reconciler.logs, target["runtime"], target["ref"], None)
+        text = await run_in_threadpool(
+            reconciler.logs, target["runtime"], target["ref"], None, target["endpoint"]
+        )
         lines = text.splitlines()
     if needle:
         lines = [line for line in lines if needle in line]

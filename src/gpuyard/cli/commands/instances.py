@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import time
 from typing import Any
 
@@ -169,22 +170,138 @@ def _create_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
+#: ``pulling <image>: <N>%`` then optional detail in parentheses, as the docker runtime reports
+#: an image pull in ``status_msg``, e.g. ``pulling vllm/vllm-openai:latest: 45% (1.2 of 2.6 GB)``.
+PULL_RE = re.compile(r"^pulling (?P<image>\S+): (?P<pct>\d{1,3}(?:\.\d+)?)%(?:\s*\((?P<detail>[^)]*)\))?")
+#: Without a terminal, a pull prints a line when it advanced this many points (and at 100%).
+PLAIN_PULL_STEP = 10.0
+
+
+def parse_pull(msg: str | None) -> tuple[str, float, str] | None:
+    """``(image, percent, detail)`` when ``msg`` reports an image pull, else None."""
+    match = PULL_RE.match(msg or "")
+    if not match:
+        return None
+    return match["image"], min(100.0, float(match["pct"])), (match["detail"] or "").strip()
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+def _status_line(inst: dict) -> str:
+    line = inst.get("actual_status") or "starting"
+    if inst.get("status_msg") and inst["status_msg"] != line:
+        line += f": {inst['status_msg']}"
+    return line
+
+
+class _Follower:
+    """Shows an instance's progress: a spinner with the status, and a progress bar while the
+    runtime pulls the image. Without a terminal: plain timestamped lines, no control codes."""
+
+    def __init__(self, out: Any, instance_id: int):
+        self.out = out
+        self.instance_id = instance_id
+        self.live = out.is_terminal
+        self.spinner: Any = None
+        self.progress: Any = None
+        self.task: Any = None
+        self.pull: tuple[str, float] | None = None  # (image, percent last shown)
+
+    def line(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if self.live:
+            self.out.print(f"[dim]{stamp}[/dim] {escape(text)}", markup=True, highlight=False)
+        else:
+            self.out.print(f"{stamp} {text}", markup=False, highlight=False)
+
+    def start(self) -> None:
+        self._spin(f"instance {self.instance_id}: waiting for it to run")
+
+    def _spin(self, text: str) -> None:
+        if not self.live:
+            return
+        if self.spinner is None:
+            self.spinner = self.out.status(escape(text))
+            self.spinner.start()
+        else:
+            self.spinner.update(escape(text))
+
+    def _stop_spinner(self) -> None:
+        if self.spinner is not None:
+            self.spinner.stop()
+            self.spinner = None
+
+    def _stop_progress(self, finished: bool) -> None:
+        if self.progress is not None:
+            if finished:
+                self.progress.update(self.task, completed=100)
+            self.progress.refresh()
+            self.progress.stop()
+            self.progress = self.task = None
+
+    def changed(self, inst: dict) -> None:
+        pulling = parse_pull(inst.get("status_msg"))
+        if pulling:
+            self._pulling(inst, *pulling)
+            return
+        if self.pull is not None:  # the pull is over; done unless the runtime says otherwise
+            from gpuyard.sdk.instances import FAILED_STATUSES
+
+            finished = inst.get("actual_status") not in FAILED_STATUSES
+            self._stop_progress(finished)
+            if not self.live and finished and self.pull[1] < 100:
+                self.line(f"pulling {self.pull[0]}: done")
+            self.pull = None
+        text = _status_line(inst)
+        self.line(text)
+        self._spin(f"instance {self.instance_id}: {text}")
+
+    def _pulling(self, inst: dict, image: str, pct: float, detail: str) -> None:
+        new_image = self.pull is None or self.pull[0] != image
+        if not self.live:
+            last = None if new_image else self.pull[1]
+            if last is None or pct - last >= PLAIN_PULL_STEP or (pct >= 100 > last):
+                self.line(_status_line(inst))
+                self.pull = (image, pct)
+            return
+        if new_image:
+            self._stop_progress(finished=False)
+            self._stop_spinner()
+            self.line(f"{inst.get('actual_status') or 'loading'}: pulling {image}")
+            from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+            self.progress = Progress(
+                TextColumn("  pulling {task.description}"), BarColumn(), TaskProgressColumn(),
+                TextColumn("{task.fields[detail]}"), console=self.out, transient=False,
+            )
+            self.task = self.progress.add_task(escape(image), total=100, detail="")
+            self.progress.start()
+        self.progress.update(self.task, completed=pct, detail=escape(detail))
+        self.progress.refresh()
+        self.pull = (image, pct)
+
+    def close(self) -> None:
+        self._stop_progress(finished=False)
+        self._stop_spinner()
+
+
 def _follow(sdk: Any, instance_id: int, timeout: float, quiet: bool) -> dict:
-    """Poll the instance until it runs, printing each status change; raise if it fails."""
+    """Poll the instance until it runs, printing each status change (and a progress bar while
+    its image is pulled); raise if it fails."""
     if quiet:
         return sdk.wait_for_instance(instance_id, timeout=timeout)
     from gpuyard.cli.output import console
 
-    out = console()
-    with out.status(f"instance {instance_id}: waiting for it to run") as spinner:
-        def changed(inst: dict) -> None:
-            line = inst.get("actual_status") or "starting"
-            if inst.get("status_msg") and inst["status_msg"] != line:
-                line += f": {inst['status_msg']}"
-            out.print(f"[dim]{time.strftime('%H:%M:%S')}[/dim] {line}", markup=True, highlight=False)
-            spinner.update(f"instance {instance_id}: {line}")
-
-        return sdk.wait_for_instance(instance_id, timeout=timeout, on_change=changed)
+    follower = _Follower(console(), instance_id)
+    follower.start()
+    try:
+        return sdk.wait_for_instance(instance_id, timeout=timeout, on_change=follower.changed)
+    finally:
+        follower.close()
 
 
 @handles_errors

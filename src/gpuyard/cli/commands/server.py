@@ -54,7 +54,8 @@ def serve(args: argparse.Namespace) -> int:
     from gpuyard.api.app import create_app
     from gpuyard.settings import Settings
 
-    settings = Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime)
+    settings = Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime,
+                              docker_url=args.docker_url)
     print(f"gpuyard: database {settings.db_url}", file=sys.stderr)
     app = create_app(settings)
     if args.demo:

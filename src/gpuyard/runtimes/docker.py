@@ -1,0 +1,459 @@
+"""The Docker Engine runtime: one container per instance, on any Docker Engine API (Docker, or
+Podman's compatible service), through the ``docker`` package. docs/runtime.md has the contract;
+docs/docker-hosts.md how to set a machine up.
+
+What an instance becomes:
+
+* a container named ``gpuyard-i<instance id>-<random>``, labelled ``gpuyard.managed=true``,
+  ``gpuyard.instance``, ``gpuyard.owner``, ``gpuyard.machine`` and ``gpuyard.created``;
+* from ``image:tag``, pulled when the engine does not have it (with the registry login of the
+  launch; credentials never reach a log), the pull's progress shown in ``status_msg``;
+* the merged env as container environment, values verbatim (never through a host shell), plus
+  ``GPUYARD_INSTANCE_ID``, ``PUBLIC_IPADDR`` and ``VAST_TCP_PORT_<port>`` for each published port;
+* the merged ports published on the host ports the service chose from the machine's direct
+  port range;
+* the main process by runtype (see :func:`main_process`);
+* the disk size as a storage limit where the engine supports one (overlay2 on xfs with pquota);
+  elsewhere it runs without and says so;
+* the instance's GPUs as a device request (``gpu_runtime: nvidia``) or CDI devices
+  (``gpu_runtime: cdi``), none for ``gpu_runtime: none``;
+* its volume as a named engine volume mounted at the mount path.
+
+``create`` returns at once (``loading``); pulling, creating and starting happen in a worker
+thread, so no API request waits for a pull.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from gpuyard.runtimes.base import LaunchSpec, RuntimeError_, RuntimeState
+
+LABEL = "gpuyard.managed"
+INSTALLATION = "gpuyard.installation"  # which gpuyard server made it
+STOP_SECONDS = 5
+KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+
+
+def main_process(spec: LaunchSpec) -> tuple[list[str] | None, list[str] | None]:
+    """(entrypoint, command) for the container; None keeps the image's own.
+
+    * runtype ``args``: a non-empty onstart is the main process, ``sh -c '<onstart>'``, and the
+      instance runs as long as it does; without onstart the image's entrypoint runs with
+      ``args`` (when given) as its command.
+    * every other runtype (``ssh``, ``jupyter`` and their proxy/direct forms): ``sh -c`` runs
+      the onstart script, then keeps the container up (an idle loop that exits on stop), so the
+      instance stays running for ``exec``/SSH access after the script ends. The script's output
+      is the container's log.
+    """
+    onstart = (spec.onstart or "").strip()
+    if spec.runtype == "args":
+        if onstart:
+            return ["sh", "-c", spec.onstart or ""], []
+        return None, list(spec.args) if spec.args else None
+    script = f"{spec.onstart}\n{KEEP_ALIVE}" if onstart else KEEP_ALIVE
+    return ["sh", "-c", script], []
+
+
+def parse_login(login: str | None) -> tuple[dict[str, str] | None, str | None]:
+    """``-u USER -p PASS [REGISTRY]`` (the official client's ``--login``) → auth config."""
+    if not login:
+        return None, None
+    try:
+        words = shlex.split(login)
+    except ValueError:
+        raise RuntimeError_("image_login is not '-u USER -p PASSWORD REGISTRY'") from None
+    user = password = registry = None
+    i = 0
+    while i < len(words):
+        if words[i] in ("-u", "--username") and i + 1 < len(words):
+            user, i = words[i + 1], i + 2
+        elif words[i] in ("-p", "--password") and i + 1 < len(words):
+            password, i = words[i + 1], i + 2
+        else:
+            registry, i = words[i], i + 1
+    if not user or password is None:
+        raise RuntimeError_("image_login is not '-u USER -p PASSWORD REGISTRY'")
+    auth = {"username": user, "password": password}
+    if registry:
+        auth["serveraddress"] = registry
+    return auth, registry
+
+
+def connection_options(url: str) -> dict[str, Any]:
+    """How to reach an engine URL: ``ssh://user@host`` through the system ``ssh`` client (its
+    keys and known_hosts, as the operator set them up); ``tcp://host:2376`` with TLS client
+    certificates from ``DOCKER_CERT_PATH`` (ca.pem, cert.pem, key.pem) whenever
+    ``DOCKER_TLS_VERIFY`` is set; ``unix://`` as is (docs/docker-hosts.md)."""
+    import os
+
+    if url.startswith("ssh://"):
+        return {"use_ssh_client": True}
+    if url.startswith("tcp://") and os.environ.get("DOCKER_TLS_VERIFY"):
+        import docker
+
+        certs = os.environ.get("DOCKER_CERT_PATH") or os.path.expanduser("~/.docker")
+        return {"tls": docker.tls.TLSConfig(
+            client_cert=(os.path.join(certs, "cert.pem"), os.path.join(certs, "key.pem")),
+            ca_cert=os.path.join(certs, "ca.pem"), verify=True)}
+    return {}
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n:.0f} B"
+
+
+@dataclass
+class _Job:
+    """A create in progress: pull, create, start."""
+
+    msg: str
+    done: bool = False
+    error: str | None = None
+    cancelled: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+class DockerEngine:
+    """The runtime verbs against one engine URL."""
+
+    name = "docker"
+
+    def __init__(self, url: str, installation: str = "", gpu_runtime: str = "nvidia"):
+        self.url = url
+        self.installation = installation
+        self.gpu_runtime = gpu_runtime
+        self._client: Any = None
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def client(self) -> Any:
+        import docker
+
+        if self._client is None:
+            try:
+                self._client = docker.DockerClient(
+                    base_url=self.url, timeout=60, **connection_options(self.url)
+                )
+            except docker.errors.DockerException as exc:
+                raise RuntimeError_(f"cannot reach the Docker engine at {self.url}: {exc}") from None
+        return self._client
+
+    def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
+        import docker
+        import requests
+
+        try:
+            return fn(*args, **kwargs)
+        except docker.errors.NotFound:
+            raise
+        except (requests.exceptions.ConnectionError, docker.errors.DockerException,
+                requests.exceptions.RequestException) as exc:
+            if isinstance(exc, docker.errors.APIError):
+                raise RuntimeError_(f"{what}: {exc.explanation or exc}") from None
+            raise RuntimeError_(f"the Docker engine at {self.url} is unreachable ({what}): {exc}") from None
+
+    def _container(self, ref: str) -> Any | None:
+        import docker
+
+        try:
+            return self._call("inspect", self.client().containers.get, ref)
+        except docker.errors.NotFound:
+            return None
+
+    # -- create (in a worker thread) -----------------------------------------------------------
+    def create(self, spec: LaunchSpec) -> RuntimeState:
+        self._call("ping", self.client().ping)  # an unreachable engine fails the create at once
+        ref = f"gpuyard-i{spec.instance_id}-{uuid.uuid4().hex[:8]}"
+        job = _Job(msg=f"preparing {spec.image_uuid}")
+        with self._lock:
+            self._jobs[ref] = job
+        threading.Thread(target=self._run_job, args=(ref, spec, job), name=f"create-{ref}",
+                         daemon=True).start()
+        return RuntimeState("loading", job.msg, ref)
+
+    def _run_job(self, ref: str, spec: LaunchSpec, job: _Job) -> None:
+        try:
+            self._ensure_image(spec, job)
+            if job.cancelled:
+                return
+            job.msg = f"starting {spec.image_uuid}"
+            container = self._create_container(ref, spec, job)
+            if job.cancelled:
+                self._remove(ref)
+                return
+            self._call("start", container.start)
+            job.msg = "running"
+        except RuntimeError_ as exc:
+            job.error = exc.msg
+            self._remove(ref)
+        except Exception as exc:  # noqa: BLE001 - reported to the user, never lost
+            job.error = f"{type(exc).__name__}: {exc}"
+            self._remove(ref)
+        finally:
+            job.done = True
+
+    def _ensure_image(self, spec: LaunchSpec, job: _Job) -> None:
+        import docker
+
+        client = self.client()
+        try:
+            self._call("image lookup", client.images.get, spec.image_uuid)
+            return
+        except docker.errors.NotFound:
+            pass
+        auth, _registry = parse_login(spec.image_login)
+        job.msg = f"pulling {spec.image_uuid}"
+        layers: dict[str, tuple[int, int]] = {}
+        try:
+            stream = client.api.pull(spec.image, tag=spec.tag or None, stream=True, decode=True,
+                                     auth_config=auth)
+            for event in stream:
+                if job.cancelled:
+                    return
+                if "error" in event:
+                    raise RuntimeError_(f"pulling {spec.image_uuid} failed: {event['error']}")
+                detail = event.get("progressDetail") or {}
+                if event.get("id") and detail.get("total"):
+                    layers[event["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
+                if layers:
+                    current = sum(c for c, _ in layers.values())
+                    total = sum(t for _, t in layers.values())
+                    pct = int(100 * current / total) if total else 0
+                    job.msg = (f"pulling {spec.image_uuid}: {pct}% ({_size(current)} of "
+                               f"{_size(total)})")
+        except docker.errors.NotFound:
+            raise RuntimeError_(f"image {spec.image_uuid} not found: check the name and tag, or "
+                                "the registry login") from None
+        except docker.errors.APIError as exc:
+            raise RuntimeError_(f"pulling {spec.image_uuid} failed: {exc.explanation or exc}") from None
+        except RuntimeError_:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise RuntimeError_(f"pulling {spec.image_uuid} failed: {exc}") from None
+        try:
+            self._call("image lookup", client.images.get, spec.image_uuid)
+        except docker.errors.NotFound:
+            raise RuntimeError_(f"image {spec.image_uuid} not found after the pull") from None
+
+    def _environment(self, spec: LaunchSpec) -> dict[str, str]:
+        env = dict(spec.env)
+        env.setdefault("GPUYARD_INSTANCE_ID", str(spec.instance_id))
+        if spec.public_ip:
+            env.setdefault("PUBLIC_IPADDR", spec.public_ip)
+        for key, host in spec.ports.items():
+            port, _, proto = key.partition("/")
+            env.setdefault(f"VAST_{proto.upper()}_PORT_{port}", str(host))
+        return env
+
+    def _create_container(self, ref: str, spec: LaunchSpec, job: _Job) -> Any:
+        import docker
+
+        entrypoint, command = main_process(spec)
+        options = dict(spec.options)
+        kwargs: dict[str, Any] = {
+            "name": ref,
+            "environment": self._environment(spec),
+            "labels": {
+                LABEL: "true",
+                INSTALLATION: self.installation,
+                "gpuyard.instance": str(spec.instance_id),
+                "gpuyard.owner": str(spec.owner_id),
+                "gpuyard.machine": str(spec.machine_id),
+                "gpuyard.created": str(int(time.time())),
+            },
+            "ports": {key: host for key, host in spec.ports.items()},
+            "detach": True,
+        }
+        if entrypoint is not None:
+            kwargs["entrypoint"] = entrypoint
+        if command is not None:
+            kwargs["command"] = command
+        if "-h" in options:
+            kwargs["hostname"] = options["-h"]
+        if spec.volume_ref and spec.volume_mount:
+            self._ensure_volume(spec.volume_ref)
+            kwargs["volumes"] = {spec.volume_ref: {"bind": spec.volume_mount, "mode": "rw"}}
+        gpu_runtime = spec.gpu_runtime or self.gpu_runtime
+        if spec.gpus and gpu_runtime == "nvidia":
+            kwargs["device_requests"] = [docker.types.DeviceRequest(
+                device_ids=[str(g) for g in spec.gpus], capabilities=[["gpu"]])]
+        elif spec.gpus and gpu_runtime == "cdi":
+            kwargs["devices"] = [f"nvidia.com/gpu={g}" for g in spec.gpus]
+        client = self.client()
+        if spec.disk_gb:
+            try:
+                return self._call("create", client.containers.create, spec.image_uuid,
+                                  storage_opt={"size": f"{int(spec.disk_gb)}G"}, **kwargs)
+            except RuntimeError_ as exc:
+                if "storage" not in exc.msg.lower() and "size" not in exc.msg.lower():
+                    raise
+                self._remove(ref)
+                job.notes.append("disk limit not enforced: this engine's storage driver has none")
+        return self._call("create", client.containers.create, spec.image_uuid, **kwargs)
+
+    def _ensure_volume(self, name: str) -> None:
+        import docker
+
+        client = self.client()
+        try:
+            self._call("volume lookup", client.volumes.get, name)
+        except docker.errors.NotFound:
+            self._call("volume create", client.volumes.create, name=name,
+                       labels={LABEL: "true", INSTALLATION: self.installation})
+
+    def _remove(self, ref: str) -> None:
+        container = None
+        try:
+            container = self._container(ref)
+        except RuntimeError_:
+            return
+        if container is not None:
+            try:
+                self._call("remove", container.remove, force=True)
+            except Exception:  # noqa: BLE001 - already gone, or removed by a rival
+                pass
+
+    # -- the other verbs -----------------------------------------------------------------------
+    def _job(self, ref: str) -> _Job | None:
+        with self._lock:
+            return self._jobs.get(ref)
+
+    def status(self, ref: str) -> RuntimeState:
+        job = self._job(ref)
+        if job is not None and not job.done:
+            return RuntimeState("loading", job.msg, ref)
+        if job is not None and job.error:
+            return RuntimeState("exited", f"error: {job.error}", ref)
+        container = self._container(ref)
+        if container is None:
+            return RuntimeState("missing", None, ref)
+        state = container.attrs.get("State", {})
+        status = state.get("Status", "")
+        notes = f" ({'; '.join(job.notes)})" if job is not None and job.notes else ""
+        if status == "running":
+            return RuntimeState("running", "running" + notes, ref)
+        if status in ("created", "configured"):
+            return RuntimeState("loading", f"starting {container.attrs.get('Config', {}).get('Image')}", ref)
+        if status in ("exited", "dead", "stopped"):
+            # The engine cannot tell a stop from an exit; the reconciler, which knows whether
+            # the instance should run, reads "exited" of an instance it stopped as "stopped".
+            code, error = state.get("ExitCode"), state.get("Error")
+            msg = f"exited with code {code}" + (f": {error}" if error else "")
+            return RuntimeState("exited", msg, ref)
+        if status == "paused":
+            return RuntimeState("stopped", "paused", ref)
+        return RuntimeState("loading", status or "unknown state", ref)
+
+    def start(self, ref: str) -> RuntimeState:
+        container = self._container(ref)
+        if container is None:
+            return self.status(ref)
+        self._call("start", container.start)
+        return self.status(ref)
+
+    def stop(self, ref: str) -> RuntimeState:
+        job = self._job(ref)
+        if job is not None and not job.done:
+            job.cancelled = True
+            return RuntimeState("stopped", "stopped before it started", ref)
+        container = self._container(ref)
+        if container is None:
+            return self.status(ref)
+        self._call("stop", container.stop, timeout=STOP_SECONDS)
+        return self.status(ref)
+
+    def restart(self, ref: str) -> RuntimeState:
+        container = self._container(ref)
+        if container is None:
+            return self.status(ref)
+        self._call("restart", container.restart, timeout=STOP_SECONDS)
+        return self.status(ref)
+
+    def destroy(self, ref: str) -> None:
+        job = self._job(ref)
+        if job is not None:
+            job.cancelled = True
+        self._remove(ref)
+        with self._lock:
+            if job is None or job.done:
+                self._jobs.pop(ref, None)
+
+    def logs(self, ref: str, tail: int | None = None) -> str:
+        container = self._container(ref)
+        if container is None:
+            job = self._job(ref)
+            return f"{job.error or job.msg}\n" if job is not None else ""
+        import docker
+
+        try:
+            raw = self._call("logs", container.logs, tail=tail or "all")
+        except docker.errors.NotFound:  # removed meanwhile
+            return ""
+        return raw.decode("utf-8", errors="replace")
+
+    # -- ownership (restart re-attachment) -----------------------------------------------------
+    def owned(self) -> dict[str, float]:
+        """Containers this server made on the engine: name → creation time (epoch)."""
+        labels = [f"{LABEL}=true", f"{INSTALLATION}={self.installation}"]
+        found = self._call("list", self.client().containers.list, all=True,
+                           filters={"label": labels})
+        out = {}
+        for c in found:
+            try:
+                out[c.name] = float(c.labels.get("gpuyard.created", "0"))
+            except ValueError:
+                out[c.name] = 0.0
+        return out
+
+    def busy(self, ref: str) -> bool:
+        job = self._job(ref)
+        return job is not None and not job.done
+
+    def remove_volume(self, name: str) -> None:
+        import docker
+
+        try:
+            volume = self._call("volume lookup", self.client().volumes.get, name)
+        except docker.errors.NotFound:
+            return
+        self._call("volume remove", volume.remove, force=True)
+
+
+class DockerRuntime:
+    """The ``docker`` runtime: one :class:`DockerEngine` per engine URL (a machine's
+    ``docker_url``, or the server's default)."""
+
+    name = "docker"
+
+    def __init__(self, default_url: str | None = None, installation: str = ""):
+        self.default_url = default_url
+        self.installation = installation
+        self._engines: dict[str, DockerEngine] = {}
+        self._lock = threading.Lock()
+
+    def at(self, url: str | None) -> DockerEngine:
+        url = url or self.default_url
+        if not url:
+            raise RuntimeError_(
+                "this machine has no docker_url and the server has no default engine "
+                "(gpuyard serve --docker-url URL, or DOCKER_HOST)"
+            )
+        with self._lock:
+            engine = self._engines.get(url)
+            if engine is None:
+                engine = self._engines[url] = DockerEngine(url, self.installation)
+            return engine
+
+    def engines(self) -> list[DockerEngine]:
+        with self._lock:
+            return list(self._engines.values())

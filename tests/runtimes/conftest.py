@@ -1,0 +1,149 @@
+"""Fixtures for the docker runtime tests: a Docker Engine API to run containers on.
+
+``scripts/test`` starts Podman and sets ``GPUYARD_TEST_DOCKER_URL`` (its socket) and
+``GPUYARD_TEST_IMAGE`` (a local busybox image, no registry needed). Without them the fixtures look
+for an engine of their own (``DOCKER_HOST``, ``/var/run/docker.sock``, Podman's sockets) that
+answers and has a busybox image; when there is none, the tests that need one are skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+MANAGED_LABEL = "gpuyard.managed=true"
+DEFAULT_IMAGES = (
+    "localhost/gpuyard-test/busybox:latest", "busybox:latest", "docker.io/library/busybox:latest",
+)
+NO_ENGINE = (
+    "docker runtime tests need a Docker or Podman engine: run scripts/test (it starts Podman), or set "
+    "GPUYARD_TEST_DOCKER_URL=unix:///path/to.sock and GPUYARD_TEST_IMAGE=<a local image with busybox>"
+)
+
+
+def _client(url: str):
+    import docker
+
+    return docker.DockerClient(base_url=url, timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        client = _client(url)
+    except Exception:
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+    finally:
+        client.close()
+
+
+def _local_image(url: str, names: tuple[str, ...]) -> str | None:
+    """The first of ``names`` the engine has locally (nothing is pulled)."""
+    import docker
+
+    client = _client(url)
+    try:
+        for name in names:
+            try:
+                client.images.get(name)
+                return name
+            except docker.errors.ImageNotFound:
+                continue
+        return None
+    finally:
+        client.close()
+
+
+def _candidate_urls() -> list[str]:
+    urls = []
+    if os.environ.get("DOCKER_HOST"):
+        urls.append(os.environ["DOCKER_HOST"])
+    urls.append("unix:///var/run/docker.sock")
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        urls.append(f"unix://{os.environ['XDG_RUNTIME_DIR']}/podman/podman.sock")
+    urls.append("unix:///run/podman/podman.sock")
+    return urls
+
+
+@pytest.fixture(scope="session")
+def _engine_target() -> tuple[str, str]:
+    """(engine URL, image). Fails when the configured engine does not work, skips when there is none."""
+    url = os.environ.get("GPUYARD_TEST_DOCKER_URL")
+    wanted = os.environ.get("GPUYARD_TEST_IMAGE")
+    images = (wanted,) if wanted else DEFAULT_IMAGES
+    if url:
+        if not _answers(url):
+            pytest.fail(f"GPUYARD_TEST_DOCKER_URL={url}: the engine does not answer a ping")
+        image = _local_image(url, images)
+        if image is None:
+            pytest.fail(f"the engine at GPUYARD_TEST_DOCKER_URL={url} has none of the images "
+                        f"{', '.join(images)} (set GPUYARD_TEST_IMAGE to a local image with busybox)")
+        return url, image
+    for candidate in _candidate_urls():
+        if candidate.startswith("unix://") and not os.path.exists(candidate[len("unix://"):]):
+            continue
+        if _answers(candidate):
+            image = _local_image(candidate, images)
+            if image is not None:
+                return candidate, image
+    pytest.skip(NO_ENGINE)
+
+
+@pytest.fixture(scope="session")
+def docker_url(_engine_target: tuple[str, str]) -> str:
+    """The Docker Engine API URL the docker runtime tests use, e.g. ``unix:///tmp/…/podman.sock``."""
+    return _engine_target[0]
+
+
+@pytest.fixture(scope="session")
+def test_image(_engine_target: tuple[str, str]) -> str:
+    """A local image with busybox (sh, echo, httpd, nc, …) on that engine."""
+    return _engine_target[1]
+
+
+@pytest.fixture(scope="session")
+def engine(docker_url: str) -> Iterator:
+    """A ``docker.DockerClient`` on the test engine."""
+    client = _client(docker_url)
+    yield client
+    client.close()
+
+
+def _managed(client) -> tuple[set[str], set[str]]:
+    containers = {c.id for c in client.containers.list(all=True, filters={"label": MANAGED_LABEL})}
+    volumes = {v.name for v in client.volumes.list(filters={"label": MANAGED_LABEL})}
+    return containers, volumes
+
+
+@pytest.fixture(autouse=True)
+def remove_managed_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test that uses the engine, remove the containers and volumes labelled
+    ``gpuyard.managed=true`` that it left behind (best effort; what was there before stays)."""
+    if not {"engine", "docker_url"} & set(request.fixturenames):
+        yield
+        return
+    client = request.getfixturevalue("engine")
+    try:
+        before_containers, before_volumes = _managed(client)
+    except Exception:
+        before_containers, before_volumes = set(), set()
+    yield
+    try:
+        containers, volumes = _managed(client)
+    except Exception:
+        return
+    for cid in containers - before_containers:
+        try:
+            client.containers.get(cid).remove(force=True, v=True)
+        except Exception:
+            pass
+    for name in volumes - before_volumes:
+        try:
+            client.volumes.get(name).remove(force=True)
+        except Exception:
+            pass

@@ -1,0 +1,280 @@
+"""The docker runtime end to end, through the API, in real containers (Podman's Docker-compatible
+service in CI): the seed's env merge, an image override, onstart, a published port answering
+from the host, volume data surviving destroy and relink, stop/start, destroy leaving nothing,
+re-attachment after a restart, and engine errors reaching the user."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+import urllib.request
+
+import httpx
+import pytest
+
+from gpuyard.reconciler import Reconciler
+from gpuyard.runtimes.docker import DockerRuntime
+from gpuyard.runtimes.simulated import SimulatedRuntime
+from gpuyard.services.fleet import load_fleet, parse_yaml
+from gpuyard.store.db import transaction
+from gpuyard.store.models import Instance
+
+BODY = {"client_id": "me", "image": None, "env": {}, "price": None, "disk": 1, "label": None,
+        "onstart": None, "force": False, "template_hash_id": None}
+
+
+def free_range(count: int = 20) -> int:
+    """A start port with ``count`` free ports after it."""
+    for _ in range(200):
+        start = random.randrange(42000, 60000)
+        ok = True
+        for port in range(start, start + count):
+            with socket.socket() as s:
+                try:
+                    s.bind(("0.0.0.0", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return start
+    raise RuntimeError("no free port range")
+
+
+@pytest.fixture
+def box(app, docker_url) -> dict:
+    """One docker machine (no GPU devices: gpu_runtime none) on the test engine."""
+    start = free_range()
+    fleet = f"""
+machines:
+  - hostname: docker-box
+    gpu_name: RTX 4090
+    num_gpus: 2
+    gpu_ram: 24
+    cpu_cores: 8
+    cpu_ram: 32
+    disk_space: 200
+    inet_down: 1000
+    inet_up: 1000
+    dph_per_gpu: 0.5
+    min_bid_per_gpu: 0.1
+    runtime: docker
+    docker_url: {docker_url}
+    gpu_runtime: none
+    direct_port_start: {start}
+    direct_port_count: 20
+    public_ipaddr: 127.0.0.1
+"""
+    with transaction(app.state.sessions) as session:
+        result = load_fleet(session, parse_yaml(fleet))
+    return {"machine_id": result.machine_ids["docker-box"], "ports": start}
+
+
+def gpu_offer(api) -> int:
+    offers = api.post("/api/v0/bundles/", json={"num_gpus": {"eq": 1}, "order": [["id", "asc"]]})
+    return offers.json()["offers"][0]["id"]
+
+
+def rent(api, **body) -> int:
+    r = api.put(f"/api/v0/asks/{gpu_offer(api)}/", json={**BODY, **body})
+    assert r.status_code == 200, r.text
+    return r.json()["new_contract"]
+
+
+def row(api, iid: int) -> dict:
+    return api.get(f"/api/v0/instances/{iid}/", params={"owner": "me"}).json()["instances"]
+
+
+def wait(api, iid: int, status: str, timeout: float = 60) -> dict:
+    deadline = time.time() + timeout
+    while True:
+        current = row(api, iid)
+        if current["actual_status"] == status:
+            return current
+        assert time.time() < deadline, current
+        time.sleep(0.1)
+
+
+def logs(api, iid: int, until: str | None = None, timeout: float = 20) -> str:
+    deadline = time.time() + timeout
+    while True:
+        url = api.put(f"/api/v0/instances/request_logs/{iid}/", json={}).json()["result_url"]
+        text = httpx.get(url).text
+        if until is None or until in text or time.time() > deadline:
+            return text
+        time.sleep(0.2)
+
+
+@pytest.fixture(autouse=True)
+def _installation(app):
+    global INSTALLATION
+    INSTALLATION = app.state.installation
+
+
+INSTALLATION = ""
+
+
+def containers(engine, iid: int) -> list:
+    """This server's containers for instance ``iid`` (ids restart with every test's empty
+    database, so the installation label keeps earlier tests' leftovers out)."""
+    labels = [f"gpuyard.instance={iid}", f"gpuyard.installation={INSTALLATION}"]
+    return engine.containers.list(all=True, filters={"label": labels})
+
+
+def test_seed_env_merge_reaches_the_container(api, box, engine, test_image):
+    t = api.post("/api/v0/template/", json={
+        "name": "llm", "image": test_image,
+        "env": "-e MODEL_ID=deepseek-ai/DeepSeek-R1-Distill-Llama-8B -e MAX_TOKENS=4096",
+        "onstart": 'echo "MODEL=$MODEL_ID TOKENS=$MAX_TOKENS HF=$HF_TOKEN"', "runtype": "ssh",
+    }).json()["template"]
+    iid = rent(api, template_hash_id=t["hash_id"],
+               env="-e MODEL_ID=mistralai/Mistral-7B-v0.1 -e HF_TOKEN=hf_xxx")
+    wait(api, iid, "running")
+    [container] = containers(engine, iid)
+    env = dict(e.split("=", 1) for e in container.attrs["Config"]["Env"])
+    assert env["MODEL_ID"] == "mistralai/Mistral-7B-v0.1"
+    assert env["MAX_TOKENS"] == "4096" and env["HF_TOKEN"] == "hf_xxx"
+    text = logs(api, iid, until="MODEL=")
+    assert "MODEL=mistralai/Mistral-7B-v0.1 TOKENS=4096 HF=hf_xxx" in text
+    assert container.labels["gpuyard.owner"] and container.labels["gpuyard.managed"] == "true"
+
+
+def test_values_reach_the_container_verbatim_never_through_a_shell(api, box, engine, test_image):
+    tricky = "$(touch /tmp/pwned) `id` 'quoted' \"double\" ; && |"
+    iid = rent(api, image=test_image, env={"TRICKY": tricky}, runtype="ssh")
+    wait(api, iid, "running")
+    [container] = containers(engine, iid)
+    assert f"TRICKY={tricky}" in container.attrs["Config"]["Env"]
+    assert container.exec_run(["ls", "/tmp/pwned"]).exit_code != 0
+
+
+def test_image_override_and_published_port_answering_from_the_host(api, box, test_image):
+    t = api.post("/api/v0/template/", json={
+        "name": "web", "image": "registry.invalid/not/there", "tag": "1", "env": "-p 8000:8000",
+        "onstart": "mkdir -p /www && echo hello-from-gpuyard > /www/index.html && httpd -p 8000 -h /www",
+        "runtype": "ssh",
+    }).json()["template"]
+    iid = rent(api, template_hash_id=t["hash_id"], image=test_image)
+    current = wait(api, iid, "running")
+    assert current["image_uuid"] == test_image if ":" in test_image else f"{test_image}:latest"
+    host_port = int(current["ports"]["8000/tcp"][0]["HostPort"])
+    assert box["ports"] <= host_port < box["ports"] + 20
+    deadline = time.time() + 20
+    while True:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{host_port}/", timeout=2).read()
+            break
+        except OSError:
+            assert time.time() < deadline
+            time.sleep(0.2)
+    assert body.decode().strip() == "hello-from-gpuyard"
+
+
+def test_args_runtype_runs_onstart_as_the_main_process_and_exits(api, box, test_image):
+    iid = rent(api, image=test_image, runtype="args", onstart="echo done-and-gone")
+    gone = wait(api, iid, "exited")
+    assert gone["status_msg"] == "exited with code 0"
+    assert "done-and-gone" in logs(api, iid)
+
+
+def test_stop_start_and_destroy_leaves_no_container(api, box, engine, test_image):
+    iid = rent(api, image=test_image, onstart="echo started", runtype="ssh")
+    wait(api, iid, "running")
+    assert api.put(f"/api/v0/instances/{iid}/", json={"state": "stopped"}).json()["success"]
+    stopped = wait(api, iid, "stopped")
+    assert stopped["intended_status"] == "stopped"
+    [container] = containers(engine, iid)
+    assert container.status in ("exited", "stopped")
+    api.put(f"/api/v0/instances/{iid}/", json={"state": "running"})
+    wait(api, iid, "running")
+    [container] = containers(engine, iid)
+    assert container.status == "running"
+    assert api.request("DELETE", f"/api/v0/instances/{iid}/", json={}).json()["success"]
+    assert containers(engine, iid) == []
+
+
+def test_volume_data_survives_destroy_and_relink(api, box, engine, test_image):
+    vol_offer = api.post("/api/v0/volumes/search/", json={}).json()["offers"][0]["id"]
+    first = rent(api, image=test_image, runtype="ssh", onstart="echo kept-across-instances > /data/note",
+                 volume_info={"create_new": True, "volume_id": vol_offer, "size": 1, "mount_path": "/data"})
+    wait(api, first, "running")
+    [c] = containers(engine, first)
+    deadline = time.time() + 20
+    while c.exec_run(["cat", "/data/note"]).exit_code != 0:  # the onstart has written it
+        assert time.time() < deadline
+        time.sleep(0.1)
+    volume_id = row(api, first)["volume_info"][0]["id"]
+    gone = api.request("DELETE", f"/api/v0/instances/{first}/", json={})
+    assert gone.status_code == 200, gone.text
+    assert containers(engine, first) == []
+    second = rent(api, image=test_image, runtype="ssh", onstart="cat /data/note",
+                  volume_info={"create_new": False, "volume_id": volume_id, "mount_path": "/data"})
+    wait(api, second, "running")
+    assert "kept-across-instances" in logs(api, second, until="kept-across")
+    api.request("DELETE", f"/api/v0/instances/{second}/", json={})
+    assert api.request("DELETE", "/api/v0/volumes/", params={"id": volume_id}, json={}).status_code == 200
+
+
+def test_after_a_restart_the_runtime_reattaches_and_cleans_up(app, api, box, engine, test_image):
+    keep = rent(api, image=test_image, runtype="ssh")
+    doomed = rent(api, image=test_image, runtype="ssh")
+    wait(api, keep, "running")
+    wait(api, doomed, "running")
+    background = app.state.reconciler
+    background.stop()  # the "server" is down
+    try:
+        with transaction(app.state.sessions) as session:  # destroyed while it was down
+            session.get(Instance, doomed).destroyed_at = time.time()
+        mine = app.state.installation
+        labels = {"gpuyard.managed": "true", "gpuyard.created": "0", "gpuyard.installation": mine}
+        orphan = engine.containers.create(test_image, ["sleep", "600"], name=f"gpuyard-orphan-{keep}",
+                                          labels=labels)
+        theirs = engine.containers.create(test_image, ["sleep", "600"], name=f"other-server-{keep}",
+                                          labels={**labels, "gpuyard.installation": "someone-else"})
+        restarted = Reconciler(app.state.sessions, {"docker": DockerRuntime(installation=mine),
+                                                    "simulated": SimulatedRuntime()})
+        restarted.sweep(everything=True)
+        assert len(containers(engine, keep)) == 1 and containers(engine, keep)[0].status == "running"
+        assert containers(engine, doomed) == []
+        names = {c.name for c in engine.containers.list(all=True)}
+        assert orphan.name not in names
+        assert theirs.name in names  # another gpuyard server's container is not ours to remove
+        theirs.remove(force=True)
+        assert row(api, keep)["actual_status"] == "running"
+    finally:
+        background.start()
+
+
+def test_image_not_found_is_reported_not_stuck_loading(api, box, test_image):
+    iid = rent(api, image="localhost/gpuyard-test/does-not-exist:1")
+    failed = wait(api, iid, "exited")
+    assert failed["status_msg"].startswith("error:") and "does-not-exist" in failed["status_msg"]
+
+
+def test_unreachable_engine_is_a_clear_error_and_rents_nothing(app, api, tmp_path):
+    fleet = f"""
+machines:
+  - hostname: dead-box
+    gpu_name: RTX 3090
+    num_gpus: 1
+    gpu_ram: 24
+    cpu_cores: 8
+    cpu_ram: 32
+    disk_space: 100
+    inet_down: 100
+    inet_up: 100
+    dph_per_gpu: 0.2
+    min_bid_per_gpu: 0.1
+    runtime: docker
+    docker_url: unix://{tmp_path}/nothing.sock
+    gpu_runtime: none
+"""
+    with transaction(app.state.sessions) as session:
+        load_fleet(session, parse_yaml(fleet))
+    offer = api.post("/api/v0/bundles/", json={"gpu_name": {"eq": "RTX 3090"}}).json()["offers"][0]
+    r = api.put(f"/api/v0/asks/{offer['id']}/", json={**BODY, "image": "busybox"})
+    assert r.status_code == 503, r.text
+    assert r.json()["error"] == "engine_unavailable" and "unreachable" in r.json()["msg"]
+    again = api.post("/api/v0/bundles/", json={"gpu_name": {"eq": "RTX 3090"}}).json()["offers"]
+    assert [o["id"] for o in again] == [offer["id"]]
+    assert api.get("/api/v1/instances/").json()["instances"] == []
