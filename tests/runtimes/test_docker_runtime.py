@@ -278,3 +278,36 @@ machines:
     again = api.post("/api/v0/bundles/", json={"gpu_name": {"eq": "RTX 3090"}}).json()["offers"]
     assert [o["id"] for o in again] == [offer["id"]]
     assert api.get("/api/v1/instances/").json()["instances"] == []
+
+
+def test_a_taken_host_port_is_reported_not_stuck_loading(api, box, test_image):
+    with socket.socket() as squatter:
+        squatter.bind(("0.0.0.0", box["ports"]))  # the first port of the machine's range
+        squatter.listen()
+        iid = rent(api, image=test_image, env="-p 8000:8000", runtype="args", onstart="sleep 60")
+        deadline = time.time() + 60
+        while (current := row(api, iid))["actual_status"] == "loading":
+            assert time.time() < deadline, current
+            time.sleep(0.1)
+    assert current["actual_status"] == "exited", current
+    assert current["status_msg"].startswith("error:") and str(box["ports"]) in current["status_msg"]
+
+
+def test_reboot_restarts_the_container_and_deleted_volumes_leave_the_engine(app, api, box, engine,
+                                                                            test_image):
+    vol_offer = api.post("/api/v0/volumes/search/", json={}).json()["offers"][0]["id"]
+    iid = rent(api, image=test_image, runtype="ssh", onstart="echo boot",
+               volume_info={"create_new": True, "volume_id": vol_offer, "size": 1, "mount_path": "/v"})
+    wait(api, iid, "running")
+    [before] = containers(engine, iid)
+    started = before.attrs["State"]["StartedAt"]
+    assert api.put(f"/api/v0/instances/reboot/{iid}/", json={}).json()["success"]
+    wait(api, iid, "running")
+    [after] = containers(engine, iid)
+    assert after.id == before.id and after.attrs["State"]["StartedAt"] != started
+    volume_id = row(api, iid)["volume_info"][0]["id"]
+    engine_volume = before.attrs["Mounts"][0]["Name"]
+    api.request("DELETE", f"/api/v0/instances/{iid}/", json={})
+    assert api.request("DELETE", "/api/v0/volumes/", params={"id": volume_id}, json={}).status_code == 200
+    app.state.reconciler.collect_garbage()
+    assert engine_volume not in {v.name for v in engine.volumes.list()}
