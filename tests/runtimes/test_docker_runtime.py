@@ -114,6 +114,11 @@ def _installation(app):
 INSTALLATION = ""
 
 
+def logs_daemon(api, iid: int) -> str:
+    url = api.put(f"/api/v0/instances/request_logs/{iid}/", json={"daemon_logs": "true"}).json()["result_url"]
+    return httpx.get(url).text
+
+
 def containers(engine, iid: int) -> list:
     """This server's containers for instance ``iid`` (ids restart with every test's empty
     database, so the installation label keeps earlier tests' leftovers out)."""
@@ -245,10 +250,13 @@ def test_after_a_restart_the_runtime_reattaches_and_cleans_up(app, api, box, eng
         background.start()
 
 
-def test_image_not_found_is_reported_not_stuck_loading(api, box, test_image):
-    iid = rent(api, image="localhost/gpuyard-test/does-not-exist:1")
-    failed = wait(api, iid, "exited")
-    assert failed["status_msg"].startswith("error:") and "does-not-exist" in failed["status_msg"]
+def test_an_image_that_cannot_be_pulled_is_a_clear_error_and_rents_nothing(api, box):
+    offer = gpu_offer(api)
+    r = api.put(f"/api/v0/asks/{offer}/", json={**BODY, "image": "localhost/gpuyard-test/does-not-exist:1"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"] == "image_unavailable"
+    assert "does-not-exist" in r.json()["msg"] and "nothing was rented" in r.json()["msg"]
+    assert gpu_offer(api) == offer and api.get("/api/v1/instances/").json()["instances"] == []
 
 
 def test_unreachable_engine_is_a_clear_error_and_rents_nothing(app, api, tmp_path):
@@ -280,17 +288,34 @@ machines:
     assert api.get("/api/v1/instances/").json()["instances"] == []
 
 
-def test_a_taken_host_port_is_reported_not_stuck_loading(api, box, test_image):
+def test_a_taken_host_port_is_a_clear_error_and_rents_nothing(api, box, test_image):
     with socket.socket() as squatter:
         squatter.bind(("0.0.0.0", box["ports"]))  # the first port of the machine's range
         squatter.listen()
-        iid = rent(api, image=test_image, env="-p 8000:8000", runtype="args", onstart="sleep 60")
-        deadline = time.time() + 60
-        while (current := row(api, iid))["actual_status"] == "loading":
-            assert time.time() < deadline, current
-            time.sleep(0.1)
-    assert current["actual_status"] == "exited", current
-    assert current["status_msg"].startswith("error:") and str(box["ports"]) in current["status_msg"]
+        offer = gpu_offer(api)
+        r = api.put(f"/api/v0/asks/{offer}/", json={**BODY, "image": test_image, "env": "-p 8000:8000",
+                                                     "runtype": "args", "onstart": "sleep 60"})
+    assert r.status_code == 409, r.text
+    assert r.json()["error"] == "engine_refused" and str(box["ports"]) in r.json()["msg"]
+    assert gpu_offer(api) == offer and api.get("/api/v1/instances/").json()["instances"] == []
+
+
+def test_a_container_the_machine_lost_is_made_again(app, api, box, engine,
+                                                    test_image):
+    iid = rent(api, image=test_image, runtype="ssh")
+    wait(api, iid, "running")
+    [container] = containers(engine, iid)
+    container.remove(force=True)  # the machine lost it
+    with transaction(app.state.sessions) as session:  # and someone asks for a restart
+        inst = session.get(Instance, iid)
+        inst.launch = {**inst.launch, "pending": "restart"}
+        inst.generation += 1
+    deadline = time.time() + 30
+    while len(containers(engine, iid)) != 1:  # the reconciler makes it again
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert wait(api, iid, "running")["status_msg"].startswith("running")
+    assert "the runtime lost the instance" in logs_daemon(api, iid)
 
 
 def test_reboot_restarts_the_container_and_deleted_volumes_leave_the_engine(app, api, box, engine,
