@@ -17,6 +17,7 @@ from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
+from gpuyard.web.wiring import install_console
 
 
 class StripTrailingSlash:
@@ -71,5 +72,6 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (meta, users, templates, offers, instances, volumes):
         app.include_router(module.router)
+    install_console(app)
     app.add_middleware(StripTrailingSlash)
     return app

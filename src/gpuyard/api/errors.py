@@ -20,7 +20,11 @@ def error_response(status: int, code: str, msg: str) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GpuyardError)
-    async def _domain(_request: Request, exc: GpuyardError) -> JSONResponse:
+    async def _domain(request: Request, exc: GpuyardError):
+        render = getattr(request.app.state, "render_error", None)
+        wants_json = "application/json" in request.headers.get("accept", "")
+        if render is not None and not wants_json and not request.url.path.startswith("/api/"):
+            return render(request, exc)  # a console page: an HTML page that says what went wrong
         return error_response(exc.status, exc.code, exc.msg)
 
     @app.exception_handler(RequestValidationError)

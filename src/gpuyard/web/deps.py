@@ -1,0 +1,43 @@
+"""Running service calls for console pages: one transaction on a worker thread, as the API does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+
+from gpuyard.store.db import transaction
+from gpuyard.web.session import signed_in_user
+
+T = TypeVar("T")
+
+
+class SignInRequired(Exception):
+    """Raised for pages that need a user; answered with a redirect to the sign-in page."""
+
+
+async def run(request: Request, fn: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any) -> T:
+    """``fn(session, user, *args)`` for the signed-in user, in one transaction."""
+    factory = request.app.state.sessions
+
+    def work() -> T:
+        with transaction(factory, write=write) as session:
+            user = signed_in_user(request, session)
+            if user is None:
+                raise SignInRequired()
+            request.state.user = {"id": user.id, "username": user.username}
+            return fn(session, user, *args, **kwargs)
+
+    return await run_in_threadpool(work)
+
+
+async def run_public(request: Request, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
+    factory = request.app.state.sessions
+
+    def work() -> T:
+        with transaction(factory, write=write) as session:
+            return fn(session, *args)
+
+    return await run_in_threadpool(work)

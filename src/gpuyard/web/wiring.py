@@ -1,0 +1,57 @@
+"""Mount the console on the application: session cookies, static files, pages, and HTML error
+pages for console paths (API paths keep their JSON errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
+
+from gpuyard.errors import GpuyardError
+from gpuyard.store.db import transaction
+from gpuyard.web.deps import SignInRequired
+from gpuyard.web.pages import page
+from gpuyard.web.routes import auth
+from gpuyard.web.session import session_secret
+
+ROUTERS = [auth]
+CONSOLE_MODULES = ("templates", "launch", "instances", "volumes")
+
+
+def is_console(request: Request) -> bool:
+    path = request.url.path
+    return not (path.startswith("/api/") or path in ("/healthz", "/docs", "/openapi.json"))
+
+
+def render_error(request: Request, exc: GpuyardError):
+    return page(request, "error.html", "Something went wrong", status_code=exc.status, error=exc.msg)
+
+
+def install_console(app: FastAPI) -> None:
+    with transaction(app.state.sessions) as session:
+        secret = session_secret(session)
+    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="gpuyard_session",
+                       same_site="lax", https_only=False, max_age=14 * 24 * 3600)
+    app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
+    import importlib
+
+    for name in CONSOLE_MODULES:
+        try:
+            module = importlib.import_module(f"gpuyard.web.routes.{name}")
+        except ModuleNotFoundError:
+            continue
+        app.include_router(module.router)
+    for module in ROUTERS:
+        app.include_router(module.router)
+    app.state.render_error = render_error
+
+    @app.exception_handler(SignInRequired)
+    async def _sign_in(request: Request, _exc: SignInRequired):
+        if request.method == "GET":
+            target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            return RedirectResponse(f"/login?next={target}", status_code=303)
+        return RedirectResponse("/login", status_code=303)
