@@ -46,3 +46,10 @@ def test_the_session_cookie_is_httponly_and_holds_no_key(live_server, alice):
 def test_next_only_goes_to_pages_of_this_site(anonymous, alice):
     r = anonymous.post("/login", {"api_key": alice.key, "next": "//evil.example/x"})
     assert r.url.host == "127.0.0.1"
+
+
+def test_unknown_pages_are_an_html_404_and_api_paths_stay_json(console):
+    r = console.get("/no/such/page")
+    assert r.status_code == 404 and "<title>Not found · gpuyard</title>" in r.text
+    api = console.client.get("/api/v0/no/such/endpoint")
+    assert api.status_code == 404 and api.json()["error"] == "no_such_endpoint"

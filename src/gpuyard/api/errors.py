@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gpuyard.errors import GpuyardError
+from gpuyard.errors import GpuyardError, NotFound
 
 log = logging.getLogger("gpuyard.api")
 
@@ -36,7 +36,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(400, "invalid_input", "; ".join(parts) or "invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException):
+        render = getattr(request.app.state, "render_error", None)
+        console = render is not None and not request.url.path.startswith(("/api/", "/static/"))
+        if console and exc.status_code == 404 and "application/json" not in request.headers.get("accept", ""):
+            return render(request, NotFound(f"there is no page at {request.url.path}", "no_such_page"))
         if exc.status_code == 404:
             msg = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
             return error_response(404, "no_such_endpoint", msg)

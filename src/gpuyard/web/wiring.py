@@ -27,8 +27,13 @@ def is_console(request: Request) -> bool:
     return not (path.startswith("/api/") or path in ("/healthz", "/docs", "/openapi.json"))
 
 
+TITLES = {400: "That did not work", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
+          409: "Conflict", 503: "Unavailable"}
+
+
 def render_error(request: Request, exc: GpuyardError):
-    return page(request, "error.html", "Something went wrong", status_code=exc.status, error=exc.msg)
+    title = TITLES.get(exc.status, "Something went wrong")
+    return page(request, "error.html", title, status_code=exc.status, error=exc.msg)
 
 
 def install_console(app: FastAPI) -> None:
