@@ -228,6 +228,13 @@ def _editable(user: User, t: Template | None, label: str) -> Template:
     return t
 
 
+def editable_template(session: Session, user: User, template_ref: Any) -> Template:
+    """The template ``template_ref`` if ``user`` may change it (404 when they may not see it,
+    403 when it is someone else's public one)."""
+    template_id = require_id(template_ref, "template id")
+    return _editable(user, session.get(Template, template_id), str(template_id))
+
+
 def _find_by_hash(session: Session, user: User, hash_id: str) -> Template | None:
     """The caller's template whose current (or, failing that, any older) hash is ``hash_id``;
     otherwise any visible template that ever had it."""

@@ -7,7 +7,6 @@ line for the machines it touched, before the answer goes out.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from typing import Any
 
@@ -18,21 +17,18 @@ from starlette.concurrency import run_in_threadpool
 from gpuyard.api.deps import call, call_public, call_read
 from gpuyard.api.wire import json_body, query_args
 from gpuyard.errors import Conflict, InvalidInput, NotFound, Unavailable
+from gpuyard.services import instance_logs as logs
 from gpuyard.services import instance_rows as rows
 from gpuyard.services import instances as svc
-from gpuyard.store.models import InstanceEvent, LogRequest
+from gpuyard.services.settle import settle
 
 router = APIRouter()
-LOG_TTL = 600.0
 
 
 async def _settle(request: Request, outcome: svc.Outcome) -> None:
     """Bring the runtime in line for what the change touched before answering (preempted bids
     stop now, not at the next sweep)."""
-    reconciler = request.app.state.reconciler
-    for instance_id in sorted(outcome.instance_ids):
-        await run_in_threadpool(reconciler.reconcile, instance_id)
-    reconciler.wake()
+    await settle(request.app.state.reconciler, outcome)
 
 
 @router.put("/api/v0/asks/{ask_id}")
@@ -209,48 +205,15 @@ async def update_instance(request: Request, instance_id: str):
 
 
 # -- logs (VAST-WIRE §6.6) ---------------------------------------------------------------------
-def _tail(value: Any) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        tail = int(str(value))
-    except ValueError:
-        raise InvalidInput(f"tail must be a number of lines, not {value!r}") from None
-    if tail < 0:
-        raise InvalidInput("tail must be 0 or more lines")
-    return tail or None
-
-
-def _log_target(session, user, instance_id: str, daemon: bool) -> dict[str, Any]:
-    inst = svc.owner_lookup(session, user, instance_id)
-    events = []
-    if daemon:
-        events = [
-            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(e.at))} {e.text}"
-            for e in session.query(InstanceEvent).filter_by(instance_id=inst.id).order_by(InstanceEvent.id)
-        ]
-    machine = svc.machine_of(session, inst)
-    return {"id": inst.id, "runtime": inst.runtime, "ref": inst.runtime_ref, "events": events,
-            "endpoint": machine.docker_url}
-
-
-def _store_logs(session, _user, instance_id: int, text: str) -> str:
-    now = time.time()
-    session.query(LogRequest).filter(LogRequest.created_at < now - LOG_TTL).delete()
-    token = secrets.token_urlsafe(24)
-    session.add(LogRequest(token=token, instance_id=instance_id, text=text, created_at=now))
-    return token
-
-
 @router.put("/api/v0/instances/request_logs/{instance_id}")
 async def request_logs(request: Request, instance_id: str):
     body = await json_body(request)
-    tail = _tail(body.get("tail"))
+    tail = logs.parse_tail(body.get("tail"))
     needle = body.get("filter")
     if needle is not None and not isinstance(needle, str):
         raise InvalidInput("filter must be a string: only lines containing it are returned")
     daemon = str(body.get("daemon_logs", "")).lower() in ("true", "1")
-    target = await call(request, _log_target, instance_id, daemon)
+    target = await call(request, logs.log_target, instance_id, daemon)
     if daemon:
         lines = target["events"]
     else:
@@ -264,21 +227,14 @@ async def request_logs(request: Request, instance_id: str):
     if tail:
         lines = lines[-tail:]
     text = "\n".join(lines) + ("\n" if lines else "")
-    token = await call(request, _store_logs, target["id"], text)
+    token = await call(request, logs.store_logs, target["id"], text)
     url = str(request.base_url).rstrip("/") + f"/api/v0/instances/logs/{token}"
     return {"success": True, "result_url": url, "msg": "logs are ready at result_url"}
 
 
-def _fetch_logs(session, token: str) -> str:
-    entry = session.get(LogRequest, token)
-    if entry is None or entry.created_at < time.time() - LOG_TTL:
-        raise NotFound("these logs have expired or never existed; request them again", "logs_not_found")
-    return entry.text
-
-
 @router.get("/api/v0/instances/logs/{token}")
 async def fetch_logs(request: Request, token: str):
-    text = await call_public(request, _fetch_logs, token)
+    text = await call_public(request, logs.fetch_logs, token)
     return PlainTextResponse(text)
 
 

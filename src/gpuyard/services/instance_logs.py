@@ -1,0 +1,59 @@
+"""Instance logs: what a log request may ask for, the target it reads, and the snapshots the
+``result_url`` flow serves (VAST-WIRE §6.6). Reading the runtime happens outside, with no
+transaction open."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from gpuyard.errors import InvalidInput, NotFound
+from gpuyard.services import instances as svc
+from gpuyard.store.models import InstanceEvent, LogRequest, User
+
+LOG_TTL = 600.0  # seconds a snapshot stays fetchable
+
+
+def parse_tail(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        tail = int(str(value))
+    except ValueError:
+        raise InvalidInput(f"tail must be a number of lines, not {value!r}") from None
+    if tail < 0:
+        raise InvalidInput("tail must be 0 or more lines")
+    return tail or None
+
+
+def log_target(session: Session, user: User, instance_id: str, daemon: bool) -> dict[str, Any]:
+    inst = svc.owner_lookup(session, user, instance_id)
+    events = []
+    if daemon:
+        events = [
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(e.at))} {e.text}"
+            for e in session.query(InstanceEvent).filter_by(instance_id=inst.id).order_by(InstanceEvent.id)
+        ]
+    machine = svc.machine_of(session, inst)
+    return {"id": inst.id, "runtime": inst.runtime, "ref": inst.runtime_ref, "events": events,
+            "endpoint": machine.docker_url}
+
+
+def store_logs(session: Session, _user: User, instance_id: int, text: str) -> str:
+    now = time.time()
+    session.query(LogRequest).filter(LogRequest.created_at < now - LOG_TTL).delete()
+    token = secrets.token_urlsafe(24)
+    session.add(LogRequest(token=token, instance_id=instance_id, text=text, created_at=now))
+    return token
+
+
+def fetch_logs(session: Session, token: str) -> str:
+    entry = session.get(LogRequest, token)
+    if entry is None or entry.created_at < time.time() - LOG_TTL:
+        raise NotFound("these logs have expired or never existed; request them again", "logs_not_found")
+    return entry.text
+
+

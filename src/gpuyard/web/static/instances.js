@@ -1,0 +1,90 @@
+// Instances: live status without reloading (polls /instances/rows every 2 s) and, on an
+// instance's page, its logs loaded in place. Without this script the pages work as plain links
+// and forms (the logs open on their own page).
+"use strict";
+(() => {
+  const POLL_MS = 2000;
+  const table = document.getElementById("instances-table");
+  const one = document.getElementById("instance");
+  const source = table || one;
+  const say = document.getElementById("live-status");
+
+  function setText(el, text) { if (el && el.textContent !== text) el.textContent = text; }
+  function setLines(el, lines, empty) {
+    if (!el) return;
+    el.replaceChildren();
+    if (!lines.length) { el.textContent = empty; return; }
+    lines.forEach((line, i) => { if (i) el.appendChild(document.createElement("br")); el.appendChild(document.createTextNode(line)); });
+  }
+  function statusText(r) {
+    return r.status + (r.intended_status && r.intended_status !== r.status && r.status !== "loading" ? " → " + r.intended_status : "");
+  }
+  function setStatus(el, r, text) {
+    if (!el) return;
+    setText(el, text);
+    el.className = "status-" + r.status;
+  }
+
+  function applyList(rows) {
+    const seen = new Set();
+    for (const r of rows) {
+      seen.add(String(r.id));
+      if (!document.getElementById("instance-" + r.id)) { if (say) say.textContent = "New instances exist: reload the page to see them."; continue; }
+      setStatus(document.getElementById("status-" + r.id), r, statusText(r));
+      setText(document.getElementById("msg-" + r.id), r.status_msg);
+      setText(document.getElementById("label-" + r.id), r.label);
+      setText(document.getElementById("age-" + r.id), r.age);
+      const ports = document.getElementById("ports-" + r.id);
+      if (ports && ports.textContent !== (r.ports.join("") || "-")) setLines(ports, r.ports, "-");
+    }
+    for (const tr of table.querySelectorAll("tbody tr[data-id]")) {
+      if (!seen.has(tr.dataset.id)) {
+        const cell = document.getElementById("status-" + tr.dataset.id);
+        if (cell) { cell.textContent = "destroyed"; cell.className = "status-exited"; }
+      }
+    }
+  }
+
+  function applyOne(rows) {
+    const r = rows[0];
+    const status = document.getElementById("instance-status");
+    if (!r) { setText(status, "destroyed"); return false; }
+    setStatus(status, r, r.status);
+    setText(document.getElementById("instance-intended"), r.intended_status);
+    setText(document.getElementById("instance-msg"), r.status_msg || "-");
+    setText(document.getElementById("instance-label"), r.label || "-");
+    const ports = document.getElementById("instance-ports");
+    if (ports && ports.textContent !== (r.ports.join("") || "- (published while it runs)")) setLines(ports, r.ports, "- (published while it runs)");
+    return true;
+  }
+
+  async function poll() {
+    if (!document.hidden) {
+      try {
+        const r = await fetch(source.dataset.rowsUrl, { headers: { "Accept": "application/json" } });
+        if (r.status === 200) {
+          const data = await r.json();
+          const more = table ? (applyList(data.instances), true) : applyOne(data.instances);
+          if (say) say.textContent = say.textContent.startsWith("New") ? say.textContent : "";
+          if (!more) return;
+        } else if (r.redirected || r.status === 401) { return; }
+      } catch { if (say) say.textContent = "Lost contact with the server; retrying…"; }
+    }
+    setTimeout(poll, POLL_MS);
+  }
+  if (source) setTimeout(poll, POLL_MS);
+
+  // Logs in place on an instance's page.
+  const logs = document.getElementById("logs");
+  const logsForm = document.getElementById("logs-form");
+  if (one && logs && logsForm && logs.dataset.src) {
+    async function loadLogs() {
+      const params = new URLSearchParams(new FormData(logsForm));
+      const r = await fetch(logs.dataset.src + "&" + params.toString(), { headers: { "Accept": "text/plain" } });
+      const text = await r.text();
+      logs.textContent = r.ok ? (text || "(no output yet)") : "Could not load the logs: " + text;
+    }
+    logsForm.addEventListener("submit", (e) => { e.preventDefault(); logs.textContent = "Loading…"; loadLogs(); });
+    loadLogs();
+  }
+})();
