@@ -6,21 +6,19 @@ line for the machines it touched, before the answer goes out.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from gpuyard.api.deps import call, call_public, call_read
+from gpuyard.api.deps import call, call_public
 from gpuyard.api.wire import json_body, query_args
-from gpuyard.errors import Conflict, InvalidInput, NotFound, Unavailable
+from gpuyard.errors import InvalidInput, NotFound
 from gpuyard.services import instance_logs as logs
 from gpuyard.services import instance_rows as rows
 from gpuyard.services import instances as svc
-from gpuyard.services.settle import settle
+from gpuyard.services.settle import settle, undo_if_failed_fast
 
 router = APIRouter()
 
@@ -40,47 +38,10 @@ async def create_instance(request: Request, ask_id: str):
         return {"success": True, "dry_run": True, "launch": outcome.launch,
                 "msg": "dry run: nothing was rented"}
     await _settle(request, outcome)
-    await _undo_if_failed_fast(request, outcome.instance_id)
+    user_id = await call(request, lambda _s, user: user.id)
+    await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler, user_id,
+                              outcome.instance_id)
     return {"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg}
-
-
-FAST_FAILURE_SECONDS = 3.0
-
-
-def _still_preparing(row: dict[str, Any]) -> bool:
-    msg = row.get("status_msg") or ""
-    return row["actual_status"] == "loading" and "%" not in msg and not msg.startswith("running")
-
-
-async def _undo_if_failed_fast(request: Request, instance_id: int | None) -> None:
-    """A launch that fails at once (engine unreachable, image that cannot be pulled, host port
-    taken) is undone, and the caller gets the reason as an error, instead of an instance that
-    can never run. Waits at most FAST_FAILURE_SECONDS, and only while the runtime is still
-    preparing (a pull making progress is left to run; its failure shows in status_msg)."""
-    if instance_id is None:
-        return
-    deadline = time.monotonic() + FAST_FAILURE_SECONDS
-    row = await call_read(request, rows.get_instance, instance_id)
-    while row and row["runtime"] != "simulated" and _still_preparing(row) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        row = await call_read(request, rows.get_instance, instance_id)
-    msg = (row or {}).get("status_msg") or ""
-    if not (row and row["actual_status"] == "exited" and msg.startswith("error")):
-        return
-    outcome = await call(request, svc.destroy, [instance_id])
-    await _settle(request, outcome)
-    reason = f"{msg[len('error: '):]}; nothing was rented"
-    if "unreachable" in msg:
-        raise Unavailable(
-            f"machine {row['machine_id']} cannot run instances right now ({reason}). Try another "
-            "offer, or ask the operator to check the machine's engine",
-            "engine_unavailable",
-        )
-    if "pull" in msg or "image" in msg:
-        raise InvalidInput(f"the image cannot be used: {reason}. Check the image name, tag and "
-                           "registry login", "image_unavailable")
-    raise Conflict(f"machine {row['machine_id']} refused the instance: {reason}. Try another offer",
-                   "engine_refused")
 
 
 @router.post("/api/v0/asks/bulk")

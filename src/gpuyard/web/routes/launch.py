@@ -20,7 +20,7 @@ from gpuyard.query import OFFER_FIELDS, format_query, parse_query
 from gpuyard.services import instances as svc
 from gpuyard.services import launch as merge_rules
 from gpuyard.services.offers import search_offers, search_volume_offers
-from gpuyard.services.settle import settle
+from gpuyard.services.settle import settle, undo_if_failed_fast
 from gpuyard.services.templates import resolve_hash
 from gpuyard.services.volumes import list_volumes
 from gpuyard.web.deps import run
@@ -259,6 +259,11 @@ async def launch(request: Request):
     except GpuyardError as exc:
         return _failed(request, form, ctx, exc)
     await settle(request.app.state.reconciler, outcome)
+    try:  # a launch the machine refuses at once is undone, as through the API
+        await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler,
+                                  request.state.user["id"], outcome.instance_id)
+    except GpuyardError as exc:
+        return _failed(request, form, ctx, exc)
     request.session["flash"] = outcome.msg
     return RedirectResponse(f"/instances/{outcome.instance_id}", status_code=303)
 
