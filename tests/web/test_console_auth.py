@@ -53,3 +53,8 @@ def test_unknown_pages_are_an_html_404_and_api_paths_stay_json(console):
     assert r.status_code == 404 and "<title>Not found · gpuyard</title>" in r.text
     api = console.client.get("/api/v0/no/such/endpoint")
     assert api.status_code == 404 and api.json()["error"] == "no_such_endpoint"
+
+
+def test_a_wrong_key_is_shown_once_next_to_the_field(anonymous):
+    r = anonymous.post("/login", {"api_key": "nope"})
+    assert r.text.count("not valid") == 1 and 'id="page-error"' not in r.text

@@ -38,7 +38,8 @@ async def login(request: Request):
         check_csrf(request, form)
         await run_public(request, lambda s: sign_in(request, s, str(form.get("api_key", ""))))
     except GpuyardError as exc:
-        return page(request, "login.html", "Sign in", status_code=exc.status, error=exc.msg, next=target)
+        return page(request, "login.html", "Sign in", status_code=exc.status, error=exc.msg, next=target,
+                    field_errors=True)
     return RedirectResponse(target, status_code=303)
 
 
