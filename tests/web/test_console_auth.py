@@ -58,3 +58,21 @@ def test_unknown_pages_are_an_html_404_and_api_paths_stay_json(console):
 def test_a_wrong_key_is_shown_once_next_to_the_field(anonymous):
     r = anonymous.post("/login", {"api_key": "nope"})
     assert r.text.count("not valid") == 1 and 'id="page-error"' not in r.text
+
+
+def test_every_console_form_refuses_a_post_without_the_csrf_token(console, fleet):
+    import importlib
+
+    from gpuyard.web.wiring import CONSOLE_MODULES
+
+    posts = sorted({
+        route.path
+        for name in (*CONSOLE_MODULES, "auth")
+        for route in importlib.import_module(f"gpuyard.web.routes.{name}").router.routes
+        if "POST" in route.methods
+    })
+    assert len(posts) >= 10, posts
+    for path in posts:
+        url = path.replace("{instance_id}", "1").replace("{volume_id}", "1").replace("{ref}", "1")
+        r = console.client.post(url, data={"name": "x"})  # the session cookie, but no token
+        assert r.status_code == 403, (path, r.status_code)
