@@ -39,7 +39,7 @@ def log_target(session: Session, user: User, instance_id: str, daemon: bool) -> 
         ]
     machine = svc.machine_of(session, inst)
     return {"id": inst.id, "runtime": inst.runtime, "ref": inst.runtime_ref, "events": events,
-            "endpoint": machine.docker_url}
+            "events_only": daemon, "endpoint": machine.docker_url}
 
 
 def store_logs(session: Session, _user: User, instance_id: int, text: str) -> str:
@@ -57,3 +57,21 @@ def fetch_logs(session: Session, token: str) -> str:
     return entry.text
 
 
+
+
+def read_lines(reconciler: Any, target: dict[str, Any]) -> list[str]:
+    """The lines a log request asked for: gpuyard's events for the instance (daemon logs) or
+    what its runtime logged. Calls the runtime: run it with no transaction open."""
+    if target["events_only"]:
+        return list(target["events"])
+    text = reconciler.logs(target["runtime"], target["ref"], None, target["endpoint"])
+    return text.splitlines()
+
+
+def pick(lines: list[str], needle: str | None = None, tail: int | None = None) -> str:
+    """Lines containing ``needle``, the last ``tail`` of them, as text."""
+    if needle:
+        lines = [line for line in lines if needle in line]
+    if tail:
+        lines = lines[-tail:]
+    return "\n".join(lines) + ("\n" if lines else "")

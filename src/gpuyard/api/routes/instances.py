@@ -175,19 +175,8 @@ async def request_logs(request: Request, instance_id: str):
         raise InvalidInput("filter must be a string: only lines containing it are returned")
     daemon = str(body.get("daemon_logs", "")).lower() in ("true", "1")
     target = await call(request, logs.log_target, instance_id, daemon)
-    if daemon:
-        lines = target["events"]
-    else:
-        reconciler = request.app.state.reconciler
-        text = await run_in_threadpool(
-            reconciler.logs, target["runtime"], target["ref"], None, target["endpoint"]
-        )
-        lines = text.splitlines()
-    if needle:
-        lines = [line for line in lines if needle in line]
-    if tail:
-        lines = lines[-tail:]
-    text = "\n".join(lines) + ("\n" if lines else "")
+    lines = await run_in_threadpool(logs.read_lines, request.app.state.reconciler, target)
+    text = logs.pick(lines, needle, tail)
     token = await call(request, logs.store_logs, target["id"], text)
     url = str(request.base_url).rstrip("/") + f"/api/v0/instances/logs/{token}"
     return {"success": True, "result_url": url, "msg": "logs are ready at result_url"}

@@ -178,17 +178,8 @@ async def _logs(request: Request, instance_id: str, tail: Any, daemon: bool) -> 
     """The request_logs flow of the API, answered directly instead of through a result URL."""
     lines_wanted = instance_logs.parse_tail(tail)
     target = await run(request, instance_logs.log_target, instance_id, daemon)
-    if daemon:
-        lines = target["events"]
-    else:
-        reconciler = request.app.state.reconciler
-        text = await run_in_threadpool(
-            reconciler.logs, target["runtime"], target["ref"], None, target["endpoint"]
-        )
-        lines = text.splitlines()
-    if lines_wanted:
-        lines = lines[-lines_wanted:]
-    return "\n".join(lines) + ("\n" if lines else "")
+    lines = await run_in_threadpool(instance_logs.read_lines, request.app.state.reconciler, target)
+    return instance_logs.pick(lines, tail=lines_wanted)
 
 
 @router.get("/instances/{instance_id}/logs")
