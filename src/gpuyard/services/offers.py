@@ -162,6 +162,26 @@ def _select(columns: Mapping[str, Any]):
     )
 
 
+def _rows_in_order(session: Session, columns: Mapping[str, Any], conditions: list[Any],
+                   order: list[Any], limit: int) -> list[Mapping[str, Any]]:
+    """Rows of the best ``limit`` matches. Two steps: the ids in order first (the database then
+    computes only the filtered and sorted fields for every candidate), then every output column
+    for those rows alone (about 65 columns, a third of them read from ``specs``)."""
+    ids_stmt = (
+        select(Ask.id)
+        .select_from(Ask)
+        .join(Machine, Machine.id == Ask.machine_id)
+        .where(*conditions)
+        .order_by(*order, Ask.id.asc())
+        .limit(limit)
+    )
+    ids = list(session.scalars(ids_stmt))
+    if not ids:
+        return []
+    found = {r._mapping["id"]: r._mapping for r in session.execute(_select(columns).where(Ask.id.in_(ids)))}
+    return [found[i] for i in ids if i in found]
+
+
 def _offerable(kind: str, now: float) -> list[Any]:
     return [
         Ask.active == true(),
@@ -204,13 +224,11 @@ def search_offers(
     _check_tolerated(control)
     now = time.time()
     cols = offer_columns(bid=bid, storage=storage, now=now)
-    stmt = _select(cols).where(
-        *_offerable(GPU, now), cols["disk_space"] >= storage, *compile_where(query, cols)
-    )
+    conditions = [*_offerable(GPU, now), cols["disk_space"] >= storage, *compile_where(query, cols)]
     if bundles_off:
-        stmt = stmt.where(_largest_bundle())
-    stmt = stmt.order_by(*compile_order(ordering, cols), Ask.id.asc()).limit(limit)
-    return [_gpu_row(r._mapping, bid) for r in session.execute(stmt)]
+        conditions.append(_largest_bundle())
+    rows = _rows_in_order(session, cols, conditions, compile_order(ordering, cols), limit)
+    return [_gpu_row(r, bid) for r in rows]
 
 
 def search_asks(
@@ -255,13 +273,9 @@ def search_volume_offers(
     limit = normalize_limit(control.get("limit"), default_limit, max_limit)
     now = time.time()
     cols = volume_columns(now)
-    stmt = (
-        _select(cols)
-        .where(*_offerable(VOLUME, now), cols["disk_space"] >= storage, *compile_where(query, cols))
-        .order_by(*compile_order(ordering, cols), Ask.id.asc())
-        .limit(limit)
-    )
-    return [_volume_row(r._mapping) for r in session.execute(stmt)]
+    conditions = [*_offerable(VOLUME, now), cols["disk_space"] >= storage, *compile_where(query, cols)]
+    rows = _rows_in_order(session, cols, conditions, compile_order(ordering, cols), limit)
+    return [_volume_row(r) for r in rows]
 
 
 # ----------------------------------------------------------------------------- one offer
