@@ -242,19 +242,6 @@ class Reconciler:
                 session.add(InstanceEvent(instance_id=inst.id, at=now, text=text))
 
     # -- many ----------------------------------------------------------------------------------
-    def reconcile_machines(self, machine_ids: set[int] | list[int]) -> None:
-        if not machine_ids:
-            return
-        with transaction(self.sessions, write=False) as session:
-            ids = list(session.scalars(
-                select(Instance.id).where(
-                    Instance.machine_id.in_(list(machine_ids)),
-                    or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)),
-                ).order_by(Instance.id)
-            ))
-        for instance_id in ids:
-            self.reconcile(instance_id)
-
     def sweep(self, everything: bool = False) -> int:
         """Reconcile the instances that need it (all live ones with ``everything``)."""
         with transaction(self.sessions, write=False) as session:

@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
@@ -439,22 +438,6 @@ def machine_of(session: Session, inst: Instance) -> Machine:
     machine = session.get(Machine, inst.machine_id)
     assert machine is not None
     return machine
-
-
-def instances_on(session: Session, machine_ids: set[int]) -> list[int]:
-    """Every instance the reconciler should look at on these machines (destroyed ones whose
-    runtime leftovers are not cleaned up yet included)."""
-    if not machine_ids:
-        return []
-    return list(
-        session.scalars(
-            select(Instance.id).where(
-                Instance.machine_id.in_(machine_ids),
-                (Instance.destroyed_at.is_(None)) | (Instance.runtime_ref.is_not(None)),
-            )
-        )
-    )
-
 
 def launch_instance(session: Session, user: User, body: dict[str, Any], *, runtime: str) -> Outcome:
     """``PUT /api/v0/launch_instance/`` (VAST-WIRE §4.3): search offers with ``q`` and rent the

@@ -7,7 +7,6 @@ machine. Every function runs inside the caller's transaction and raises typed er
 
 from __future__ import annotations
 
-import importlib
 import math
 import time
 from typing import Any
@@ -16,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
+from gpuyard.services import offers
 from gpuyard.services.allocation import (
     VOLUME,
     live_instances,
@@ -23,12 +23,12 @@ from gpuyard.services.allocation import (
     refresh_machine,
     used_disk,
 )
+from gpuyard.services.identifiers import MAX_ID
 from gpuyard.store.models import Ask, Instance, Machine, User, Volume
 
 DEFAULT_SIZE = 15  # GB, as the official client
 MAX_NAME = 200
 MAX_MOUNT_PATH = 1000
-MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 TYPES = ("all_volume", "local_volume", "network_volume")
 CREATE_KEYS = ("size", "id", "name")
 LAUNCH_KEYS = ("mount_path", "create_new", "volume_id", "name", "size")
@@ -102,40 +102,11 @@ def _not_a_gpu_offer(ask: Ask | None) -> None:
         )
 
 
-def _volume_ask(session: Session, ask_id: int) -> tuple[Ask, Machine]:
-    """The active volume ask ``ask_id`` and its machine."""
-    ask = session.get(Ask, ask_id)
-    if ask is None:
-        raise NotFound(
-            f"volume offer {ask_id} not found; use an id from 'search volumes'", "offer_not_found"
-        )
-    _not_a_gpu_offer(ask)
-    if not ask.active:
-        raise Conflict(
-            f"volume offer {ask_id} is no longer available (machine {ask.machine_id} has no free "
-            "disk or is not listed); pick another one from 'search volumes'",
-            "offer_unavailable",
-        )
-    machine = session.get(Machine, ask.machine_id)
-    if machine is None:  # a foreign key makes this impossible; keep the error typed anyway
-        raise NotFound(f"machine {ask.machine_id} not found", "machine_not_found")
-    return ask, machine
-
-
 def _get_ask(session: Session, ask_id: int) -> tuple[Ask, Machine]:
-    """The offer service's lookup when it exists, else our own. A GPU offer's id is always
-    answered here, so that the message points to 'search volumes'."""
+    """The active volume offer ``ask_id`` and its machine (the offer service's lookup). A GPU
+    offer's id is answered here first, so that the message points to 'search volumes'."""
     _not_a_gpu_offer(session.get(Ask, ask_id))
-    try:
-        offers = importlib.import_module("gpuyard.services.offers")
-    except ModuleNotFoundError as exc:
-        if exc.name != "gpuyard.services.offers":
-            raise
-        return _volume_ask(session, ask_id)
-    get_ask = getattr(offers, "get_ask", None)
-    if get_ask is None:
-        return _volume_ask(session, ask_id)
-    return get_ask(session, ask_id, VOLUME)
+    return offers.get_ask(session, ask_id, VOLUME)
 
 
 def _own_volume(session: Session, user: User, volume_id: int) -> Volume:

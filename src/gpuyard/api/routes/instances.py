@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gpuyard.api.deps import call, call_public
 from gpuyard.api.wire import json_body, query_args
-from gpuyard.errors import InvalidInput, NotFound
+from gpuyard.errors import GpuyardError, InvalidInput
 from gpuyard.services import instance_logs as logs
 from gpuyard.services import instance_rows as rows
 from gpuyard.services import instances as svc
@@ -56,18 +56,10 @@ async def create_instances(request: Request):
     for ask_id in ids:
         try:
             outcome = await call(request, svc.create_instance, ask_id, dict(body), runtime=runtime)
-        except InvalidInput as exc:
+        except GpuyardError as exc:
             if exc.code in ("invalid_input", "invalid_env", "invalid_query"):
                 raise  # the body itself is wrong: it is wrong for every offer
-            errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})
-            continue
-        except NotFound as exc:
-            errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})
-            continue
-        except Exception as exc:  # Conflict and friends: report per offer
-            if not hasattr(exc, "msg"):
-                raise
-            errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})  # type: ignore[attr-defined]
+            errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})  # this offer only
             continue
         made.append(outcome.instance_id)  # type: ignore[arg-type]
         await _settle(request, outcome)
