@@ -3,25 +3,19 @@ bids at once, which resume by themselves when their GPUs are free again."""
 
 from __future__ import annotations
 
-import time
+import functools
 
 import httpx
-from test_instances_api import BODY, offers, rented, show
+from test_instances_api import BODY, offers, rented
+
+from instance_reads import wait_status
+
+# The promise to users: a preempted or resumed bid reads so within a second.
+settle = functools.partial(wait_status, timeout=1.0)
 
 
 def box_offer(client: httpx.Client, n: int, **filters) -> dict:
     return next(o for o in offers(client, **filters) if o["gpu_name"] == "RTX 4090" and o["num_gpus"] == n)
-
-
-def settle(client: httpx.Client, iid: int, status: str) -> dict:
-    """The row once it reads ``status``; fails after one second (the promise to users)."""
-    deadline = time.time() + 1.0
-    while True:
-        row = show(client, iid)
-        if row["actual_status"] == status:
-            return row
-        assert time.time() < deadline, row
-        time.sleep(0.02)
 
 
 def test_a_bid_runs_and_is_marked_as_one(api, fleet):

@@ -3,11 +3,13 @@ lifecycle on the simulated runtime, logs, lists, and who may see what."""
 
 from __future__ import annotations
 
+import functools
 import json
-import time
 
 import httpx
 import pytest
+
+from instance_reads import show, wait_status
 
 BODY = {
     "client_id": "me", "image": None, "env": {}, "price": None, "disk": 10, "label": None,
@@ -15,6 +17,9 @@ BODY = {
     "use_jupyter_lab": False, "jupyter_dir": None, "force": False, "cancel_unavail": False,
     "template_hash_id": None, "user": None,
 }
+
+
+wait_for = functools.partial(wait_status, timeout=1.0)
 
 
 def offers(client: httpx.Client, **filters) -> list[dict]:
@@ -36,21 +41,6 @@ def rented(client: httpx.Client, offer_id: int, **body) -> int:
     assert r.status_code == 200, r.text
     assert r.json()["success"] is True
     return r.json()["new_contract"]
-
-
-def show(client: httpx.Client, instance_id: int) -> dict:
-    r = client.get(f"/api/v0/instances/{instance_id}/", params={"owner": "me"})
-    assert r.status_code == 200, r.text
-    return r.json()["instances"]
-
-
-def wait_for(client: httpx.Client, instance_id: int, status: str, timeout: float = 1.0) -> dict:
-    deadline = time.time() + timeout
-    while True:
-        row = show(client, instance_id)
-        if row["actual_status"] == status or time.time() > deadline:
-            return row
-        time.sleep(0.02)
 
 
 @pytest.fixture

@@ -9,18 +9,20 @@ so each invocation checks several things; outcomes are read back through the raw
 from __future__ import annotations
 
 import ast
+import functools
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+
+from instance_reads import show, wait_status
 
 VASTAI = Path(sys.executable).with_name("vastai")
 if not VASTAI.exists():  # pragma: no cover - only outside the project venv
@@ -107,20 +109,7 @@ def volume_offer(api: httpx.Client, machine_id: int) -> dict:
     return row
 
 
-def show(api: httpx.Client, instance_id: int) -> dict | None:
-    r = api.get(f"/api/v0/instances/{instance_id}/", params={"owner": "me"})
-    assert r.status_code == 200, r.text
-    return r.json()["instances"]
-
-
-def settle(api: httpx.Client, instance_id: int, status: str) -> dict:
-    deadline = time.time() + 2.0
-    while True:
-        row = show(api, instance_id)
-        if row["actual_status"] == status:
-            return row
-        assert time.time() < deadline, row
-        time.sleep(0.02)
+settle = functools.partial(wait_status, timeout=2.0)
 
 
 def rent(api: httpx.Client, offer_id: int, **body) -> int:

@@ -4,13 +4,14 @@ point into ``tmp_path`` so no real key file is read; outcomes are read back thro
 
 from __future__ import annotations
 
-import time
+import functools
 from pathlib import Path
 
-import httpx
 import pytest
 import requests
 from vastai import VastAI
+
+from instance_reads import show, wait_status
 
 TEMPLATE = {
     "name": "vllm",
@@ -45,20 +46,7 @@ def http_error(call) -> tuple[int, str]:
     return response.status_code, response.json()["msg"]
 
 
-def show(api: httpx.Client, instance_id: int) -> dict | None:
-    r = api.get(f"/api/v0/instances/{instance_id}/", params={"owner": "me"})
-    assert r.status_code == 200, r.text
-    return r.json()["instances"]
-
-
-def settle(api: httpx.Client, instance_id: int, status: str) -> dict:
-    deadline = time.time() + 2.0
-    while True:
-        row = show(api, instance_id)
-        if row["actual_status"] == status:
-            return row
-        assert time.time() < deadline, row
-        time.sleep(0.02)
+settle = functools.partial(wait_status, timeout=2.0)
 
 
 def pick(rows: list[dict], gpu: str = "RTX 4090", n: int = 1) -> dict:

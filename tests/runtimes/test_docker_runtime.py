@@ -5,6 +5,7 @@ re-attachment after a restart, and engine errors reaching the user."""
 
 from __future__ import annotations
 
+import functools
 import random
 import socket
 import time
@@ -19,6 +20,7 @@ from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.services.fleet import load_fleet, parse_yaml
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance
+from instance_reads import show, wait_status
 
 BODY = {"client_id": "me", "image": None, "env": {}, "price": None, "disk": 1, "label": None,
         "onstart": None, "force": False, "template_hash_id": None}
@@ -81,18 +83,10 @@ def rent(api, **body) -> int:
     return r.json()["new_contract"]
 
 
-def row(api, iid: int) -> dict:
-    return api.get(f"/api/v0/instances/{iid}/", params={"owner": "me"}).json()["instances"]
+row = show
 
 
-def wait(api, iid: int, status: str, timeout: float = 60) -> dict:
-    deadline = time.time() + timeout
-    while True:
-        current = row(api, iid)
-        if current["actual_status"] == status:
-            return current
-        assert time.time() < deadline, current
-        time.sleep(0.1)
+wait = functools.partial(wait_status, timeout=60)
 
 
 def logs(api, iid: int, until: str | None = None, timeout: float = 20) -> str:
