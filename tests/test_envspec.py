@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from gpuyard.envspec import Port, parse_env, validate_env
+from gpuyard.envspec import (
+    MAX_ENV,
+    MAX_ENV_ENTRIES,
+    Port,
+    parse_env,
+    parse_env_dict,
+    render_env,
+    validate_env,
+)
 from gpuyard.errors import InvalidInput
 
 
@@ -42,6 +50,7 @@ def test_later_duplicates_win():
         ("-p 70000:22", "out of range"),
         ("-p 1.2.3.4:80:80", "-p 8000:8000"),
         ("-e A='unclosed", "quote"),
+        ("-e A=x\\", "a backslash at the very end escapes nothing"),
         ("-e", "has no value"),
     ],
 )
@@ -60,3 +69,49 @@ def test_a_dict_is_refused_with_the_string_form():
 def test_blank_env_is_stored_as_none():
     assert validate_env("   ") is None
     assert validate_env(" -e A=1 ") == "-e A=1"
+
+
+def test_the_limit_is_64_kib():
+    at_limit = "-e A=" + "x" * (MAX_ENV - 5)
+    assert len(at_limit) == MAX_ENV == 65536
+    assert len(parse_env(at_limit).variables["A"]) == MAX_ENV - 5
+    assert validate_env(at_limit) == at_limit
+
+
+@pytest.mark.parametrize("check", [parse_env, validate_env])
+def test_longer_env_is_refused_before_splitting(check):
+    # An unclosed quote 1 MiB long: the size is what is reported, so nothing was split.
+    text = "-e A='" + "x" * (1024 * 1024 - 6)
+    with pytest.raises(InvalidInput) as exc:
+        check(text)
+    assert exc.value.code == "invalid_env"
+    assert exc.value.msg == (
+        "env is 1048576 characters long; the limit is 65536 (64 KiB): keep large values out of "
+        "env (e.g. put them in a file the onstart script reads)"
+    )
+
+
+def test_stored_env_longer_than_the_limit_still_reads_back():
+    # A merged env is rendered from two bounded parts, and quoting may lengthen it.
+    spec = parse_env('-e A="' + "'" * (MAX_ENV - 10) + '"')
+    stored = render_env(spec)
+    assert len(stored) > MAX_ENV
+    with pytest.raises(InvalidInput):
+        parse_env(stored)
+    assert parse_env(stored, limit=None).variables == spec.variables
+
+
+def test_the_dict_form_is_bounded_too():
+    assert parse_env_dict({"A": "x" * (MAX_ENV - 1)}).variables["A"] == "x" * (MAX_ENV - 1)
+    with pytest.raises(InvalidInput) as exc:
+        parse_env_dict({"A": "x" * MAX_ENV})
+    assert exc.value.msg.startswith(
+        "env (its keys and values together) is 65537 characters long; the limit is 65536"
+    )
+    many = {f"V{i}": "1" for i in range(MAX_ENV_ENTRIES)}
+    assert len(parse_env_dict(many).variables) == MAX_ENV_ENTRIES
+    many["-p 8000:8000"] = "1"
+    with pytest.raises(InvalidInput) as exc:
+        parse_env_dict(many)
+    assert exc.value.code == "invalid_env"
+    assert exc.value.msg.startswith("env has 1001 entries; the limit is 1000")

@@ -12,6 +12,12 @@ removed), then read as flag/value pairs:
 
 Anything else (a bare ``NAME=VALUE``, an unknown flag, a flag with no value) is an error whose
 message shows the right way to write it.
+
+Size: an env string, or the keys and values of the dict form together, is at most ``MAX_ENV``
+characters (64 Ki), and the dict form has at most ``MAX_ENV_ENTRIES`` entries; longer input is
+refused before it is split. Splitting (:func:`gpuyard.shellwords.split`) is linear in the length
+anyway. Env already stored (an instance's merged env may be longer than either part) is read with
+``limit=None``.
 """
 
 from __future__ import annotations
@@ -20,12 +26,15 @@ import re
 import shlex
 from dataclasses import dataclass, field
 
+from gpuyard import shellwords
 from gpuyard.errors import InvalidInput
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PORT_RE = re.compile(r"^(?:(\d{1,5}):)?(\d{1,5})(?:/(tcp|udp))?$")
 FLAGS = ("-e", "-p", "-h", "-v", "-n")
 RIGHT_FORM = '"-e VAR1=value1 -e VAR2=value2 -p 8000:8000"'
+MAX_ENV = 64 * 1024  # characters of an env string, or of a dict's keys and values together
+MAX_ENV_ENTRIES = 1000  # entries of the dict form
 
 
 @dataclass(frozen=True)
@@ -86,15 +95,33 @@ def parse_port(spec: str) -> Port:
     return Port(container=container, host=int(host) if host else None, proto=proto)
 
 
-def parse_env(text: object) -> EnvSpec:
-    """Parse and validate an env string; raise :class:`InvalidInput` saying how to fix it."""
+def _too_long(size: int, what: str = "env") -> InvalidInput:
+    return _err(
+        f"{what} is {size} characters long; the limit is {MAX_ENV} (64 KiB): keep large values "
+        "out of env (e.g. put them in a file the onstart script reads)"
+    )
+
+
+def parse_env(text: object, *, limit: int | None = MAX_ENV) -> EnvSpec:
+    """Parse and validate an env string; raise :class:`InvalidInput` saying how to fix it.
+
+    A string longer than ``limit`` characters is refused before it is split. Input from users
+    keeps the default; ``limit=None`` is for env already stored (e.g. an instance's merged env).
+    """
     if text is None:
         return EnvSpec()
     if not isinstance(text, str):
         raise env_type_error(text)
+    if limit is not None and len(text) > limit:
+        raise _too_long(len(text))
     try:
-        tokens = shlex.split(text)
+        tokens = shellwords.split(text)
     except ValueError as exc:
+        if str(exc) == shellwords.NO_ESCAPED_CHARACTER:
+            raise _err(
+                f"env: {exc} in {text!r}; a backslash at the very end escapes nothing: remove it "
+                "or double it"
+            ) from None
         raise _err(f"env: {exc} in {text!r}; close every quote you open") from None
     spec = EnvSpec()
     i = 0
@@ -138,14 +165,29 @@ def validate_env(value: object) -> str | None:
         return None
     if not isinstance(value, str):
         raise env_type_error(value)
-    parse_env(value)
+    parse_env(value)  # refuses more than MAX_ENV characters before splitting
     return value.strip() or None
 
 
 def parse_env_dict(value: dict) -> EnvSpec:
     """The dict form the official client sends for instances (VAST-WIRE §9):
     ``{"TZ": "UTC", "-p 8000:8000": "1", "-h": "box"}``. Keys are checked as strictly as the
-    string form; values must be strings (numbers are taken as their text)."""
+    string form; values must be strings (numbers are taken as their text). At most
+    ``MAX_ENV_ENTRIES`` entries and ``MAX_ENV`` characters of keys and values together."""
+    if len(value) > MAX_ENV_ENTRIES:
+        raise _err(
+            f"env has {len(value)} entries; the limit is {MAX_ENV_ENTRIES}: keep large values "
+            "out of env (e.g. put them in a file the onstart script reads)"
+        )
+    size = 0
+    for key, raw in value.items():
+        size += len(key) if isinstance(key, str) else len(str(key))
+        if isinstance(raw, str):
+            size += len(raw)
+        elif isinstance(raw, int | float) and not isinstance(raw, bool):
+            size += len(str(raw))
+    if size > MAX_ENV:
+        raise _too_long(size, "env (its keys and values together)")
     spec = EnvSpec()
     for key, raw in value.items():
         if isinstance(raw, bool) or raw is None or not isinstance(raw, str | int | float):

@@ -48,7 +48,7 @@ class Snapshot:
 
 
 def launch_spec(inst: Instance, machine: Machine, volume: Volume | None) -> LaunchSpec:
-    env = parse_env(inst.env)
+    env = parse_env(inst.env, limit=None)  # stored: a merged env may exceed MAX_ENV
     return LaunchSpec(
         instance_id=inst.id,
         owner_id=inst.owner_id,

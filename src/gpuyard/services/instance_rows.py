@@ -119,7 +119,7 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
 def _pairs(env: str | None) -> list[list[str]]:
     from gpuyard.envspec import env_pairs, parse_env
 
-    return env_pairs(parse_env(env))
+    return env_pairs(parse_env(env, limit=None))  # stored: a merged env may exceed MAX_ENV
 
 
 # -- lists -------------------------------------------------------------------------------------
