@@ -115,3 +115,14 @@ def test_the_dict_form_is_bounded_too():
         parse_env_dict(many)
     assert exc.value.code == "invalid_env"
     assert exc.value.msg.startswith("env has 1001 entries; the limit is 1000")
+
+
+def test_stored_pairs_give_back_the_spec_without_reparsing():
+    """Instances keep their env as pairs; the runtime's spec is rebuilt from them alone."""
+    from gpuyard.envspec import env_from_pairs, env_pairs
+
+    spec = parse_env("-e A=1 -e 'B=x y' -p 8000:8000 -h box -v /data:/data -n net1 -e C=")
+    back = env_from_pairs(env_pairs(spec))
+    assert back.variables == {"A": "1", "B": "x y", "C": ""}
+    assert back.options == [("-h", "box"), ("-v", "/data:/data"), ("-n", "net1")]
+    assert back.ports == {}  # an instance's ports live in its port map

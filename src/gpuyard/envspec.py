@@ -259,3 +259,20 @@ def env_pairs(spec: EnvSpec) -> list[list[str]]:
     for flag, value in spec.options:
         pairs.append([flag, value] if flag == "-h" else [f"{flag} {value}", "1"])
     return pairs
+
+
+def env_from_pairs(pairs: list[list[str]]) -> EnvSpec:
+    """The spec back from :func:`env_pairs`' output (as instances store it), with no parsing of
+    an env string: variables by name, ``-h``/``-v``/``-n`` options; ports are left out (an
+    instance's ports live in its port map)."""
+    spec = EnvSpec()
+    for key, value in pairs:
+        if key == "-h":
+            spec.options.append(("-h", value))
+        elif key.startswith("-p "):
+            continue
+        elif key.startswith(("-v ", "-n ")):
+            spec.options.append((key[:2], key[3:]))
+        else:
+            spec.variables[key] = value
+    return spec

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from gpuyard.envspec import parse_env
+from gpuyard.envspec import env_from_pairs, parse_env
 from gpuyard.runtimes.base import LaunchSpec, Runtime, RuntimeError_, RuntimeState
 from gpuyard.services.allocation import gpu_list
 from gpuyard.store.db import transaction
@@ -48,7 +48,9 @@ class Snapshot:
 
 
 def launch_spec(inst: Instance, machine: Machine, volume: Volume | None) -> LaunchSpec:
-    env = parse_env(inst.env, limit=None)  # stored: a merged env may exceed MAX_ENV
+    pairs = (inst.launch or {}).get("extra_env")
+    # the pairs stored at launch: a sweep costs the same for a 10-byte env as for a 64 KiB one
+    env = env_from_pairs(pairs) if pairs is not None else parse_env(inst.env, limit=None)
     return LaunchSpec(
         instance_id=inst.id,
         owner_id=inst.owner_id,

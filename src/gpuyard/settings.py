@@ -9,6 +9,7 @@ from pathlib import Path
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8686
 RUNTIMES = ("simulated", "docker")
+DEFAULT_MAX_BODY = 1024 * 1024
 
 
 def data_dir() -> Path:
@@ -36,6 +37,8 @@ class Settings:
     sim_boot_seconds: float = 2.0
     # How often the reconciler sweeps for instances whose runtime state lags their row.
     reconcile_seconds: float = 0.25
+    # Request bodies over this many bytes are refused (413) before they are read whole.
+    max_body: int = DEFAULT_MAX_BODY
 
     @classmethod
     def build(
@@ -46,6 +49,7 @@ class Settings:
         runtime: str | None = None,
         sim_boot_seconds: float | None = None,
         docker_url: str | None = None,
+        max_body: int | None = None,
     ) -> Settings:
         """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
         return cls(
@@ -59,4 +63,5 @@ class Settings:
                 if sim_boot_seconds is not None
                 else float(os.environ.get("GPUYARD_SIM_BOOT_SECONDS") or 2.0)
             ),
+            max_body=max_body or int(os.environ.get("GPUYARD_MAX_BODY") or DEFAULT_MAX_BODY),
         )

@@ -14,6 +14,8 @@ from gpuyard.services import allocation, fleet, offers
 from gpuyard.services.demo import demo_fleet_text, load_demo_fleet
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, Machine, User
+from gpuyard.wire.base import parse
+from gpuyard.wire.offers import OfferSearch
 
 BOX_A = {
     "hostname": "box-a", "gpu_name": "RTX 4090", "num_gpus": 4, "gpu_ram": 24, "cpu_cores": 32,
@@ -291,4 +293,5 @@ def test_demo_fleet_is_valid_and_fits_the_demo_template(app):
         tgi = {"gpu_ram": {"gte": 23000.0}, "num_gpus": {"eq": "1"},
                "gpu_name": {"eq": "RTX 3090"}, "inet_down": {"gt": "128"},
                "direct_port_count": {"gt": "3"}, "disk_space": {"gte": "192"}}
-        assert offers.search_offers(s, None, tgi)
+        query = parse(OfferSearch, tgi).checked(default_limit=10, max_limit=10)
+        assert offers.search_offers(s, None, query)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from gpuyard.errors import InvalidInput, QueryError
-from gpuyard.services.launch import merge, read_request, split_image
+from gpuyard.services.launch import merge, split_image
+from gpuyard.wire.base import parse
+from gpuyard.wire.instances import LaunchRequest
 
 TEMPLATE = {
     "template_id": 7,
@@ -27,7 +29,7 @@ TEMPLATE = {
 
 
 def launch(template=TEMPLATE, **body):
-    return merge(read_request(body), template)
+    return merge(parse(LaunchRequest, body), template)
 
 
 def env_of(merged) -> dict[str, str]:

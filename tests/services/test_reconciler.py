@@ -14,6 +14,8 @@ from gpuyard.services import instances
 from gpuyard.services.users import create_user
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, InstanceEvent
+from gpuyard.wire.base import parse
+from gpuyard.wire.instances import LaunchRequest
 
 
 @pytest.fixture(autouse=True)
@@ -38,9 +40,9 @@ def owner(app):
 def rent(app, owner, **body) -> int:
     with transaction(app.state.sessions) as session:
         ask = session.query(Ask).filter_by(kind="gpu", active=True, num_gpus=1).order_by(Ask.id).first()
-        outcome = instances.create_instance(
-            session, owner, ask.id, {"image": "busybox", **body}, runtime="simulated"
-        )
+        request = parse(LaunchRequest, {"image": "busybox", **body})
+        merged = instances.prepare_launch(session, owner, request)
+        outcome = instances.create_instance(session, owner, ask.id, request, merged, runtime="simulated")
         return outcome.instance_id
 
 

@@ -15,6 +15,18 @@ from gpuyard.services.allocation import refresh_machine
 from gpuyard.services.users import create_user
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, Machine, User, Volume
+from gpuyard.wire.base import parse
+from gpuyard.wire.types import to_id
+from gpuyard.wire.volumes import VolumeCreate, VolumeLaunch
+
+
+def create_volume(session: Session, user: User, body: Any) -> dict[str, Any]:
+    """The service's create, with the body checked as the API checks it."""
+    return svc.create_volume(session, user, parse(VolumeCreate, body))
+
+
+def for_launch(session: Session, user: User, info: Any, machine: Machine, **kw: Any):
+    return svc.for_launch(session, user, parse(VolumeLaunch, info), machine, **kw)
 
 
 def add_machine(session: Session, hostname: str, disk: float = 100.0, **kw: Any) -> Machine:
@@ -85,7 +97,7 @@ def test_create_default_size_and_row(db, users):
     alice, _ = users
     m = add_machine(db, "m1", disk=100)
     ask = volume_ask(db, m)
-    row = svc.create_volume(db, alice, {"id": ask.id, "name": "data"})
+    row = create_volume(db, alice, {"id": ask.id, "name": "data"})
     assert row["disk_space"] == 15 and row["machine_id"] == m.id
     assert row["name"] == row["label"] == "data"
     assert row["status"] == "available" and row["instances"] == [] and row["mount_path"] is None
@@ -100,12 +112,12 @@ def test_create_size_limits(db, users):
     alice, _ = users
     m = add_machine(db, "m1", disk=40)
     ask = volume_ask(db, m)
-    row = svc.create_volume(db, alice, {"id": ask.id, "size": 40})
+    row = create_volume(db, alice, {"id": ask.id, "size": 40})
     assert row["disk_space"] == 40
     assert not volume_ask(db, m).active  # the whole disk is taken: no volume offer
     m2 = add_machine(db, "m2", disk=40)
     with pytest.raises(InvalidInput, match="at most 40 GB"):
-        svc.create_volume(db, alice, {"id": volume_ask(db, m2).id, "size": 41})
+        create_volume(db, alice, {"id": volume_ask(db, m2).id, "size": 41})
 
 
 @pytest.mark.parametrize(
@@ -128,7 +140,7 @@ def test_create_rejects_bad_input(db, users, body, match):
     m = add_machine(db, "m1")
     body = {k: (volume_ask(db, m).id if v == "ASK" else v) for k, v in body.items()}
     with pytest.raises(InvalidInput, match=match):
-        svc.create_volume(db, alice, body)
+        create_volume(db, alice, body)
     assert db.scalar(select(func.count(Volume.id))) == 0
 
 
@@ -136,9 +148,9 @@ def test_create_from_gpu_offer_or_unknown_offer(db, users):
     alice, _ = users
     m = add_machine(db, "m1")
     with pytest.raises(InvalidInput, match="search volumes"):
-        svc.create_volume(db, alice, {"id": gpu_ask(db, m).id})
+        create_volume(db, alice, {"id": gpu_ask(db, m).id})
     with pytest.raises(NotFound):
-        svc.create_volume(db, alice, {"id": 999999})
+        create_volume(db, alice, {"id": 999999})
 
 
 # ---------------------------------------------------------------- list
@@ -148,8 +160,8 @@ def test_list_own_only_and_types(db, users):
     alice, bob = users
     m = add_machine(db, "m1")
     ask = volume_ask(db, m).id
-    mine = svc.create_volume(db, alice, {"id": ask, "size": 10})
-    svc.create_volume(db, bob, {"id": ask, "size": 10})
+    mine = create_volume(db, alice, {"id": ask, "size": 10})
+    create_volume(db, bob, {"id": ask, "size": 10})
     for kind in ("all_volume", "local_volume", None):
         rows = svc.list_volumes(db, alice, kind)
         assert [r["id"] for r in rows] == [mine["id"]]
@@ -162,7 +174,7 @@ def test_list_own_only_and_types(db, users):
 def test_list_shows_attachment(db, users):
     alice, _ = users
     m = add_machine(db, "m1")
-    row = svc.create_volume(db, alice, {"id": volume_ask(db, m).id})
+    row = create_volume(db, alice, {"id": volume_ask(db, m).id})
     inst = add_instance(db, alice, m, db.get(Volume, row["id"]))
     [shown] = svc.list_volumes(db, alice)
     assert shown["status"] == "in_use" and shown["instances"] == [inst.id]
@@ -178,7 +190,7 @@ def test_list_shows_attachment(db, users):
 def test_delete_frees_disk(db, users):
     alice, _ = users
     m = add_machine(db, "m1", disk=50)
-    row = svc.create_volume(db, alice, {"id": volume_ask(db, m).id, "size": 50})
+    row = create_volume(db, alice, {"id": volume_ask(db, m).id, "size": 50})
     assert not volume_ask(db, m).active
     gone = svc.delete_volume(db, alice, row["id"])
     assert gone["id"] == row["id"]
@@ -191,22 +203,20 @@ def test_delete_frees_disk(db, users):
 def test_delete_other_users_or_unknown_is_404(db, users):
     alice, bob = users
     m = add_machine(db, "m1")
-    row = svc.create_volume(db, alice, {"id": volume_ask(db, m).id})
+    row = create_volume(db, alice, {"id": volume_ask(db, m).id})
     with pytest.raises(NotFound):
         svc.delete_volume(db, bob, row["id"])
     with pytest.raises(NotFound):
         svc.delete_volume(db, alice, 424242)
     with pytest.raises(InvalidInput):
-        svc.delete_volume(db, alice, "abc")
-    with pytest.raises(InvalidInput, match="query string"):
-        svc.delete_volume(db, alice, None)
+        to_id("abc", "id (the volume)")
     assert db.get(Volume, row["id"]).deleted_at is None
 
 
 def test_delete_in_use_is_409(db, users):
     alice, _ = users
     m = add_machine(db, "m1")
-    row = svc.create_volume(db, alice, {"id": volume_ask(db, m).id})
+    row = create_volume(db, alice, {"id": volume_ask(db, m).id})
     inst = add_instance(db, alice, m, db.get(Volume, row["id"]))
     with pytest.raises(Conflict, match=f"destroy instance {inst.id} first"):
         svc.delete_volume(db, alice, row["id"])
@@ -222,11 +232,11 @@ def test_for_launch_create(db, users):
     m = add_machine(db, "m1")
     info = {"mount_path": "root/vol", "create_new": True, "volume_id": volume_ask(db, m).id,
             "name": "N", "size": 20}
-    volume, mount = svc.for_launch(db, alice, info, m)
+    volume, mount = for_launch(db, alice, info, m)
     assert mount == "/root/vol"
     assert volume.machine_id == m.id and volume.size == 20 and volume.name == "N"
     assert volume.owner_id == alice.id and volume.id is not None
-    default, _ = svc.for_launch(
+    default, _ = for_launch(
         db, alice, {"mount_path": "/v", "create_new": True, "volume_id": volume_ask(db, m).id}, m
     )
     assert default.size == 15
@@ -235,8 +245,8 @@ def test_for_launch_create(db, users):
 def test_for_launch_link(db, users):
     alice, _ = users
     m = add_machine(db, "m1")
-    row = svc.create_volume(db, alice, {"id": volume_ask(db, m).id})
-    volume, mount = svc.for_launch(
+    row = create_volume(db, alice, {"id": volume_ask(db, m).id})
+    volume, mount = for_launch(
         db, alice, {"mount_path": "/data/", "create_new": False, "volume_id": row["id"]}, m
     )
     assert volume.id == row["id"] and mount == "/data"
@@ -252,27 +262,27 @@ def test_for_launch_same_machine(db, users):
     alice, _ = users
     m1, m2 = add_machine(db, "m1"), add_machine(db, "m2")
     with pytest.raises(InvalidInput, match=f"on machine {m2.id}.*machine {m1.id}.*machine_id={m1.id}"):
-        svc.for_launch(db, alice, {"mount_path": "/v", "create_new": True,
+        for_launch(db, alice, {"mount_path": "/v", "create_new": True,
                                    "volume_id": volume_ask(db, m2).id}, m1)
-    row = svc.create_volume(db, alice, {"id": volume_ask(db, m2).id})
+    row = create_volume(db, alice, {"id": volume_ask(db, m2).id})
     with pytest.raises(InvalidInput, match=f"volume {row['id']} is on machine {m2.id}"):
-        svc.for_launch(db, alice, {"mount_path": "/v", "create_new": False, "volume_id": row["id"]}, m1)
+        for_launch(db, alice, {"mount_path": "/v", "create_new": False, "volume_id": row["id"]}, m1)
 
 
 def test_for_launch_in_use_and_not_mine(db, users):
     alice, bob = users
     m = add_machine(db, "m1")
-    row = svc.create_volume(db, alice, {"id": volume_ask(db, m).id})
+    row = create_volume(db, alice, {"id": volume_ask(db, m).id})
     link = {"mount_path": "/v", "create_new": False, "volume_id": row["id"]}
     inst = add_instance(db, alice, m, db.get(Volume, row["id"]))
     with pytest.raises(Conflict, match=f"instance {inst.id}"):
-        svc.for_launch(db, alice, link, m)
+        for_launch(db, alice, link, m)
     with pytest.raises(NotFound):
-        svc.for_launch(db, bob, link, m)
+        for_launch(db, bob, link, m)
     inst.destroyed_at = time.time()
     svc.delete_volume(db, alice, row["id"])
     with pytest.raises(NotFound):
-        svc.for_launch(db, alice, link, m)
+        for_launch(db, alice, link, m)
 
 
 def test_for_launch_size_over_free_disk(db, users):
@@ -281,10 +291,10 @@ def test_for_launch_size_over_free_disk(db, users):
     add_instance(db, alice, m, disk=20)
     info = {"mount_path": "/v", "create_new": True, "volume_id": volume_ask(db, m).id, "size": 15}
     with pytest.raises(InvalidInput, match="at most 10 GB"):
-        svc.for_launch(db, alice, info, m)
+        for_launch(db, alice, info, m)
     with pytest.raises(InvalidInput, match="besides the instance's 4 GB.*at most 6 GB"):
-        svc.for_launch(db, alice, {**info, "size": 7}, m, reserve=4)
-    volume, _ = svc.for_launch(db, alice, {**info, "size": 6}, m, reserve=4)
+        for_launch(db, alice, {**info, "size": 7}, m, reserve=4)
+    volume, _ = for_launch(db, alice, {**info, "size": 6}, m, reserve=4)
     assert volume.size == 6
 
 
@@ -315,7 +325,7 @@ def test_for_launch_validation(db, users, info, match):
     if isinstance(info, dict):
         info = {k: (volume_ask(db, m).id if v == "ASK" else v) for k, v in info.items()}
     with pytest.raises(InvalidInput, match=match):
-        svc.for_launch(db, alice, info, m)
+        for_launch(db, alice, info, m)
     assert db.scalar(select(func.count(Volume.id))) == 0
 
 
@@ -324,4 +334,4 @@ def test_for_launch_from_gpu_offer(db, users):
     m = add_machine(db, "m1")
     info = {"mount_path": "/v", "create_new": True, "volume_id": gpu_ask(db, m).id}
     with pytest.raises(InvalidInput, match="search volumes"):
-        svc.for_launch(db, alice, info, m)
+        for_launch(db, alice, info, m)

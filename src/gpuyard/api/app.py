@@ -9,7 +9,9 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import gpuyard
+from gpuyard.api.edge import JSONAnswer, RequestLimits
 from gpuyard.api.errors import install_error_handlers
+from gpuyard.api.openapi import install_openapi
 from gpuyard.api.routes import instances, meta, offers, templates, users, volumes
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
@@ -55,6 +57,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         version=gpuyard.__version__,
         description="Self-hosted GPU cloud control plane that speaks the Vast.ai API.",
         redirect_slashes=False,
+        default_response_class=JSONAnswer,
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -70,8 +73,11 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
     )
     install_error_handlers(app)
-    for module in (meta, users, templates, offers, instances, volumes):
-        app.include_router(module.router)
+    for router in (meta.router, users.router, templates.router, offers.router, instances.router,
+                   instances.public, volumes.router):
+        app.include_router(router)
     install_console(app)
+    install_openapi(app)
     app.add_middleware(StripTrailingSlash)
+    app.add_middleware(RequestLimits, max_body=settings.max_body)  # outermost: before any work
     return app

@@ -1,18 +1,46 @@
-"""Per-request plumbing: the database session, the caller, and running service calls."""
+"""Per-request plumbing: the caller, the database session, and running service calls.
+
+Authentication reads the ``Authorization: Bearer <key>`` header inside the call's own
+transaction (no cache: a revoked key is refused by the next request, in every process). The
+``bearer`` dependency only declares the scheme, so that ``/openapi.json`` shows it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from gpuyard.api.edge import WireRoute
 from gpuyard.services.users import authenticate
 from gpuyard.store.db import transaction
 from gpuyard.store.models import User
+from gpuyard.wire.common import ErrorBody
 
 T = TypeVar("T")
+
+bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    words = {400: "bad input: msg says which field and how to fix it",
+             401: "missing, invalid or revoked API key", 403: "not allowed for this key or user",
+             404: "no such object (or not yours)", 409: "conflicts with the current state",
+             413: "request body over the size limit", 414: "query string too long"}
+    return {code: {"model": ErrorBody, "description": words[code]} for code in codes}
+
+
+#: Router settings of authenticated endpoints: the Bearer scheme and the errors they can give.
+AUTHENTICATED: dict[str, Any] = {
+    "dependencies": [Depends(bearer)],
+    "responses": _errors(400, 401, 403, 404, 409, 413, 414),
+    "route_class": WireRoute,
+}
+#: Router settings of public endpoints.
+PUBLIC: dict[str, Any] = {"responses": _errors(400, 404, 413, 414), "route_class": WireRoute}
 
 
 def bearer_key(request: Request) -> str | None:
@@ -27,7 +55,8 @@ def writes(request: Request) -> bool:
 
 
 async def call(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Authenticate, then run ``fn(session, user, ...)`` in one transaction on a worker thread."""
+    """Authenticate, then run ``fn(session, user, ...)`` in one transaction on a worker thread.
+    The arguments are already validated (the wire models): nothing is parsed under the lock."""
     return await _call(request, writes(request), fn, *args, **kwargs)
 
 
@@ -47,6 +76,12 @@ async def _call(request: Request, write: bool, fn: Callable[..., T], *args: Any,
             return fn(session, user, *args, **kwargs)
 
     return await run_in_threadpool(work)
+
+
+async def caller(request: Request) -> User:
+    """The authenticated user, in a read-only transaction of its own (for calls that must know
+    who asks before doing any work, e.g. a bulk create)."""
+    return await _call(request, False, lambda _session, user: user)
 
 
 async def call_public(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

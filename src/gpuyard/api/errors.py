@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gpuyard.api.edge import JSONAnswer
 from gpuyard.errors import GpuyardError, NotFound
+from gpuyard.wire.base import as_error
 
 log = logging.getLogger("gpuyard.api")
 
 
-def error_response(status: int, code: str, msg: str) -> JSONResponse:
-    return JSONResponse({"success": False, "error": code, "msg": msg}, status_code=status)
+def error_response(status: int, code: str, msg: str) -> Response:
+    return JSONAnswer({"success": False, "error": code, "msg": msg}, status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -28,12 +29,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status, exc.code, exc.msg)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        parts = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
-            parts.append(f"{where}: {err.get('msg')}" if where else str(err.get("msg")))
-        return error_response(400, "invalid_input", "; ".join(parts) or "invalid request")
+    async def _validation(_request: Request, exc: RequestValidationError) -> Response:
+        err = as_error(list(exc.errors()))
+        return error_response(err.status, err.code, err.msg)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
@@ -50,6 +48,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(_request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "internal server error; see the server log")

@@ -12,6 +12,8 @@ from gpuyard.services.fleet import FleetResult, load_fleet, parse_yaml
 from gpuyard.services.templates import create_template, set_recommended
 from gpuyard.services.users import add_key, create_user
 from gpuyard.store.models import User
+from gpuyard.wire.base import parse
+from gpuyard.wire.templates import TemplateCreate
 
 DEMO_TEMPLATES = [
     {
@@ -84,7 +86,7 @@ def seed_demo(session: Session) -> tuple[str, int]:
     for sample in DEMO_TEMPLATES:
         payload = dict(sample)
         recommended = payload.pop("recommended", False)
-        row, _ = create_template(session, user, payload)
+        row, _ = create_template(session, user, parse(TemplateCreate, payload))
         if recommended:
             set_recommended(session, row["id"])
     load_demo_fleet(session)

@@ -8,17 +8,14 @@ from typing import Any
 from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from gpuyard.errors import InvalidInput, NotFound
-from gpuyard.query import normalize_limit, normalize_order, normalize_query
-from gpuyard.query.fields import INSTANCE_FIELDS
+from gpuyard.errors import NotFound
 from gpuyard.query.sql import compile_order, compile_where
 from gpuyard.services import volumes
 from gpuyard.services.identifiers import require_id
 from gpuyard.store.models import Instance, Machine, User
+from gpuyard.wire.instances import MAX_PAGE, InstanceListQuery  # noqa: F401 - MAX_PAGE for callers
 
 HOURS_PER_MONTH = 30 * 24
-DEFAULT_PAGE = 25
-MAX_PAGE = 1000
 
 
 def price_per_hour(inst: Instance) -> float:
@@ -87,7 +84,7 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
         "image_args": list(inst.args or []),
         "image_runtype": inst.runtype,
         "env": inst.env,
-        "extra_env": _pairs(inst.env),
+        "extra_env": (inst.launch or {}).get("extra_env") or _pairs(inst.env),
         "onstart": inst.onstart,
         "args": inst.args,
         "extra_filters": inst.extra_filters,
@@ -157,52 +154,20 @@ def _columns() -> dict[str, Any]:
     }
 
 
-def _null_terms(filters: Any) -> tuple[Any, list[Any]]:
-    """``{"label": {"in": [null, "x"]}}`` (the official CLI's ``--label '' x``): in/notin lists
-    holding null become ``label IS NULL OR label IN ('x')`` (or its negation) here; the rest of
-    the query goes through the normal checks."""
-    if not isinstance(filters, dict):
-        return filters, []
+def _null_conditions(terms: list[tuple[str, str, list[Any]]]) -> list[Any]:
     columns = _columns()
-    cleaned: dict[str, Any] = {}
-    conditions: list[Any] = []
-    for name, ops in filters.items():
-        if not isinstance(ops, dict) or name not in columns:
-            cleaned[name] = ops
-            continue
-        ops = dict(ops)
-        for op in ("in", "notin"):
-            values = ops.get(op)
-            if isinstance(values, list) and None in values:
-                del ops[op]
-                rest = normalize_query({name: {"in": [v for v in values if v is not None]}},
-                                       INSTANCE_FIELDS)[name]["in"]
-                col = columns[name]
-                term = or_(col.is_(None), col.in_(rest)) if rest else col.is_(None)
-                conditions.append(term if op == "in" else ~term)
-        if ops:
-            cleaned[name] = ops
-    return cleaned, conditions
+    conditions = []
+    for name, op, rest in terms:
+        col = columns[name]
+        term = or_(col.is_(None), col.in_(rest)) if rest else col.is_(None)
+        conditions.append(term if op == "in" else ~term)
+    return conditions
 
 
-def _order(order: Any) -> list[tuple[str, str]]:
-    """order_by in the v1 form ``[{"col": "start_date", "dir": "desc"}]`` (or ``[[c, d]]``)."""
-    if order in (None, [], ""):
-        return [("id", "asc")]
-    if isinstance(order, list) and all(isinstance(o, dict) for o in order):
-        order = [[o.get("col"), o.get("dir", "asc")] for o in order]
-    return normalize_order(order, INSTANCE_FIELDS) or [("id", "asc")]
-
-
-def list_instances(session: Session, user: User, args: dict[str, Any]) -> dict[str, Any]:
+def list_instances(session: Session, user: User, q: InstanceListQuery) -> dict[str, Any]:
     """``GET /api/v1/instances/``: the caller's instances, filtered, sorted and paged in SQL."""
-    filters, conditions = _null_terms(args.get("select_filters") or {})
-    query = normalize_query(filters, INSTANCE_FIELDS)
     columns = _columns()
-    conditions += compile_where(query, columns)
-    ordering = _order(args.get("order_by"))
-    limit = normalize_limit(args.get("limit"), DEFAULT_PAGE, MAX_PAGE)
-    offset = _offset(args.get("after_token"))
+    conditions = _null_conditions(q.null_terms) + compile_where(q.query, columns)
     base = (
         select(Instance, Machine)
         .join(Machine, Machine.id == Instance.machine_id)
@@ -210,9 +175,9 @@ def list_instances(session: Session, user: User, args: dict[str, Any]) -> dict[s
     )
     total = session.scalar(select(func.count()).select_from(base.subquery())) or 0
     ordered = base.order_by(
-        *compile_order(ordering, columns), *([] if ordering[-1][0] == "id" else [Instance.id.asc()])
+        *compile_order(q.order, columns), *([] if q.order[-1][0] == "id" else [Instance.id.asc()])
     )
-    page = session.execute(ordered.offset(offset).limit(limit)).all()
+    page = session.execute(ordered.offset(q.offset).limit(q.limit)).all()
     label_counts: dict[str, int] = {}
     for label, count in session.execute(
         select(Instance.label, func.count())
@@ -221,36 +186,16 @@ def list_instances(session: Session, user: User, args: dict[str, Any]) -> dict[s
     ):
         label_counts[label or ""] = count
     rows = [instance_row(session, inst, machine) for inst, machine in page]
-    cols = _select_cols(args.get("select_cols"))
-    if cols is not None:
-        rows = [{k: row.get(k) for k in cols} for row in rows]
-    more = offset + len(page) < total
+    if q.cols is not None:
+        rows = [{k: row.get(k) for k in q.cols} for row in rows]
+    more = q.offset + len(page) < total
     return {
         "success": True,
         "instances": rows,
-        "next_token": str(offset + len(page)) if more else None,
+        "next_token": str(q.offset + len(page)) if more else None,
         "total_instances": total,
         "label_counts": label_counts,
     }
-
-
-def _offset(token: Any) -> int:
-    if token in (None, ""):
-        return 0
-    text = str(token)
-    if not (text.isascii() and text.isdigit()):
-        raise InvalidInput(f"after_token {token!r} is not a token this server gave (use next_token)")
-    return int(text)
-
-
-def _select_cols(cols: Any) -> list[str] | None:
-    if cols in (None, "*") or cols == ["*"]:
-        return None
-    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-        raise InvalidInput('select_cols must be a JSON list of field names, e.g. ["id","actual_status"]')
-    # The official CLI asks for columns we may not have (e.g. gpu_temp); those come back null,
-    # and "id" is always included so that rows stay identifiable.
-    return ["id", *[c for c in cols if c != "id"]]
 
 
 def get_instance(session: Session, user: User, ref: Any) -> dict[str, Any] | None:

@@ -13,9 +13,18 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.services import allocation, launch, offers, volumes
-from gpuyard.services.identifiers import require_hash, require_id
+from gpuyard.services.identifiers import MAX_ID, require_id
 from gpuyard.services.templates import resolve_hash
 from gpuyard.store.models import Instance, Machine, Template, User
+from gpuyard.wire.instances import (
+    BidChange,
+    BulkDestroy,
+    BulkState,
+    InstanceEdit,
+    InstanceUpdate,
+    LaunchRequest,
+)
+from gpuyard.wire.offers import OfferQuery
 
 RUNTYPE_PORTS = {"ssh": "22/tcp", "jupyter": "8080/tcp"}
 
@@ -34,17 +43,24 @@ class Outcome:
 
 
 # -- templates ---------------------------------------------------------------------------------
-def _template(session: Session, user: User, request: dict[str, Any]) -> dict[str, Any] | None:
+def _template(session: Session, user: User, request: LaunchRequest | InstanceUpdate) -> dict[str, Any] | None:
     """The template content a request names: by hash (anyone holding it), or by numeric id
     (its current version; yours or public)."""
-    if request["template_hash_id"] not in (None, ""):
-        return resolve_hash(session, require_hash(request["template_hash_id"], "template_hash_id"))
-    if request["template_id"] is not None:
-        t = session.get(Template, require_id(request["template_id"], "template_id"))
+    if request.template_hash_id is not None:
+        return resolve_hash(session, request.template_hash_id)
+    if request.template_id is not None:
+        t = session.get(Template, request.template_id) if request.template_id <= MAX_ID else None
         if t is None or t.deleted_at is not None or (t.private and t.creator_id != user.id):
-            raise NotFound(f"template {request['template_id']} not found", "template_not_found")
+            raise NotFound(f"template {request.template_id} not found", "template_not_found")
         return resolve_hash(session, t.hash_id)
     return None
+
+
+def prepare_launch(session: Session, user: User, request: LaunchRequest) -> dict[str, Any]:
+    """The merged launch of a create-instance request (docs/merge-rules.md), computed in a read
+    transaction before the rental's write transaction: template versions never change, so the
+    merge needs no lock."""
+    return launch.merge(request, _template(session, user, request))
 
 
 def _count_launch(session: Session, template_id: int | None, now: float) -> None:
@@ -155,28 +171,26 @@ def _check_bid(session: Session, ask_id: int, machine: Machine, gpus: list[int],
 
 
 def create_instance(
-    session: Session, user: User, ask_ref: Any, body: dict[str, Any], *, runtime: str
+    session: Session, user: User, ask_id: int, request: LaunchRequest, merged: dict[str, Any],
+    *, runtime: str,
 ) -> Outcome:
-    """Rent offer ``ask_ref`` with the merged launch of ``body`` (VAST-WIRE §6.1)."""
-    ask_id = require_id(ask_ref, "create instance (the offer id from search offers)")
-    request = launch.read_request(body)
-    template = _template(session, user, request)
-    merged = launch.merge(request, template)
+    """Rent offer ``ask_id`` with the launch ``merged`` from ``request`` (VAST-WIRE §6.1;
+    :func:`prepare_launch`)."""
     ask, machine = offers.get_ask(session, ask_id, allocation.GPU)
     machine = allocation.lock_machine(session, machine.id)
     session.expire(ask)  # read it again under the machine's lock: a rival may just have rented it
     ask, machine = offers.get_ask(session, ask_id, allocation.GPU)
     gpus = allocation.gpu_list(ask.gpus)
-    _check_offer(session, ask_id, machine, merged, request["force"])
+    _check_offer(session, ask_id, machine, merged, bool(request.force))
     if merged["is_bid"]:
         _check_bid(session, ask_id, machine, gpus, merged["bid_price"])
 
     now = time.time()
     with session.begin_nested() as savepoint:
         volume, mount = (None, None)
-        if request["volume_info"] is not None:
+        if request.volume_info is not None:
             volume, mount = volumes.for_launch(
-                session, user, request["volume_info"], machine, reserve=merged["disk_space"]
+                session, user, request.volume_info, machine, reserve=merged["disk_space"]
             )
         inst = Instance(
             owner_id=user.id,
@@ -199,17 +213,17 @@ def create_instance(
             image_login=merged["image_login"],
             disk_space=merged["disk_space"],
             extra_filters=merged["extra_filters"],
-            launch={k: merged[k] for k in LAUNCH_EXTRAS},
+            launch={**{k: merged[k] for k in LAUNCH_EXTRAS}, "extra_env": merged["extra_env"]},
             template_id=merged["template_id"],
             template_hash_id=merged["template_hash_id"],
             template_name=merged["template_name"],
             port_map=_assign_ports(session, machine, merged),
             volume_id=volume.id if volume else None,
             volume_mount=mount,
-            intended_status=request["target_state"],
-            actual_status="loading" if request["target_state"] == "running" else "stopped",
-            cur_state=request["target_state"],
-            status_msg="waiting for the machine" if request["target_state"] == "running" else None,
+            intended_status=request.state,
+            actual_status="loading" if request.state == "running" else "stopped",
+            cur_state=request.state,
+            status_msg="waiting for the machine" if request.state == "running" else None,
             generation=1,
             applied_generation=0,
             runtime=machine.runtime or runtime,
@@ -221,7 +235,7 @@ def create_instance(
         session.flush()
         _holdings, changed = allocation.refresh_machine(session, machine)
         preview = None
-        if request["dry_run"]:
+        if request.dry_run:
             from gpuyard.services.instance_rows import instance_row
 
             preview = _dry_run(instance_row(session, inst, machine), ask_id, merged)
@@ -268,12 +282,6 @@ def owned(session: Session, user: User, ref: Any, *, lock: bool = True) -> Insta
     return inst
 
 
-def _ids(value: Any, key: str) -> list[int]:
-    if not isinstance(value, list) or not value:
-        raise InvalidInput(f"{key} must be a non-empty list of instance ids, e.g. [12, 13]")
-    return sorted({require_id(v, key) for v in value})
-
-
 def _refresh(session: Session, machine_ids: set[int]) -> set[int]:
     """Re-allocate machines; the ids of instances whose bid verdict changed."""
     changed: set[int] = set()
@@ -283,10 +291,8 @@ def _refresh(session: Session, machine_ids: set[int]) -> set[int]:
     return changed
 
 
-def set_state(session: Session, user: User, refs: list[Any], state: Any) -> Outcome:
+def set_state(session: Session, user: User, refs: list[Any], state: str) -> Outcome:
     """Start (``"running"``) or stop (``"stopped"``) instances."""
-    if state not in ("running", "stopped"):
-        raise InvalidInput(f'state must be "running" or "stopped", not {state!r}')
     targets = [owned(session, user, ref) for ref in refs]
     out = Outcome(machine_ids={i.machine_id for i in targets})
     for inst in targets:
@@ -302,34 +308,25 @@ def set_state(session: Session, user: User, refs: list[Any], state: Any) -> Outc
     return out
 
 
-def set_state_bulk(session: Session, user: User, body: dict[str, Any]) -> Outcome:
-    return set_state(session, user, _ids(body.get("ids"), "ids"), body.get("state"))
+def set_state_bulk(session: Session, user: User, body: BulkState) -> Outcome:
+    assert body.ids and body.state  # the model requires them
+    return set_state(session, user, body.ids, body.state)
 
 
-def label(session: Session, user: User, ref: Any, text: Any) -> Outcome:
-    if text is not None and not isinstance(text, str):
-        raise InvalidInput(f"label must be a string, not {type(text).__name__}")
-    if text is not None and len(text) > 500:
-        raise InvalidInput("label is longer than 500 characters")
+def label(session: Session, user: User, ref: Any, text: str | None) -> Outcome:
     inst = owned(session, user, ref)
     inst.label = text or None
     inst.updated_at = time.time()
     return Outcome(instance_id=inst.id, msg=f"instance {inst.id} labelled {text!r}")
 
 
-def edit(session: Session, user: User, ref: Any, body: dict[str, Any]) -> Outcome:
+def edit(session: Session, user: User, ref: Any, body: InstanceEdit) -> Outcome:
     """``PUT /instances/{id}/``: a state change and/or a label, as the official client sends."""
-    unknown = sorted(set(body) - {"state", "label", "client_id"})
-    if unknown or not ({"state", "label"} & set(body)):
-        raise InvalidInput(
-            'send {"state": "running"|"stopped"} to start or stop, or {"label": "text"} to label'
-            + (f" (unknown field(s): {', '.join(unknown)})" if unknown else "")
-        )
     out = Outcome()
-    if "label" in body:
-        out = label(session, user, ref, body["label"])
-    if "state" in body:
-        state = set_state(session, user, [ref], body["state"])
+    if "label" in body.given():
+        out = label(session, user, ref, body.label)
+    if body.state is not None:
+        state = set_state(session, user, [ref], body.state)
         state.msg = f"{out.msg}; {state.msg}" if out.msg else state.msg
         out = state
     return out
@@ -360,17 +357,15 @@ def destroy(session: Session, user: User, refs: list[Any]) -> Outcome:
     return out
 
 
-def destroy_bulk(session: Session, user: User, body: dict[str, Any]) -> Outcome:
-    return destroy(session, user, _ids(body.get("instance_ids"), "instance_ids"))
+def destroy_bulk(session: Session, user: User, body: BulkDestroy) -> Outcome:
+    assert body.instance_ids  # the model requires them
+    return destroy(session, user, body.instance_ids)
 
 
-def change_bid(session: Session, user: User, ref: Any, body: dict[str, Any]) -> Outcome:
+def change_bid(session: Session, user: User, ref: Any, body: BidChange) -> Outcome:
     inst = owned(session, user, ref)
-    price = launch._number(body, "price", "a bid in $/hour")
-    if price is None:
-        raise InvalidInput(
-            "give the new bid: price in $/hour for the whole instance (change bid ID --price 0.35)"
-        )
+    price = body.price
+    assert price is not None  # the model requires it
     if not inst.is_bid:
         raise InvalidInput(
             f"instance {inst.id} is on-demand; only interruptible instances (created with a price) have a bid"
@@ -393,20 +388,15 @@ def change_bid(session: Session, user: User, ref: Any, body: dict[str, Any]) -> 
     )
 
 
-def update_from_template(session: Session, user: User, ref: Any, body: dict[str, Any]) -> Outcome:
+def update_from_template(session: Session, user: User, ref: Any, body: InstanceUpdate) -> Outcome:
     """Re-merge an instance's launch from a template and/or new values (VAST-WIRE §6.7); the
     runtime then recreates it with the new configuration."""
-    allowed = {"id", "template_id", "template_hash_id", "image", "args", "env", "onstart"}
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise InvalidInput(f"unknown field(s): {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}")
     inst = owned(session, user, ref)
-    if body.get("id") not in (None, inst.id):
-        raise InvalidInput(f"the body's id {body.get('id')!r} is not the instance in the path ({inst.id})")
-    if isinstance(body.get("env"), str) and body["env"].lstrip().startswith("{"):
-        raise InvalidInput('env must be a JSON object such as {"VAR": "value"}, not a string')
-    request = launch.read_request({k: v for k, v in body.items() if k != "id"})
-    template = _template(session, user, request)
+    if body.id not in (None, inst.id):
+        raise InvalidInput(f"the body's id {body.id!r} is not the instance in the path ({inst.id})")
+    request = body.launch()
+    template = _template(session, user, body)
+    args = None
     if template is None:  # the instance's own launch is the base
         template = {
             "image": inst.image, "tag": inst.tag, "env": inst.env, "onstart": inst.onstart,
@@ -414,16 +404,15 @@ def update_from_template(session: Session, user: User, ref: Any, body: dict[str,
             "recommended_disk_space": inst.disk_space, "template_id": inst.template_id,
             "hash_id": inst.template_hash_id, "name": inst.template_name,
         }
-        if inst.args is not None and request["args"] is None:
-            request["args"] = inst.args
-    request["disk"] = inst.disk_space  # the disk was rented with the machine; it stays
-    merged = launch.merge(request, template)
+        args = inst.args
+    # the disk was rented with the machine; it stays
+    merged = launch.merge(request, template, disk=inst.disk_space, args=args)
     machine = allocation.lock_machine(session, inst.machine_id)
     inst.port_map = _assign_ports(session, machine, merged, keep=inst)
     for key in ("image", "tag", "env", "onstart", "runtype", "args", "template_id", "template_hash_id",
                 "template_name", "extra_filters"):
         setattr(inst, key, merged[key])
-    inst.launch = {**(inst.launch or {}), "pending": "recreate"}
+    inst.launch = {**(inst.launch or {}), "pending": "recreate", "extra_env": merged["extra_env"]}
     inst.generation += 1
     inst.updated_at = time.time()
     return Outcome(instance_id=inst.id, machine_ids={machine.id}, instance_ids={inst.id},
@@ -439,22 +428,18 @@ def machine_of(session: Session, inst: Instance) -> Machine:
     assert machine is not None
     return machine
 
-def launch_instance(session: Session, user: User, body: dict[str, Any], *, runtime: str) -> Outcome:
-    """``PUT /api/v0/launch_instance/`` (VAST-WIRE §4.3): search offers with ``q`` and rent the
-    first one that takes the launch (in the search's order)."""
-    body = dict(body)
-    query = body.pop("q", None)
-    if not isinstance(query, dict):
-        raise InvalidInput('q must be an offer query object, e.g. {"num_gpus": {"eq": 1}, '
-                           '"gpu_name": {"eq": "RTX 4090"}}')
-    candidates = offers.search_offers(session, user, query)
+def launch_instance(session: Session, user: User, request: LaunchRequest, search: OfferQuery,
+                    merged: dict[str, Any], *, runtime: str) -> Outcome:
+    """``PUT /api/v0/launch_instance/`` (VAST-WIRE §4.3): search offers with ``search`` and rent
+    the first one that takes the launch (in the search's order)."""
+    candidates = offers.search_offers(session, user, search)
     if not candidates:
         raise NotFound("no offer matches the launch's query; widen it (see 'search offers')",
                        "no_offer")
     reasons: list[str] = []
     for offer in candidates:
         try:
-            return create_instance(session, user, offer["id"], body, runtime=runtime)
+            return create_instance(session, user, offer["id"], request, merged, runtime=runtime)
         except (Conflict, InvalidInput) as exc:
             if exc.code not in ("offer_unavailable", "offer_filters_unmet", "insufficient_disk",
                                 "outbid", "no_free_ports", "bid_too_low"):

@@ -17,87 +17,18 @@ from typing import Any
 from sqlalchemy import case, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
-from gpuyard.errors import Conflict, InvalidInput, NotFound, QueryError
-from gpuyard.query import (
-    OFFER_FIELDS,
-    VOLUME_FIELDS,
-    FieldSet,
-    FieldType,
-    normalize_limit,
-    normalize_order,
-    normalize_query,
-)
+from gpuyard.errors import Conflict, InvalidInput, NotFound
+from gpuyard.query import OFFER_FIELDS, VOLUME_FIELDS, FieldType, normalize_query
 from gpuyard.query.sql import compile_order, compile_where
-from gpuyard.query.validate import parse_number, show
+from gpuyard.query.validate import show
 from gpuyard.services.allocation import GPU, VOLUME
 from gpuyard.services.identifiers import MAX_ID
 from gpuyard.services.offer_columns import offer_columns, row_extras, volume_columns
 from gpuyard.store.models import Ask, Machine, User
+from gpuyard.wire.offers import OFFER_CONTROL, OfferQuery, is_bid
 
-#: Offer types the client sends; only "bid" prices differently.
-TYPES = {"on-demand": False, "reserved": False, "bid": True}
-OFFER_CONTROL = ("order", "type", "limit", "allocated_storage", "disable_bundling",
-                 "target_reliability", "extra_ids")
-VOLUME_CONTROL = ("order", "limit", "allocated_storage")
-DEFAULT_ORDER = [("score", "desc")]
 SYMBOLS = {"eq": "==", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=",
            "in": "in", "notin": "notin"}
-
-
-# ----------------------------------------------------------------------------- body parts
-def is_bid(offer_type: Any) -> bool:
-    """Whether an offer ``type`` asks for bid prices; an unknown type is a 400."""
-    if offer_type is None:
-        return False
-    if isinstance(offer_type, str) and offer_type in TYPES:
-        return TYPES[offer_type]
-    raise InvalidInput(f"type must be one of {', '.join(TYPES)} (interruptible offers are "
-                       f"'bid'), got {show(offer_type)}", "invalid_offer_type")
-
-
-def allocated_gb(value: Any, default: float) -> float:
-    """``allocated_storage`` in GB: a number or numeric string, 0 or more."""
-    if value is None:
-        return default
-    number = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        parsed = parse_number(value)
-        number = None if parsed is None else float(parsed)
-    if number is None or not 0 <= number < 1e12:
-        raise QueryError(f"allocated_storage must be a number of GB (0 or more), got {show(value)}",
-                         clause=f"allocated_storage {show(value)}")
-    return number
-
-
-def _flag(body: Mapping[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    raise InvalidInput(f"{key} must be true or false, got {show(value)}")
-
-
-def _check_tolerated(body: Mapping[str, Any]) -> None:
-    """Keys some clients send that do not change the result; checked for shape only."""
-    target = body.get("target_reliability")
-    if target is not None and (isinstance(target, bool) or not isinstance(target, int | float | str)
-                               or parse_number(str(target)) is None):
-        raise InvalidInput(f"target_reliability must be a number, got {show(target)}")
-    extra = body.get("extra_ids")
-    if extra is not None and not isinstance(extra, list):
-        raise InvalidInput(f"extra_ids must be a list, got {show(extra)}")
-
-
-def _split(body: Any, control: tuple[str, ...]) -> tuple[dict[str, Any], dict[str, Any]]:
-    if not isinstance(body, Mapping):
-        raise InvalidInput(f"the search must be a JSON object of filters, got {show(body)}")
-    filters = {k: v for k, v in body.items() if k not in control}
-    return filters, {k: body[k] for k in control if k in body}
-
-
-def _order(value: Any, fieldset: FieldSet) -> list[tuple[str, str]]:
-    return DEFAULT_ORDER if value is None else normalize_order(value, fieldset)
 
 
 # ----------------------------------------------------------------------------- rows
@@ -203,78 +134,40 @@ def _largest_bundle() -> Any:
 
 
 # ----------------------------------------------------------------------------- searches
-def search_offers(
-    session: Session,
-    user: User,
-    body: Any,
-    *,
-    default_limit: int = 1000,
-    max_limit: int = 10000,
-) -> list[dict[str, Any]]:
-    """``POST /api/v0/bundles/``: a flat body of filters plus ``order``, ``type``, ``limit``,
-    ``allocated_storage`` (GB, default 5), and the tolerated ``disable_bundling``,
-    ``target_reliability`` and ``extra_ids``. Every offer is visible to every user."""
-    filters, control = _split(body, OFFER_CONTROL)
-    query = normalize_query(filters, OFFER_FIELDS)
-    bid = is_bid(control.get("type"))
-    storage = allocated_gb(control.get("allocated_storage"), 5.0)
-    ordering = _order(control.get("order"), OFFER_FIELDS)
-    limit = normalize_limit(control.get("limit"), default_limit, max_limit)
-    bundles_off = _flag(control, "disable_bundling")
-    _check_tolerated(control)
+def search_offers(session: Session, user: User, search: OfferQuery) -> list[dict[str, Any]]:
+    """``POST /api/v0/bundles/`` (checked by :class:`~gpuyard.wire.offers.OfferSearch`). Every
+    offer is visible to every user."""
     now = time.time()
-    cols = offer_columns(bid=bid, storage=storage, now=now)
-    conditions = [*_offerable(GPU, now), cols["disk_space"] >= storage, *compile_where(query, cols)]
-    if bundles_off:
+    cols = offer_columns(bid=search.bid, storage=search.storage, now=now)
+    conditions = [*_offerable(GPU, now), cols["disk_space"] >= search.storage,
+                  *compile_where(search.query, cols)]
+    if search.largest_only:
         conditions.append(_largest_bundle())
-    rows = _rows_in_order(session, cols, conditions, compile_order(ordering, cols), limit)
-    return [_gpu_row(r, bid) for r in rows]
+    rows = _rows_in_order(session, cols, conditions, compile_order(search.order, cols), search.limit)
+    return [_gpu_row(r, search.bid) for r in rows]
 
 
-def search_asks(
-    session: Session, user: User, body: Any, *, default_limit: int = 1000, max_limit: int = 10000
-) -> list[dict[str, Any]]:
-    """``PUT /api/v0/search/asks/``: ``{"select_cols": ["*"], "q": {<a /bundles/ body>}}``."""
-    if not isinstance(body, Mapping) or not isinstance(body.get("q", {}), Mapping):
-        raise InvalidInput('the body must be {"select_cols": ["*"], "q": {<filters>}}')
-    unknown = sorted(set(body) - {"q", "select_cols"})
-    if unknown:
-        raise InvalidInput(f"unknown key(s) {', '.join(unknown)}: put filters inside \"q\"")
-    cols = body.get("select_cols")
-    rows = search_offers(session, user, body.get("q") or {},
-                         default_limit=default_limit, max_limit=max_limit)
-    if cols is None or cols == ["*"]:
+def search_asks(session: Session, user: User, search: OfferQuery,
+                cols: list[str] | None) -> list[dict[str, Any]]:
+    """``PUT /api/v0/search/asks/``: :func:`search_offers` with ``select_cols``."""
+    rows = search_offers(session, user, search)
+    if cols is None or cols == ["*"] or "*" in cols:
         return rows
-    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-        raise InvalidInput(f'select_cols must be a list of field names like ["*"], got {show(cols)}')
     known = set(rows[0]) if rows else set(OFFER_FIELDS.fields)
-    bad = [c for c in cols if c != "*" and c not in known]
+    bad = [c for c in cols if c not in known]
     if bad:
         raise InvalidInput(f"select_cols: unknown column(s) {', '.join(bad)}")
-    if "*" in cols:
-        return rows
     return [{c: row[c] for c in cols} for row in rows]
 
 
-def search_volume_offers(
-    session: Session,
-    user: User,
-    body: Any,
-    *,
-    default_limit: int = 1000,
-    max_limit: int = 10000,
-) -> list[dict[str, Any]]:
-    """``POST /api/v0/volumes/search/``: filters on VOLUME_FIELDS plus ``order``, ``limit`` and
-    ``allocated_storage`` (GB, default 1: offers have at least that much free disk)."""
-    filters, control = _split(body, VOLUME_CONTROL)
-    query = normalize_query(filters, VOLUME_FIELDS)
-    storage = allocated_gb(control.get("allocated_storage"), 1.0)
-    ordering = _order(control.get("order"), VOLUME_FIELDS)
-    limit = normalize_limit(control.get("limit"), default_limit, max_limit)
+def search_volume_offers(session: Session, user: User, search: OfferQuery) -> list[dict[str, Any]]:
+    """``POST /api/v0/volumes/search/`` (checked by :class:`~gpuyard.wire.offers.VolumeSearch`):
+    offers have at least ``allocated_storage`` GB of free disk."""
     now = time.time()
     cols = volume_columns(now)
-    conditions = [*_offerable(VOLUME, now), cols["disk_space"] >= storage, *compile_where(query, cols)]
-    rows = _rows_in_order(session, cols, conditions, compile_order(ordering, cols), limit)
+    conditions = [*_offerable(VOLUME, now), cols["disk_space"] >= search.storage,
+                  *compile_where(search.query, cols)]
+    rows = _rows_in_order(session, cols, conditions, compile_order(search.order, cols), search.limit)
     return [_volume_row(r) for r in rows]
 
 

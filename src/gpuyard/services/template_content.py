@@ -119,12 +119,17 @@ def normalize_field(key: str, value: Any) -> Any:
     raise InvalidInput(f"{key} is not a template field")
 
 
-def build_content(changes: dict[str, Any], base: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Full, validated content: ``base`` (or the defaults) with ``changes`` applied."""
+def build_content(
+    changes: dict[str, Any], base: dict[str, Any] | None = None, *, checked: bool = False
+) -> dict[str, Any]:
+    """Full, validated content: ``base`` (or the defaults) with ``changes`` applied.
+    ``checked``: the non-null values of ``changes`` were already normalized (by the wire model
+    at the edge), so only nulls get their defaults here."""
     content: dict[str, Any] = {}
     for key in CONTENT_FIELDS:
         if key in changes:
-            content[key] = normalize_field(key, changes[key])
+            value = changes[key]
+            content[key] = value if checked and value is not None else normalize_field(key, value)
         elif base is not None:
             content[key] = base[key]
         else:

@@ -13,21 +13,21 @@ from sqlalchemy import and_, case, false, or_, select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Forbidden, InvalidInput, NotFound
-from gpuyard.query import TEMPLATE_FIELDS, normalize_limit, normalize_order, normalize_query
+from gpuyard.query import TEMPLATE_FIELDS
 from gpuyard.query.sql import compare, compile_order, compile_where
-from gpuyard.services.identifiers import looks_like_hash, require_hash, require_id
+from gpuyard.services.identifiers import MAX_ID, require_hash, require_id
 from gpuyard.services.template_content import CONTENT_FIELDS, build_content, content_hash
 from gpuyard.store.models import Template, TemplateVersion, User
 from gpuyard.template_flags import fields_from_flags, flags_from_fields
-
-BOOKKEEPING = (
-    "id", "hash_id", "creator_id", "created_at", "count_created", "recent_create_date",
-    "recommended", "default_tag", "volume_info",
+from gpuyard.wire.templates import (
+    ROW_FIELDS,
+    TemplateCreate,
+    TemplateDelete,
+    TemplateEditByHash,
+    TemplateEditById,
+    TemplateFields,
+    TemplateSearch,
 )
-ROW_FIELDS = BOOKKEEPING + CONTENT_FIELDS
-FLAG_KEYS = ("ssh", "jupyter", "direct", "jupyter_lab")
-# Keys an edit body may carry besides content: identifiers and the friendly flags.
-EDIT_EXTRA = ("id", "hash_id", "volume_info") + FLAG_KEYS
 
 
 def template_row(t: Template) -> dict[str, Any]:
@@ -36,15 +36,6 @@ def template_row(t: Template) -> dict[str, Any]:
 
 def version_content(t: Template) -> dict[str, Any]:
     return {k: getattr(t, k) for k in CONTENT_FIELDS}
-
-
-def _check_keys(payload: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(payload) - set(allowed))
-    if unknown:
-        raise InvalidInput(
-            f"unknown template field(s): {', '.join(unknown)}. Template fields are: "
-            f"{', '.join(CONTENT_FIELDS)}"
-        )
 
 
 def _apply_content(t: Template, content: dict[str, Any], hash_id: str) -> None:
@@ -72,22 +63,25 @@ def _add_version(session: Session, t: Template, content: dict[str, Any], now: fl
     )
 
 
-def _changes(payload: dict[str, Any], current: dict[str, Any] | None) -> dict[str, Any]:
+def _changes(
+    body: TemplateFields, current: dict[str, Any] | None, keep_nulls: bool = False
+) -> dict[str, Any]:
     """The content fields a body changes. The friendly flags (ssh, jupyter, direct,
     jupyter_lab) merge with the ones ``current`` was made with and become fields; fields
-    given explicitly win over flag-derived ones."""
-    changes = {k: v for k, v in payload.items() if k in CONTENT_FIELDS}
-    flags = {k: bool(payload[k]) for k in FLAG_KEYS if payload.get(k) is not None}
+    given explicitly win over flag-derived ones. ``keep_nulls``: a null means "keep"."""
+    changes = body.content()
+    if keep_nulls:
+        changes = {k: v for k, v in changes.items() if v is not None}
+    flags = body.flags()
     if not flags:
         return changes
     merged = {**(flags_from_fields(current) if current else {}), **flags}
     return {**fields_from_flags(**merged), **changes}
 
 
-def create_template(session: Session, user: User, payload: dict[str, Any]) -> tuple[dict, bool]:
+def create_template(session: Session, user: User, body: TemplateCreate) -> tuple[dict, bool]:
     """Create a template; return (row, created). Identical content of the same user → existing."""
-    _check_keys(payload, CONTENT_FIELDS + ("volume_info",) + FLAG_KEYS)
-    content = build_content(_changes(payload, None))
+    content = build_content(_changes(body, None), checked=True)
     hash_id = content_hash(content)
     # Serialize one user's creates (a row lock on PostgreSQL; SQLite's write lock does the same)
     # so that identical content sent twice at once still makes one template.
@@ -108,7 +102,7 @@ def create_template(session: Session, user: User, payload: dict[str, Any]) -> tu
         updated_at=now,
         count_created=0,
         recommended=False,
-        volume_info=payload.get("volume_info"),
+        volume_info=body.volume_hint(),
     )
     _apply_content(t, content, hash_id)
     session.add(t)
@@ -151,41 +145,9 @@ def _current_hash_first(query: dict[str, Any]) -> list:
     return []
 
 
-def _check_identifier_filters(filters: Any) -> None:
-    """A numeric id used as hash_id (or the reverse) gets an error that says so."""
-    if not isinstance(filters, dict):
-        return
-    for field, checker in (("hash_id", require_hash), ("id", require_id)):
-        ops = filters.get(field)
-        if not isinstance(ops, dict):
-            continue
-        for op, value in ops.items():
-            if op not in ("eq", "neq", "in", "notin") or value is None:
-                continue
-            for item in value if isinstance(value, list) else [value]:
-                if field == "hash_id" and isinstance(item, str) and not looks_like_hash(item):
-                    checker(item, f"search filter {field} {op}")
-                elif field == "id" and looks_like_hash(item):
-                    checker(item, f"search filter {field} {op}")
-
-
-def search_templates(
-    session: Session,
-    user: User,
-    filters: Any = None,
-    order: Any = None,
-    limit: Any = None,
-    cols: Any = None,
-    *,
-    default_limit: int = 1000,
-    max_limit: int = 10000,
-) -> list[dict[str, Any]]:
+def search_templates(session: Session, user: User, search: TemplateSearch) -> list[dict[str, Any]]:
     """The caller's own templates and every public one, filtered in SQL."""
-    _check_identifier_filters(filters)
-    query = normalize_query(filters or {}, TEMPLATE_FIELDS)
-    ordering = normalize_order(order, TEMPLATE_FIELDS) if order else [("id", "asc")]
-    n = normalize_limit(limit, default_limit, max_limit)
-    columns = _select_cols(cols)
+    query, ordering = search.query, search.order or [("id", "asc")]
     stmt = (
         select(Template)
         .where(_visible(user), *compile_where(query, SEARCH_COLUMNS))
@@ -194,26 +156,12 @@ def search_templates(
             *compile_order(ordering, ORDER_COLUMNS),
             *([] if ordering[-1][0] == "id" else [Template.id.asc()]),  # a stable tie-break
         )
-        .limit(n)
+        .limit(search.limit)
     )
     rows = [template_row(t) for t in session.scalars(stmt)]
-    if columns is None:
+    if search.cols is None:
         return rows
-    return [{k: row[k] for k in columns} for row in rows]
-
-
-def _select_cols(cols: Any) -> list[str] | None:
-    if cols is None or cols == ["*"] or cols == "*":
-        return None
-    if not isinstance(cols, list) or not all(isinstance(c, str) for c in cols):
-        raise InvalidInput('select_cols must be a JSON list of field names, e.g. ["id","hash_id"]')
-    unknown = [c for c in cols if c not in ROW_FIELDS and c != "*"]
-    if unknown:
-        raise InvalidInput(
-            f"select_cols: unknown column(s) {', '.join(unknown)}; columns are "
-            f"{', '.join(ROW_FIELDS)}"
-        )
-    return None if "*" in cols else cols
+    return [{k: row[k] for k in search.cols} for row in rows]
 
 
 def _editable(user: User, t: Template | None, label: str) -> Template:
@@ -252,15 +200,14 @@ def _find_by_hash(session: Session, user: User, hash_id: str) -> Template | None
     return session.scalars(by_version.limit(1)).first()
 
 
-def _edit(session: Session, t: Template, payload: dict[str, Any], keep_nulls: bool):
+def _edit(session: Session, t: Template, body: TemplateFields, keep_nulls: bool):
     session.refresh(t, with_for_update=True)  # one edit of a template at a time; fresh content
     current = version_content(t)
-    if keep_nulls:
-        payload = {k: v for k, v in payload.items() if v is not None}
-    content = build_content(_changes(payload, current), base=current)
+    content = build_content(_changes(body, current, keep_nulls), base=current, checked=True)
     hash_id = content_hash(content)
-    if "volume_info" in payload and payload["volume_info"] is not None:
-        t.volume_info = payload["volume_info"]
+    hint = body.volume_hint()
+    if hint is not None:
+        t.volume_info = hint
     if hash_id == t.hash_id:
         return template_row(t), False
     now = time.time()
@@ -271,69 +218,54 @@ def _edit(session: Session, t: Template, payload: dict[str, Any], keep_nulls: bo
     return template_row(t), True
 
 
-def edit_by_hash(session: Session, user: User, payload: dict[str, Any]) -> tuple[dict, bool]:
+def edit_by_hash(session: Session, user: User, body: TemplateEditByHash) -> tuple[dict, bool]:
     """``PUT /api/v0/template/``: locate by ``hash_id``; change only the fields given."""
-    _check_keys(payload, CONTENT_FIELDS + EDIT_EXTRA)
-    if payload.get("hash_id") is None:
-        raise InvalidInput(
-            "hash_id is required: the edit call takes the template's hash_id "
-            "(searching templates shows it)",
-            "hash_id_expected",
-        )
-    hash_id = require_hash(payload["hash_id"], "template edit")
-    t = _editable(user, _find_by_hash(session, user, hash_id), hash_id)
-    return _edit(session, t, payload, keep_nulls=False)
+    assert body.hash_id is not None  # the model requires it
+    t = _editable(user, _find_by_hash(session, user, body.hash_id), body.hash_id)
+    return _edit(session, t, body, keep_nulls=False)
 
 
-def edit_by_id(session: Session, user: User, payload: dict[str, Any]) -> tuple[dict, bool]:
+def edit_by_id(session: Session, user: User, body: TemplateEditById) -> tuple[dict, bool]:
     """``PUT /api/v1/template/``: locate by ``id`` + ``hash_id``; the full payload of the
     official client. A null value means "not given" there (that client sends null for every
     option it was not given), so it keeps the current value."""
-    _check_keys(payload, CONTENT_FIELDS + EDIT_EXTRA)
-    if payload.get("id") is None:
-        raise InvalidInput("id is required: this call takes the numeric template id and its hash_id")
-    template_id = require_id(payload["id"], "template edit (v1) id")
-    t = _editable(user, session.get(Template, template_id), str(template_id))
-    if payload.get("hash_id") is not None:
-        hash_id = require_hash(payload["hash_id"], "template edit (v1) hash_id")
+    assert body.id is not None  # the model requires it
+    t = _editable(user, _get(session, body.id), str(body.id))
+    if body.hash_id is not None:
         known = session.scalar(
             select(TemplateVersion.id).where(
-                TemplateVersion.template_id == t.id, TemplateVersion.hash_id == hash_id
+                TemplateVersion.template_id == t.id, TemplateVersion.hash_id == body.hash_id
             )
         )
         if known is None:
             raise InvalidInput(
-                f"hash_id {hash_id} is not a version of template {t.id}; its current hash_id "
+                f"hash_id {body.hash_id} is not a version of template {t.id}; its current hash_id "
                 f"is {t.hash_id}",
                 "hash_id_mismatch",
             )
-    return _edit(session, t, payload, keep_nulls=True)
+    return _edit(session, t, body, keep_nulls=True)
 
 
-def delete_template(session: Session, user: User, payload: dict[str, Any]) -> dict[str, Any]:
+def delete_template(session: Session, user: User, body: TemplateDelete) -> dict[str, Any]:
     """Remove the creator's relationship to a template. Its versions stay: shared hashes and
     instances launched from them keep working."""
-    if not isinstance(payload, dict):
-        raise InvalidInput('the body must be a JSON object such as {"template_id": 334548}')
-    hash_value, id_value = payload.get("hash_id"), payload.get("template_id")
-    if hash_value is None and id_value is None:
-        raise InvalidInput(
-            "give template_id (the numeric id) or hash_id to say which template to delete",
-            "identifier_required",
-        )
-    if hash_value is not None:
-        hash_id = require_hash(hash_value, "delete template by hash_id")
-        t = _editable(user, _find_by_hash(session, user, hash_id), hash_id)
-        if id_value is not None and require_id(id_value, "delete template template_id") != t.id:
+    if body.hash_id is not None:
+        t = _editable(user, _find_by_hash(session, user, body.hash_id), body.hash_id)
+        if body.template_id is not None and body.template_id != t.id:
             raise InvalidInput(
-                f"template_id {id_value} and hash_id {hash_id} name different templates; "
-                "give one of them"
+                f"template_id {body.template_id} and hash_id {body.hash_id} name different "
+                "templates; give one of them"
             )
     else:
-        template_id = require_id(id_value, "delete template template_id")
-        t = _editable(user, session.get(Template, template_id), str(template_id))
+        assert body.template_id is not None  # the model requires one of them
+        t = _editable(user, _get(session, body.template_id), str(body.template_id))
     t.deleted_at = time.time()
     return {"id": t.id, "hash_id": t.hash_id}
+
+
+def _get(session: Session, template_id: int) -> Template | None:
+    """The template row ``template_id`` (ids beyond the 32-bit columns name nothing)."""
+    return session.get(Template, template_id) if template_id <= MAX_ID else None
 
 
 def _readable(session: Session, user: User, template_id: int) -> Template:

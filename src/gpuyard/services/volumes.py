@@ -25,71 +25,7 @@ from gpuyard.services.allocation import (
 )
 from gpuyard.services.identifiers import MAX_ID
 from gpuyard.store.models import Ask, Instance, Machine, User, Volume
-
-DEFAULT_SIZE = 15  # GB, as the official client
-MAX_NAME = 200
-MAX_MOUNT_PATH = 1000
-TYPES = ("all_volume", "local_volume", "network_volume")
-CREATE_KEYS = ("size", "id", "name")
-LAUNCH_KEYS = ("mount_path", "create_new", "volume_id", "name", "size")
-
-
-# ---------------------------------------------------------------- input checks
-
-
-def _require_int(value: Any, where: str, example: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInput(f"{where} must be an integer id such as {example}, not {value!r}")
-    if value < 1 or value > MAX_ID:
-        raise InvalidInput(f"{where}: {value} is not a valid id")
-    return value
-
-
-def _require_size(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise InvalidInput(f"{where} must be a number of GB such as {DEFAULT_SIZE}, not {value!r}")
-    if value <= 0:
-        raise InvalidInput(f"{where} must be a positive number of GB, not {value!r}")
-    return float(value)
-
-
-def _require_name(value: Any, where: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"{where} must be a string, not {value!r}")
-    name = value.strip()
-    if len(name) > MAX_NAME:
-        raise InvalidInput(f"{where} is longer than {MAX_NAME} characters")
-    return name or None
-
-
-def normalize_mount_path(value: Any) -> str:
-    """A Unix path of non-empty segments (leading and trailing '/' optional), stored absolute."""
-    if value is None or value == "":
-        raise InvalidInput(
-            "volume_info.mount_path is required: where the volume appears inside the instance, "
-            "e.g. \"/root/vol\""
-        )
-    if not isinstance(value, str):
-        raise InvalidInput(f"volume_info.mount_path must be a string such as \"/data\", not {value!r}")
-    segments = value.removeprefix("/").removesuffix("/").split("/")
-    bad = [s for s in segments if s in ("", ".", "..") or "\0" in s]
-    if bad or len(value) > MAX_MOUNT_PATH:
-        raise InvalidInput(
-            f"volume_info.mount_path {value!r} is not a valid Unix path: write non-empty segments "
-            "separated by single '/', without '.' or '..' (e.g. \"/root/vol\")"
-        )
-    return "/" + "/".join(segments)
-
-
-def _check_keys(body: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    unknown = sorted(set(body) - set(allowed))
-    if unknown:
-        raise InvalidInput(
-            f"unknown {where} key(s): {', '.join(map(str, unknown))}; the keys are {', '.join(allowed)}"
-        )
-
+from gpuyard.wire.volumes import TYPES, VolumeCreate, VolumeLaunch
 
 # ---------------------------------------------------------------- lookups
 
@@ -110,7 +46,7 @@ def _get_ask(session: Session, ask_id: int) -> tuple[Ask, Machine]:
 
 
 def _own_volume(session: Session, user: User, volume_id: int) -> Volume:
-    volume = session.get(Volume, volume_id)
+    volume = session.get(Volume, volume_id) if volume_id <= MAX_ID else None
     if volume is None or volume.owner_id != user.id or volume.deleted_at is not None:
         raise NotFound(
             f"volume {volume_id} not found among your volumes (see 'show volumes')",
@@ -201,19 +137,14 @@ def _row(session: Session, volume: Volume) -> dict[str, Any]:
 # ---------------------------------------------------------------- the API's operations
 
 
-def create_volume(session: Session, user: User, body: dict[str, Any]) -> dict[str, Any]:
+def create_volume(session: Session, user: User, body: VolumeCreate) -> dict[str, Any]:
     """``PUT /api/v0/volumes/`` with ``{"size": GB, "id": volume offer id, "name"?}``; returns
     the new volume's row."""
-    _check_keys(body, CREATE_KEYS, "create-volume")
-    if body.get("id") is None:
-        raise InvalidInput("id is required: the id of a volume offer from 'search volumes'")
-    ask_id = _require_int(body["id"], "id (the volume offer)", "12345")
-    size = _require_size(body.get("size", DEFAULT_SIZE), "size")
-    name = _require_name(body.get("name"), "name")
-    ask, machine = _get_ask(session, ask_id)
+    assert body.id is not None  # the model requires it
+    ask, machine = _get_ask(session, body.id)
     machine = lock_machine(session, machine.id)
-    _fits(session, machine, size, "size")
-    volume = _new_volume(user, machine, ask.id, size, name)
+    _fits(session, machine, body.size, "size")
+    volume = _new_volume(user, machine, ask.id, body.size, body.name)
     session.add(volume)
     session.flush()
     refresh_machine(session, machine)
@@ -242,11 +173,8 @@ def list_volumes(session: Session, user: User, type: Any = "all_volume") -> list
     return [volume_row(v, machines[v.machine_id], attached.get(v.id, [])) for v in volumes]
 
 
-def delete_volume(session: Session, user: User, volume_id: Any) -> dict[str, Any]:
+def delete_volume(session: Session, user: User, vid: int) -> dict[str, Any]:
     """``DELETE /api/v0/volumes/?id=N``: frees the volume's disk; returns its last row."""
-    if volume_id is None:
-        raise InvalidInput("id is required in the query string: DELETE /api/v0/volumes/?id=N")
-    vid = _require_int(volume_id, "id (the volume)", "42")
     volume = _own_volume(session, user, vid)
     machine = lock_machine(session, volume.machine_id)
     attached = _attachments(session, [vid]).get(vid, [])
@@ -268,48 +196,25 @@ def delete_volume(session: Session, user: User, volume_id: Any) -> dict[str, Any
 
 
 def for_launch(
-    session: Session, user: User, volume_info: Any, machine: Machine, *, reserve: float = 0.0
+    session: Session, user: User, info: VolumeLaunch, machine: Machine, *, reserve: float = 0.0
 ) -> tuple[Volume, str]:
     """The volume an instance being created on ``machine`` mounts, and its mount path.
 
-    ``volume_info`` is the create-instance body's object: ``{"mount_path", "create_new": true,
-    "volume_id": <volume offer id>, "name"?, "size"?}`` creates a volume from a volume offer of
-    this machine; ``{"mount_path", "create_new": false, "volume_id": <volume id>, "name"?}``
-    links one of the user's free volumes on this machine (a name renames it). The caller holds
-    the machine's lock, sets ``Instance.volume_id``/``volume_mount`` and calls
-    ``refresh_machine`` afterwards (a new volume takes disk). ``reserve`` is disk the caller is
-    about to take on the machine (the new instance's), so that both fit."""
-    if not isinstance(volume_info, dict):
-        raise InvalidInput(
-            "volume_info must be an object such as "
-            '{"mount_path": "/root/vol", "create_new": true, "volume_id": 12345, "size": 15}'
-        )
-    _check_keys(volume_info, LAUNCH_KEYS, "volume_info")
-    mount_path = normalize_mount_path(volume_info.get("mount_path"))
-    create_new = volume_info.get("create_new")
-    if not isinstance(create_new, bool):
-        raise InvalidInput(
-            "volume_info.create_new must be true (create a volume from a volume offer) or false "
-            f"(link an existing volume), not {create_new!r}"
-        )
-    what = "a volume offer id from 'search volumes'" if create_new else "a volume id from 'show volumes'"
-    if volume_info.get("volume_id") is None:
-        raise InvalidInput(f"volume_info.volume_id is required: {what}")
-    target = _require_int(volume_info["volume_id"], f"volume_info.volume_id ({what})", "12345")
-    name = _require_name(volume_info.get("name"), "volume_info.name")
-    if create_new:
-        size = _require_size(volume_info.get("size", DEFAULT_SIZE), "volume_info.size")
-        volume = _create_for_launch(session, user, machine, target, size, name, reserve)
+    ``info`` (checked at the edge) creates a volume from a volume offer of this machine
+    (``create_new`` true) or links one of the user's free volumes on this machine (a name
+    renames it). The caller holds the machine's lock, sets ``Instance.volume_id``/
+    ``volume_mount`` and calls ``refresh_machine`` afterwards (a new volume takes disk).
+    ``reserve`` is disk the caller is about to take on the machine (the new instance's), so that
+    both fit."""
+    target = int(info.volume_id)
+    if info.create_new:
+        size = float(info.size if info.size is not None else 15)
+        volume = _create_for_launch(session, user, machine, target, size, info.name, reserve)
     else:
-        if "size" in volume_info:
-            raise InvalidInput(
-                "volume_info.size only applies when creating a volume (create_new true); "
-                "a linked volume keeps its size"
-            )
         volume = _link_for_launch(session, user, machine, target)
-        if name is not None:
-            volume.name = name
-    return volume, mount_path
+        if info.name is not None:
+            volume.name = info.name
+    return volume, info.mount_path
 
 
 def _create_for_launch(

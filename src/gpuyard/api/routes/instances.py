@@ -1,26 +1,62 @@
 """Instance endpoints (VAST-WIRE §6): rent, list, act, logs, update from a template.
 
-Every change runs in one transaction (the intent); then the reconciler brings the runtime in
-line for the machines it touched, before the answer goes out.
+Every body is checked by its wire model before any transaction; every change runs in one
+transaction (the intent); then the reconciler brings the runtime in line for what the change
+touched, before the answer goes out.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from gpuyard.api.deps import call, call_public
-from gpuyard.api.wire import json_body, query_args
-from gpuyard.errors import GpuyardError, InvalidInput
+from gpuyard.api.deps import AUTHENTICATED, PUBLIC, call, call_public, call_read, caller
+from gpuyard.api.edge import JSONAnswer, json_arg
+from gpuyard.errors import GpuyardError
 from gpuyard.services import instance_logs as logs
 from gpuyard.services import instance_rows as rows
 from gpuyard.services import instances as svc
 from gpuyard.services.settle import settle, undo_if_failed_fast
+from gpuyard.wire.common import Done, EmptyBody
+from gpuyard.wire.instances import (
+    DEFAULT_PAGE,
+    MAX_PAGE,
+    BidChange,
+    BulkCreated,
+    BulkDestroy,
+    BulkLaunch,
+    BulkState,
+    Created,
+    DryRun,
+    InstanceEdit,
+    InstanceFilters,
+    InstanceList,
+    InstanceListQuery,
+    InstanceListV0,
+    InstanceShow,
+    InstanceUpdate,
+    LaunchRequest,
+    LaunchSearch,
+    LogsReady,
+    LogsRequest,
+    Updated,
+)
+from gpuyard.wire.types import PathId
 
-router = APIRouter()
+router = APIRouter(tags=["instances"], **AUTHENTICATED)
+public = APIRouter(tags=["instances"], **PUBLIC)
+
+InstanceId = Annotated[PathId("instance id"), Path(description="an instance id")]
+OfferId = Annotated[PathId("create instance (the offer id from search offers)"),
+                    Path(description="an offer id from search offers")]
+LIST_HELP = {
+    "select_filters": 'filters as JSON: {"actual_status": {"in": ["running"]}, "label": {"eq": "x"}}',
+    "order_by": 'order as JSON: [{"col": "start_date", "dir": "desc"}]',
+    "select_cols": 'columns as JSON: ["id", "actual_status"] (default: every field)',
+}
 
 
 async def _settle(request: Request, outcome: svc.Outcome) -> None:
@@ -29,161 +65,206 @@ async def _settle(request: Request, outcome: svc.Outcome) -> None:
     await settle(request.app.state.reconciler, outcome)
 
 
-@router.put("/api/v0/asks/{ask_id}")
-async def create_instance(request: Request, ask_id: str):
-    body = await json_body(request)
-    runtime = request.app.state.settings.runtime
-    outcome = await call(request, svc.create_instance, ask_id, body, runtime=runtime)
+def _runtime(request: Request) -> str:
+    return request.app.state.settings.runtime
+
+
+@router.put("/api/v0/asks/{ask_id}", response_model=Created | DryRun)
+async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest | None = None):
+    """Rent an offer with an image or a template (by hash) plus overrides (docs/merge-rules.md)."""
+    body = body or LaunchRequest()
+    merged = await call_read(request, svc.prepare_launch, body)
+    outcome = await call(request, svc.create_instance, ask_id, body, merged, runtime=_runtime(request))
     if outcome.launch is not None:
-        return {"success": True, "dry_run": True, "launch": outcome.launch,
-                "msg": "dry run: nothing was rented"}
+        return JSONAnswer({"success": True, "dry_run": True, "launch": outcome.launch,
+                           "msg": "dry run: nothing was rented"})
     await _settle(request, outcome)
-    user_id = await call(request, lambda _s, user: user.id)
-    await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler, user_id,
+    user = await caller(request)
+    await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler, user.id,
                               outcome.instance_id)
-    return {"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg}
+    return JSONAnswer({"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg})
 
 
-@router.post("/api/v0/asks/bulk")
-async def create_instances(request: Request):
-    body = await json_body(request)
-    ids = body.pop("ids", None)
-    if not isinstance(ids, list) or not ids:
-        raise InvalidInput("ids must be a non-empty list of offer ids, e.g. [12, 13]")
-    runtime = request.app.state.settings.runtime
+@router.post("/api/v0/asks/bulk", response_model=BulkCreated)
+async def create_instances(request: Request, body: BulkLaunch | None = None):
+    """Rent several offers (``ids``) with one launch; each offer that fails is reported."""
+    await caller(request)  # who asks, before any work
+    body = body or BulkLaunch.model_validate({})
+    merged = await call_read(request, svc.prepare_launch, body)
     made: list[int] = []
     errors: list[dict[str, Any]] = []
-    for ask_id in ids:
+    for ask_id in body.ids:
         try:
-            outcome = await call(request, svc.create_instance, ask_id, dict(body), runtime=runtime)
+            outcome = await call(request, svc.create_instance, ask_id, body, merged,
+                                 runtime=_runtime(request))
         except GpuyardError as exc:
-            if exc.code in ("invalid_input", "invalid_env", "invalid_query"):
-                raise  # the body itself is wrong: it is wrong for every offer
+            if exc.status in (401, 403):
+                raise  # the key stopped working: no point going on
             errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})  # this offer only
             continue
         made.append(outcome.instance_id)  # type: ignore[arg-type]
         await _settle(request, outcome)
-    return {"success": bool(made), "new_contracts": made, "errors": errors,
-            "msg": f"{len(made)} instance(s) created, {len(errors)} failed"}
+    return JSONAnswer({"success": bool(made), "new_contracts": made, "errors": errors,
+                       "msg": f"{len(made)} instance(s) created, {len(errors)} failed"})
 
 
-@router.get("/api/v1/instances")
-async def list_instances(request: Request):
-    return await call(request, rows.list_instances, query_args(request))
+def _list_query(select_filters: str | None, order_by: str | None, limit: str | None,
+                after_token: str | None, select_cols: str | None, default_limit: int) -> InstanceListQuery:
+    return InstanceListQuery.parse(
+        json_arg(select_filters, "select_filters", '{"actual_status":{"eq":"running"}}'),
+        json_arg(order_by, "order_by", '[{"col":"id","dir":"asc"}]'),
+        json_arg(limit, "limit"),
+        after_token,
+        json_arg(select_cols, "select_cols", '["*"]'),
+        default_limit=default_limit,
+    )
 
 
-@router.get("/api/v0/instances")
-async def list_instances_v0(request: Request):
-    args = query_args(request)
-    args.setdefault("limit", rows.MAX_PAGE)
-    answer = await call(request, rows.list_instances, args)
-    return {"success": True, "instances": answer["instances"]}
+@router.get("/api/v1/instances", response_model=InstanceList)
+async def list_instances(
+    request: Request,
+    select_filters: Annotated[str | None, Query(description=LIST_HELP["select_filters"])] = None,
+    order_by: Annotated[str | None, Query(description=LIST_HELP["order_by"])] = None,
+    limit: Annotated[str | None, Query(description="page size, 1 to 1000 (default 25)")] = None,
+    after_token: Annotated[str | None, Query(max_length=40, description="next_token of the previous page")]
+    = None,
+    select_cols: Annotated[str | None, Query(description=LIST_HELP["select_cols"])] = None,
+):
+    """Your instances, filtered, sorted and paged."""
+    q = _list_query(select_filters, order_by, limit, after_token, select_cols, DEFAULT_PAGE)
+    return JSONAnswer(await call(request, rows.list_instances, q))
 
 
-@router.get("/api/v0/instances/filters")
+@router.get("/api/v0/instances", response_model=InstanceListV0)
+async def list_instances_v0(
+    request: Request,
+    select_filters: Annotated[str | None, Query(description=LIST_HELP["select_filters"])] = None,
+    order_by: Annotated[str | None, Query(description=LIST_HELP["order_by"])] = None,
+    limit: Annotated[str | None, Query(description="at most this many (default 1000)")] = None,
+    after_token: Annotated[str | None, Query(max_length=40)] = None,
+    select_cols: Annotated[str | None, Query(description=LIST_HELP["select_cols"])] = None,
+    owner: Annotated[str | None, Query(max_length=20, description='"me"')] = None,
+):
+    """Your instances (the older list call: every one, no paging)."""
+    q = _list_query(select_filters, order_by, limit, after_token, select_cols, MAX_PAGE)
+    answer = await call(request, rows.list_instances, q)
+    return JSONAnswer({"success": True, "instances": answer["instances"]})
+
+
+@router.get("/api/v0/instances/filters", response_model=InstanceFilters)
 async def instance_filters(request: Request):
-    return {"success": True, "filters": await call(request, rows.filter_values)}
+    """The (status, verification, GPU) combinations of your instances."""
+    return JSONAnswer({"success": True, "filters": await call(request, rows.filter_values)})
 
 
-@router.get("/api/v0/instances/{instance_id}")
-async def show_instance(request: Request, instance_id: str):
+@router.get("/api/v0/instances/{instance_id}", response_model=InstanceShow)
+async def show_instance(
+    request: Request, instance_id: InstanceId,
+    owner: Annotated[str | None, Query(max_length=20, description='"me"')] = None,
+):
+    """One of your instances (``instances`` is null when it is not yours or does not exist)."""
     row = await call(request, rows.get_instance, instance_id)
-    return {"success": row is not None, "instances": row}
+    return JSONAnswer({"success": row is not None, "instances": row})
 
 
-def _answer(outcome: svc.Outcome) -> dict[str, Any]:
-    return {"success": True, "msg": outcome.msg}
+def _answer(outcome: svc.Outcome) -> JSONAnswer:
+    return JSONAnswer({"success": True, "msg": outcome.msg})
 
 
-@router.put("/api/v0/instances/{instance_id}")
-async def edit_instance(request: Request, instance_id: str):
-    body = await json_body(request)
-    outcome = await call(request, svc.edit, instance_id, body)
+@router.put("/api/v0/instances/{instance_id}", response_model=Done)
+async def edit_instance(request: Request, instance_id: InstanceId, body: InstanceEdit | None = None):
+    """Start or stop (``{"state": "running"|"stopped"}``) and/or label (``{"label": …}``)."""
+    outcome = await call(request, svc.edit, instance_id, body or InstanceEdit.model_validate({}))
     await _settle(request, outcome)
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances")
-async def edit_instances(request: Request):
-    body = await json_body(request)
-    outcome = await call(request, svc.set_state_bulk, body)
+@router.put("/api/v0/instances", response_model=Done)
+async def edit_instances(request: Request, body: BulkState | None = None):
+    """Start or stop several instances: ``{"state": …, "ids": […]}``."""
+    outcome = await call(request, svc.set_state_bulk, body or BulkState.model_validate({}))
     await _settle(request, outcome)
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances/reboot/{instance_id}")
-async def reboot_instance(request: Request, instance_id: str):
+@router.put("/api/v0/instances/reboot/{instance_id}", response_model=Done)
+async def reboot_instance(request: Request, instance_id: InstanceId, body: EmptyBody | None = None):
+    """Restart the instance's container."""
     outcome = await call(request, svc.reboot, instance_id)
     await _settle(request, outcome)
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances/recycle/{instance_id}")
-async def recycle_instance(request: Request, instance_id: str):
-    outcome = await call(request, svc.update_from_template, instance_id, {})
+@router.put("/api/v0/instances/recycle/{instance_id}", response_model=Done)
+async def recycle_instance(request: Request, instance_id: InstanceId, body: EmptyBody | None = None):
+    """Recreate the instance from its launch configuration."""
+    outcome = await call(request, svc.update_from_template, instance_id, InstanceUpdate())
     await _settle(request, outcome)
     return _answer(outcome)
 
 
-@router.delete("/api/v0/instances/{instance_id}")
-async def destroy_instance(request: Request, instance_id: str):
+@router.delete("/api/v0/instances/{instance_id}", response_model=Done)
+async def destroy_instance(request: Request, instance_id: InstanceId, body: EmptyBody | None = None):
+    """Destroy the instance (its volume stays)."""
     outcome = await call(request, svc.destroy, [instance_id])
     await _settle(request, outcome)
     return _answer(outcome)
 
 
-@router.delete("/api/v0/instances")
-async def destroy_instances(request: Request):
-    body = await json_body(request)
-    outcome = await call(request, svc.destroy_bulk, body)
+@router.delete("/api/v0/instances", response_model=Done)
+async def destroy_instances(request: Request, body: BulkDestroy | None = None):
+    """Destroy several instances: ``{"instance_ids": […]}``."""
+    outcome = await call(request, svc.destroy_bulk, body or BulkDestroy.model_validate({}))
     await _settle(request, outcome)
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances/bid_price/{instance_id}")
-async def change_bid(request: Request, instance_id: str):
-    body = await json_body(request)
-    outcome = await call(request, svc.change_bid, instance_id, body)
+@router.put("/api/v0/instances/bid_price/{instance_id}", response_model=Done)
+async def change_bid(request: Request, instance_id: InstanceId, body: BidChange | None = None):
+    """Change an interruptible instance's bid (``{"price": $/hour}``)."""
+    outcome = await call(request, svc.change_bid, instance_id, body or BidChange.model_validate({}))
     await _settle(request, outcome)
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances/update_template/{instance_id}")
-async def update_instance(request: Request, instance_id: str):
-    body = await json_body(request)
-    outcome = await call(request, svc.update_from_template, instance_id, body)
+@router.put("/api/v0/instances/update_template/{instance_id}", response_model=Updated)
+async def update_instance(request: Request, instance_id: InstanceId, body: InstanceUpdate | None = None):
+    """Re-merge the instance's launch from a template and/or values; it restarts with them."""
+    outcome = await call(request, svc.update_from_template, instance_id, body or InstanceUpdate())
     await _settle(request, outcome)
     row = await call(request, rows.get_instance, instance_id)
-    return {"success": True, "updated_instance": row, "msg": outcome.msg}
+    return JSONAnswer({"success": True, "updated_instance": row, "msg": outcome.msg})
 
 
 # -- logs (VAST-WIRE §6.6) ---------------------------------------------------------------------
-@router.put("/api/v0/instances/request_logs/{instance_id}")
-async def request_logs(request: Request, instance_id: str):
-    body = await json_body(request)
-    tail = logs.parse_tail(body.get("tail"))
-    needle = body.get("filter")
-    if needle is not None and not isinstance(needle, str):
-        raise InvalidInput("filter must be a string: only lines containing it are returned")
-    daemon = str(body.get("daemon_logs", "")).lower() in ("true", "1")
-    target = await call(request, logs.log_target, instance_id, daemon)
+@router.put("/api/v0/instances/request_logs/{instance_id}", response_model=LogsReady)
+async def request_logs(request: Request, instance_id: InstanceId, body: LogsRequest | None = None):
+    """Snapshot the instance's logs; fetch them (no key needed, for 10 minutes) at result_url."""
+    body = body or LogsRequest()
+    target = await call(request, logs.log_target, instance_id, body.daemon)
     lines = await run_in_threadpool(logs.read_lines, request.app.state.reconciler, target)
-    text = logs.pick(lines, needle, tail)
+    text = logs.pick(lines, body.filter, body.tail)
     token = await call(request, logs.store_logs, target["id"], text)
     url = str(request.base_url).rstrip("/") + f"/api/v0/instances/logs/{token}"
-    return {"success": True, "result_url": url, "msg": "logs are ready at result_url"}
+    return JSONAnswer({"success": True, "result_url": url, "msg": "logs are ready at result_url"})
 
 
-@router.get("/api/v0/instances/logs/{token}")
-async def fetch_logs(request: Request, token: str):
+@public.get("/api/v0/instances/logs/{token}", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {}}, "description": "the log text"}})
+async def fetch_logs(request: Request, token: Annotated[str, Path(max_length=64)]):
+    """The text of a logs snapshot (no Authorization needed: the token is the capability)."""
     text = await call_public(request, logs.fetch_logs, token)
     return PlainTextResponse(text)
 
 
-@router.put("/api/v0/launch_instance")
-async def launch_instance(request: Request):
-    body = await json_body(request)
-    runtime = request.app.state.settings.runtime
-    outcome = await call(request, svc.launch_instance, body, runtime=runtime)
+@router.put("/api/v0/launch_instance", response_model=Created)
+async def launch_instance(request: Request, body: LaunchSearch | None = None):
+    """Search offers with ``q`` and rent the first that takes the launch."""
+    body = body or LaunchSearch.model_validate({})
+    settings = request.app.state.settings
+    search = body.search.checked(default_limit=settings.default_search_limit,
+                                 max_limit=settings.max_search_limit)
+    merged = await call_read(request, svc.prepare_launch, body)
+    outcome = await call(request, svc.launch_instance, body, search, merged, runtime=_runtime(request))
     await _settle(request, outcome)
-    return {"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg}
+    return JSONAnswer({"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg})

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from gpuyard.api.deps import call
+from gpuyard.api.deps import AUTHENTICATED, call
+from gpuyard.api.edge import JSONAnswer
 from gpuyard.services.users import user_row
+from gpuyard.wire.users import UserRow
 
-router = APIRouter()
+router = APIRouter(tags=["users"], **AUTHENTICATED)
 
 
-@router.get("/api/v0/users/current")
+@router.get("/api/v0/users/current", response_model=UserRow)
 async def current_user(request: Request):
-    return await call(request, lambda _session, user: user_row(user))
+    """You: id, name, balance and the fields the official client shows."""
+    return JSONAnswer(await call(request, lambda _session, user: user_row(user)))

@@ -21,6 +21,8 @@ from gpuyard.web.deps import run
 from gpuyard.web.pages import page
 from gpuyard.web.routes.launch import env_table
 from gpuyard.web.session import check_csrf
+from gpuyard.wire.base import parse
+from gpuyard.wire.instances import MAX_PAGE, InstanceEdit, InstanceListQuery
 
 router = APIRouter(include_in_schema=False)
 
@@ -67,10 +69,9 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _list(session, user, instance_id: str | None = None) -> list[dict[str, Any]]:
-    args: dict[str, Any] = {"limit": rows.MAX_PAGE}
-    if instance_id is not None:
-        args["select_filters"] = {"id": {"eq": instance_id}}
-    return rows.list_instances(session, user, args)["instances"]
+    filters = {"id": {"eq": instance_id}} if instance_id is not None else None
+    query = InstanceListQuery.parse(filters, limit=MAX_PAGE)
+    return rows.list_instances(session, user, query)["instances"]
 
 
 def _flash(request: Request) -> str | None:
@@ -162,7 +163,8 @@ async def label(request: Request, instance_id: str):
     check_csrf(request, form)
     text = str(form.get("label") or "")
     try:
-        outcome = await run(request, svc.label, instance_id, text, write=True)
+        edit = parse(InstanceEdit, {"label": text})
+        outcome = await run(request, svc.label, instance_id, edit.label, write=True)
     except GpuyardError as exc:
         if exc.status == 404:
             raise

@@ -26,6 +26,10 @@ from gpuyard.services.volumes import list_volumes
 from gpuyard.web.deps import run
 from gpuyard.web.pages import TEMPLATES, page
 from gpuyard.web.session import check_csrf, csrf_token
+from gpuyard.wire.base import parse
+from gpuyard.wire.instances import LaunchRequest
+from gpuyard.wire.offers import OfferSearch, VolumeSearch
+from gpuyard.wire.types import to_id
 
 router = APIRouter(include_in_schema=False)
 
@@ -53,6 +57,8 @@ FIELD_OF_CODE = {
     "not_enough_disk": "volume",
     "template_not_found": "template",
     "template_id_expected": "offer",
+    "id_expected": "offer",
+    "id_out_of_range": "offer",
 }
 #: Otherwise the first word of the message that names a field (checked in this order).
 FIELD_OF_WORD = (
@@ -159,16 +165,31 @@ def load(session, user, form: dict[str, str], filters_given: bool,
         search = {**parsed, "limit": OFFER_LIMIT, "allocated_storage": _disk_for_search(form, template)}
         if form["price"].strip():
             search["type"] = "bid"
-        ctx["offers"] = search_offers(session, user, search)
+        query = parse(OfferSearch, search).checked(default_limit=OFFER_LIMIT, max_limit=OFFER_LIMIT)
+        ctx["offers"] = search_offers(session, user, query)
         ctx["parsed_filters"] = parsed
     except GpuyardError as exc:
         ctx["filters_error"] = exc.msg
     ids = [str(o["id"]) for o in ctx["offers"]]
     if ids and (not form["offer"] or (pick_first and form["offer"] not in ids)):
         form["offer"] = ids[0]
-    ctx["volume_offers"] = search_volume_offers(session, user, {"limit": OFFER_LIMIT})
+    ctx["volume_offers"] = search_volume_offers(session, user, volume_offers_query())
     ctx["volumes"] = [v for v in list_volumes(session, user) if v["status"] == "available"]
     return ctx
+
+
+def volume_offers_query():
+    return VolumeSearch(limit=OFFER_LIMIT).checked(default_limit=OFFER_LIMIT, max_limit=OFFER_LIMIT)
+
+
+async def rent(request: Request, form: dict[str, str], filters: dict[str, Any] | None, dry_run: bool):
+    """The launch the form stands for: checked first, merged in a read transaction, rented in a
+    write transaction (as the API does)."""
+    body = parse(LaunchRequest, body_of(form, filters, dry_run=dry_run))
+    ask_id = to_id(form["offer"].strip(), "offer")
+    merged = await run(request, svc.prepare_launch, body)
+    return await run(request, svc.create_instance, ask_id, body, merged,
+                     runtime=request.app.state.settings.runtime, write=True)
 
 
 def env_table(extra_env: list[list[str]] | None) -> dict[str, list[tuple[str, str]]]:
@@ -239,9 +260,7 @@ async def launch_preview(request: Request):
     if raw.get("do") == "search":
         return render(request, form, ctx)
     try:
-        outcome = await run(request, svc.create_instance, form["offer"],
-                            body_of(form, ctx["parsed_filters"], dry_run=True),
-                            runtime=request.app.state.settings.runtime, write=True)
+        outcome = await rent(request, form, ctx["parsed_filters"], dry_run=True)
     except GpuyardError as exc:
         return _failed(request, form, ctx, exc)
     return render(request, form, ctx, preview=outcome.launch)
@@ -253,9 +272,7 @@ async def launch(request: Request):
     if ctx["filters_error"] or ctx["template_error"]:
         return render(request, form, ctx, status=400)
     try:
-        outcome = await run(request, svc.create_instance, form["offer"],
-                            body_of(form, ctx["parsed_filters"], dry_run=False),
-                            runtime=request.app.state.settings.runtime, write=True)
+        outcome = await rent(request, form, ctx["parsed_filters"], dry_run=False)
     except GpuyardError as exc:
         return _failed(request, form, ctx, exc)
     await settle(request.app.state.reconciler, outcome)

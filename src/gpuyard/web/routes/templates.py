@@ -27,6 +27,8 @@ from gpuyard.store.models import User
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page
 from gpuyard.web.session import check_csrf
+from gpuyard.wire.base import parse
+from gpuyard.wire.templates import TemplateCreate, TemplateDelete, TemplateEditById, TemplateSearch
 
 router = APIRouter(include_in_schema=False)
 
@@ -223,7 +225,7 @@ def template_id_of(ref: str) -> int:
 
 def _one(session: Session, user: User, template_id: int) -> dict[str, Any]:
     """The template as a search shows it (yours, or public), or a 404."""
-    rows = svc.search_templates(session, user, {"id": {"eq": template_id}}, None, 1)
+    rows = svc.search_templates(session, user, TemplateSearch.parse({"id": {"eq": template_id}}, limit=1))
     if not rows:
         raise NotFound(f"template {template_id} not found", "template_not_found")
     return rows[0]
@@ -245,7 +247,7 @@ def _search(session: Session, user: User, text: str, scope: str, order: list) ->
     field, value = {"mine": ("creator_id", user.id), "public": ("private", False)}.get(scope, (None, None))
     if field is not None:
         filters.setdefault(field, {}).setdefault("eq", value)
-    rows = svc.search_templates(session, user, filters, order, LIST_LIMIT)
+    rows = svc.search_templates(session, user, TemplateSearch.parse(filters, order, LIST_LIMIT))
     if field is not None:  # the query may have set its own condition on the field: both apply
         rows = [r for r in rows if r[field] == value]
     return rows
@@ -320,8 +322,8 @@ async def create_template(request: Request):
     check_csrf(request, data)
     form = form_from_post(data)
     try:
-        payload = payload_from_form(form)
-        row, created = await run(request, svc.create_template, payload, write=True)
+        body = parse(TemplateCreate, payload_from_form(form))
+        row, created = await run(request, svc.create_template, body, write=True)
     except InvalidInput as exc:
         await signed_in(request)
         return form_page(request, title="New template", action="/templates/new", form=form,
@@ -353,9 +355,10 @@ async def edit_template(request: Request, ref: str):
     except GpuyardError as exc:
         return await error_page(request, exc)
     try:
-        payload = {"id": template_id, "hash_id": str(data.get("hash_id") or row["hash_id"]),
-                   **payload_from_form(form)}
-        row, changed = await run(request, svc.edit_by_id, payload, write=True)
+        body = parse(TemplateEditById, {"id": template_id,
+                                        "hash_id": str(data.get("hash_id") or row["hash_id"]),
+                                        **payload_from_form(form)})
+        row, changed = await run(request, svc.edit_by_id, body, write=True)
     except InvalidInput as exc:
         return form_page(request, title=f"Edit {row['name'] or 'template'}",
                          action=f"/templates/{template_id}/edit", form=form, status=exc.status,
@@ -447,8 +450,8 @@ async def set_visibility(request: Request, ref: str):
     private = str(data.get("private", "")).lower() == "true"
     try:
         template_id = template_id_of(ref)
-        row, changed = await run(request, svc.edit_by_id, {"id": template_id, "private": private},
-                                 write=True)
+        body = parse(TemplateEditById, {"id": template_id, "private": private})
+        row, changed = await run(request, svc.edit_by_id, body, write=True)
     except GpuyardError as exc:
         return await error_page(request, exc)
     what = "private" if private else "public"
@@ -462,7 +465,8 @@ async def delete_template(request: Request, ref: str):
     data = dict(await request.form())
     check_csrf(request, data)
     try:
-        gone = await run(request, svc.delete_template, {"template_id": template_id_of(ref)}, write=True)
+        body = parse(TemplateDelete, {"template_id": template_id_of(ref)})
+        gone = await run(request, svc.delete_template, body, write=True)
     except GpuyardError as exc:
         return await error_page(request, exc)
     set_flash(request, f"Template {gone['id']} deleted. Its versions stay: hash {gone['hash_id']} "

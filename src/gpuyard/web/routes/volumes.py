@@ -10,20 +10,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gpuyard.errors import GpuyardError
 from gpuyard.services.offers import search_volume_offers
-from gpuyard.services.volumes import DEFAULT_SIZE, create_volume, delete_volume, list_volumes
+from gpuyard.services.volumes import create_volume, delete_volume, list_volumes
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page
-from gpuyard.web.routes.launch import form_number
+from gpuyard.web.routes.launch import form_number, volume_offers_query
 from gpuyard.web.session import check_csrf
+from gpuyard.wire.base import parse
+from gpuyard.wire.types import to_id
+from gpuyard.wire.volumes import DEFAULT_SIZE, VolumeCreate
 
 router = APIRouter(include_in_schema=False)
 
-OFFER_LIMIT = 200
-
-
 def _load(session, user) -> dict[str, Any]:
     return {"volumes": list_volumes(session, user),
-            "offers": search_volume_offers(session, user, {"limit": OFFER_LIMIT})}
+            "offers": search_volume_offers(session, user, volume_offers_query())}
 
 
 async def _render(request: Request, *, status: int = 200, form: dict[str, str] | None = None,
@@ -63,7 +63,7 @@ async def create(request: Request):
     if form["name"].strip():
         body["name"] = form["name"]
     try:
-        row = await run(request, create_volume, body, write=True)
+        row = await run(request, create_volume, parse(VolumeCreate, body), write=True)
     except GpuyardError as exc:
         return await _render(request, status=exc.status, form=form, field_errors={_field_of(exc): exc.msg})
     request.session["flash"] = (f"Volume {row['id']} created: {row['disk_space']:g} GB on machine "
@@ -76,7 +76,7 @@ async def delete(request: Request, volume_id: str):
     raw = dict(await request.form())
     check_csrf(request, raw)
     try:
-        row = await run(request, delete_volume, form_number(volume_id), write=True)
+        row = await run(request, delete_volume, to_id(volume_id, "volume id"), write=True)
     except GpuyardError as exc:
         if exc.status == 404:
             raise
