@@ -6,6 +6,7 @@ The database is SQLite in a temporary folder, or the PostgreSQL database named b
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -18,6 +19,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 
+from gpuyard.api import serving
 from gpuyard.api.app import create_app
 from gpuyard.services.users import create_user
 from gpuyard.settings import Settings
@@ -71,8 +73,8 @@ def _empty_database(request: pytest.FixtureRequest) -> None:
 def live_server(app) -> Iterator[str]:
     """The app served by uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
+    settings = dataclasses.replace(app.state.settings, host="127.0.0.1", port=port)
+    server = uvicorn.Server(serving.config(app, settings, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20

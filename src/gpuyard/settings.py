@@ -39,6 +39,8 @@ class Settings:
     reconcile_seconds: float = 0.25
     # Request bodies over this many bytes are refused (413) before they are read whole.
     max_body: int = DEFAULT_MAX_BODY
+    # On SIGTERM, requests in flight get this many seconds to finish before they are cancelled.
+    graceful_seconds: float = 10.0
 
     @classmethod
     def build(

@@ -52,7 +52,7 @@ def test_unknown_pages_are_an_html_404_and_api_paths_stay_json(console):
     r = console.get("/no/such/page")
     assert r.status_code == 404 and "<title>Not found · gpuyard</title>" in r.text
     api = console.client.get("/api/v0/no/such/endpoint")
-    assert api.status_code == 404 and api.json()["error"] == "no_such_endpoint"
+    assert api.status_code == 404 and api.json()["error"] == "not_supported"
 
 
 def test_a_wrong_key_is_shown_once_next_to_the_field(anonymous):

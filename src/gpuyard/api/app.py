@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -39,6 +40,32 @@ class StripTrailingSlash:
         await self.app(scope, receive, send)
 
 
+ROUTERS = (meta.router, users.router, templates.router, offers.router, instances.router,
+           instances.public, volumes.router)
+
+
+def _api(lifespan: Any = None) -> FastAPI:
+    """The FastAPI application with the API's routes and schema (no database, no state)."""
+    app = FastAPI(
+        lifespan=lifespan,
+        title="gpuyard",
+        version=gpuyard.__version__,
+        description="Self-hosted GPU cloud control plane that speaks the Vast.ai API.",
+        redirect_slashes=False,
+        default_response_class=JSONAnswer,
+    )
+    for router in ROUTERS:
+        app.include_router(router)
+    app.state.api_routes = [route for router in ROUTERS for route in router.routes]
+    install_openapi(app)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """``/openapi.json`` without a running server (for tools and tests)."""
+    return _api().openapi()
+
+
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     engine = make_engine(settings.db_url)
     if run_migrations:
@@ -51,14 +78,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         finally:
             app.state.reconciler.stop()
 
-    app = FastAPI(
-        lifespan=lifespan,
-        title="gpuyard",
-        version=gpuyard.__version__,
-        description="Self-hosted GPU cloud control plane that speaks the Vast.ai API.",
-        redirect_slashes=False,
-        default_response_class=JSONAnswer,
-    )
+    app = _api(lifespan)
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
@@ -73,11 +93,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
     )
     install_error_handlers(app)
-    for router in (meta.router, users.router, templates.router, offers.router, instances.router,
-                   instances.public, volumes.router):
-        app.include_router(router)
     install_console(app)
-    install_openapi(app)
     app.add_middleware(StripTrailingSlash)
     app.add_middleware(RequestLimits, max_body=settings.max_body)  # outermost: before any work
     return app

@@ -25,6 +25,18 @@ T = TypeVar("T")
 bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
 
 
+async def authenticated(request: Request, _scheme: Any = Depends(bearer)) -> None:  # noqa: B008
+    """Who asks, before the body is validated or anything else is done: a missing or bad key is
+    a 401 whatever the rest of the request holds. The user's id is kept for the call."""
+    key = bearer_key(request)
+
+    def check() -> int:
+        with transaction(request.app.state.sessions, write=False) as session:
+            return authenticate(session, key).id
+
+    request.state.user_id = await run_in_threadpool(check)
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     words = {400: "bad input: msg says which field and how to fix it",
              401: "missing, invalid or revoked API key", 403: "not allowed for this key or user",
@@ -35,7 +47,7 @@ def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 #: Router settings of authenticated endpoints: the Bearer scheme and the errors they can give.
 AUTHENTICATED: dict[str, Any] = {
-    "dependencies": [Depends(bearer)],
+    "dependencies": [Depends(authenticated)],
     "responses": _errors(400, 401, 403, 404, 409, 413, 414),
     "route_class": WireRoute,
 }
@@ -69,18 +81,20 @@ async def call_read(request: Request, fn: Callable[..., T], *args: Any, **kwargs
 async def _call(request: Request, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     factory = request.app.state.sessions
     key = bearer_key(request)
+    user_id: int | None = getattr(request.state, "user_id", None)
 
     def work() -> T:
         with transaction(factory, write=write) as session:
-            user: User = authenticate(session, key)
+            user = session.get(User, user_id) if user_id is not None else None
+            if user is None:
+                user = authenticate(session, key)
             return fn(session, user, *args, **kwargs)
 
     return await run_in_threadpool(work)
 
 
 async def caller(request: Request) -> User:
-    """The authenticated user, in a read-only transaction of its own (for calls that must know
-    who asks before doing any work, e.g. a bulk create)."""
+    """The authenticated user (read in a transaction of its own)."""
     return await _call(request, False, lambda _session, user: user)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +30,9 @@ def _error(status: int, code: str, msg: str) -> Response:
     return JSONAnswer({"success": False, "error": code, "msg": msg}, status_code=status)
 
 
-class JSONAnswer(Response):
+class JSONAnswer(JSONResponse):
+    """A JSON answer encoded by orjson (FastAPI documents it like any JSON response)."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:
@@ -120,8 +123,14 @@ class WireRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        known = {param.alias for param in self.dependant.query_params}
 
         async def parse_then_handle(request: Request) -> Response:
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:
+                takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+                raise InvalidInput(f"unknown query argument(s) {', '.join(map(repr, unknown[:5]))}: "
+                                   f"{takes} (see /docs)")
             if request.method not in ("GET", "HEAD") and _wants_json(request):
                 raw = await request.body()
                 if raw.strip():

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gpuyard.api.edge import JSONAnswer
+from gpuyard.api.paths import allowed_methods, explain
 from gpuyard.errors import GpuyardError, NotFound
 from gpuyard.wire.base import as_error
 
@@ -40,11 +41,16 @@ def install_error_handlers(app: FastAPI) -> None:
         if console and exc.status_code == 404 and "application/json" not in request.headers.get("accept", ""):
             return render(request, NotFound(f"there is no page at {request.url.path}", "no_such_page"))
         if exc.status_code == 404:
+            if request.url.path.startswith("/api/"):
+                err = explain(request.app, request.method, request.url.path)
+                return error_response(err.status, err.code, err.msg)
             msg = f"no such endpoint: {request.method} {request.url.path} (see /docs)"
             return error_response(404, "no_such_endpoint", msg)
         if exc.status_code == 405:
             msg = f"{request.method} is not allowed on {request.url.path} (see /docs)"
-            return error_response(405, "method_not_allowed", msg)
+            response = error_response(405, "method_not_allowed", msg)
+            response.headers["Allow"] = ", ".join(allowed_methods(request.app, request.url.path))
+            return response
         return error_response(exc.status_code, "http_error", str(exc.detail))
 
     @app.exception_handler(Exception)

@@ -36,6 +36,8 @@ DIRECTIONS = ("asc", "desc")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _MAX_NUMBER_LEN = 100
 _INT_LIMIT = 2**63  # values must fit a signed 64-bit column
+MAX_LIST = 1000  # values of one in/notin
+MAX_TEXT_VALUE = 500  # characters of a string value (the longest searchable column holds 500)
 
 
 def show(value: object, limit: int = 60) -> str:
@@ -57,8 +59,10 @@ def parse_number(text: str) -> float | int | None:
     Whole numbers without ``.`` or exponent come back as int (exactly), the rest as float.
     Infinite results are None.
     """
+    if len(text) > _MAX_NUMBER_LEN:
+        return None
     text = text.strip()
-    if len(text) > _MAX_NUMBER_LEN or not _NUMBER.fullmatch(text):
+    if not _NUMBER.fullmatch(text):
         return None
     if text.lstrip("+-").isdigit():
         return int(text)
@@ -135,6 +139,9 @@ def _coerce_bool(value: object, label: str, clause: str) -> bool:
 
 def _coerce_str(value: object, label: str, clause: str) -> str:
     if isinstance(value, str):
+        if len(value) > MAX_TEXT_VALUE:
+            raise _fail(label, f"a value of {len(value)} characters is longer than any stored "
+                        f"(at most {MAX_TEXT_VALUE})", clause)
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -183,6 +190,8 @@ def coerce_value(
     if op in LIST_OPS:
         if not isinstance(value, list):
             raise _fail(label, f"{op} needs a list like [1, 2], got {show(value)}", clause)
+        if len(value) > MAX_LIST:
+            raise _fail(label, f"{op} has {len(value)} values; the limit is {MAX_LIST}", clause)
         return [coerce_scalar(fld, item, clause, label) for item in value]
     if value is None:
         if op in ORDERING_OPS:
@@ -225,6 +234,9 @@ def normalize_query(query: object, fieldset: FieldSet) -> dict[str, dict[str, ob
             if op not in OPS:
                 raise _fail(name, f"unknown operator {show(op)}; use one of {', '.join(OPS)}",
                             clause)
+            if op in ORDERING_OPS and fld.type is FieldType.BOOL:
+                raise _fail(name, f"{fld.name} is true or false: compare it with eq or neq "
+                            f"(== or !=), not {op}", clause)
             coerced = coerce_value(fld, op, value, clause, name)
             if op in target and target[op] != coerced:
                 raise _fail(name, f"{op} is given twice (as {fld.name} and as an alias)", clause)

@@ -151,7 +151,7 @@ def search_asks(session: Session, user: User, search: OfferQuery,
                 cols: list[str] | None) -> list[dict[str, Any]]:
     """``PUT /api/v0/search/asks/``: :func:`search_offers` with ``select_cols``."""
     rows = search_offers(session, user, search)
-    if cols is None or cols == ["*"] or "*" in cols:
+    if not cols or "*" in cols:  # none named: every column
         return rows
     known = set(rows[0]) if rows else set(OFFER_FIELDS.fields)
     bad = [c for c in cols if c not in known]

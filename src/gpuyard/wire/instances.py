@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
 
 from gpuyard import shellwords
 from gpuyard.envspec import EnvSpec, parse_any
@@ -323,7 +331,8 @@ class LogsRequest(WireModel):
                     Field(description="the last N lines (a number or numeric string)")] = None
     filter: Annotated[str | None, BeforeValidator(
         lambda v: v if v is None or isinstance(v, str) and len(v) <= 1000 else _bad_filter()),
-        Field(max_length=1000, description="only lines containing this text")] = None
+        WithJsonSchema({"anyOf": [{"type": "string", "maxLength": 1000}, {"type": "null"}],
+                        "description": "only lines containing this text"})] = None
     daemon_logs: Annotated[bool | str | None, Field(description='"true": the daemon log')] = None
 
     @property
@@ -357,7 +366,7 @@ class InstanceListQuery:
     @classmethod
     def parse(cls, filters: Any = None, order: Any = None, limit: Any = None, after_token: Any = None,
               cols: Any = None, *, default_limit: int = DEFAULT_PAGE) -> InstanceListQuery:
-        cleaned, null_terms = _null_terms(filters or {})
+        cleaned, null_terms = _null_terms({} if filters is None else filters)
         return cls(
             query=normalize_query(cleaned, INSTANCE_FIELDS),
             null_terms=null_terms,

@@ -163,16 +163,16 @@ class OfferRow(BaseModel):
     """An offer: every filterable field (docs/offers.md gives units) plus machine details."""
 
     model_config = ConfigDict(extra="allow")
-    id: int
-    ask_contract_id: int
-    bundle_id: int
-    machine_id: int
-    num_gpus: int
-    gpu_name: str
-    dph_total: float
-    dph_base: float
-    is_bid: bool
-    hostname: str
+    id: int | None = None
+    ask_contract_id: int | None = None
+    bundle_id: int | None = None
+    machine_id: int | None = None
+    num_gpus: int | None = None
+    gpu_name: str | None = None
+    dph_total: float | None = None
+    dph_base: float | None = None
+    is_bid: bool | None = None
+    hostname: str | None = None
 
 
 class OfferList(BaseModel):

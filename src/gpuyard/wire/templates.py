@@ -179,8 +179,8 @@ class TemplateSearch:
         """From the decoded query arguments (VAST-WIRE §3.1); every problem is a 400."""
         _check_identifier_filters(filters)
         return cls(
-            query=normalize_query(filters or {}, TEMPLATE_FIELDS),
-            order=normalize_order(order, TEMPLATE_FIELDS) if order else [],
+            query=normalize_query({} if filters is None else filters, TEMPLATE_FIELDS),
+            order=normalize_order(order, TEMPLATE_FIELDS),
             limit=normalize_limit(limit, default_limit, max_limit),
             cols=_select_cols(cols),
         )

@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationInfo, WithJsonSchema
+from pydantic import BeforeValidator, ValidationInfo, WithJsonSchema
 
 from gpuyard.errors import InvalidInput, NotFound
 from gpuyard.query.validate import parse_number, show
@@ -60,8 +60,12 @@ def _text(max_len: int, numbers: bool) -> Callable[[Any, str], Any]:
 def Text(max_len: int = MAX_TEXT, *, numbers: bool = False, description: str | None = None) -> Any:  # noqa: N802
     """A string of at most ``max_len`` characters (``numbers``: a JSON number is taken as its
     text, as the template fields always allowed)."""
-    return Annotated[str, _validator(_text(max_len, numbers)), Field(max_length=max_len,
-                                                                   description=description)]
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_len}
+    if numbers:
+        schema = {"anyOf": [schema, {"type": "number"}]}
+    if description:
+        schema["description"] = description
+    return Annotated[str, _validator(_text(max_len, numbers)), WithJsonSchema(schema)]
 
 
 def type_name(value: Any) -> str:
@@ -148,14 +152,14 @@ def to_id(value: Any, name: str) -> int:
     elif isinstance(value, float) and value.is_integer():
         number = int(value)
     elif isinstance(value, str) and looks_like_id(value):
-        number = int(value.strip())
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        number = int(value.strip())
+        number = int(value.strip()) if len(value.strip()) < 100 else MAX_WIRE_ID + 1
+    elif isinstance(value, str) and value.strip().isascii() and value.strip().lstrip("-").isdigit():
+        number = int(value.strip()) if len(value.strip()) < 100 else MAX_WIRE_ID + 1
     if number is None:
         raise InvalidInput(f"{name} takes a numeric id such as 334548, not {show(value)}",
                            "id_expected")
     if number > MAX_WIRE_ID:
-        raise InvalidInput(f"{name} {number} is not an id: ids are whole numbers below 2^63",
+        raise InvalidInput(f"{name} {show(value)} is not an id: ids are whole numbers below 2^63",
                            "id_out_of_range")
     if number < 1:
         raise NotFound(f"{name}: there is no {number} (ids start at 1)", "not_found")

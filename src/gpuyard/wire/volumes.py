@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from gpuyard.errors import InvalidInput
 from gpuyard.services.identifiers import MAX_ID
@@ -16,6 +16,7 @@ DEFAULT_SIZE = 15  # GB, as the official client
 MAX_NAME = 200
 MAX_MOUNT_PATH = 1000
 TYPES = ("all_volume", "local_volume", "network_volume")
+NAME_SCHEMA = {"anyOf": [{"type": "string", "maxLength": MAX_NAME}, {"type": "null"}]}
 
 
 def _int_id(value: Any, where: str, example: str) -> int:
@@ -82,7 +83,7 @@ class VolumeCreate(WireModel):
         lambda v: None if v is None else _int_id(v, "id (the volume offer)", "12345")),
         Field(description="a volume offer id from search volumes")] = None
     size: Annotated[float, _checked(_size, "{}"), Field(description="GB (default 15)")] = DEFAULT_SIZE
-    name: Annotated[str | None, _checked(_name, "{}"), Field(max_length=MAX_NAME)] = None
+    name: Annotated[str | None, _checked(_name, "{}"), WithJsonSchema(NAME_SCHEMA)] = None
 
     @model_validator(mode="after")
     def _needs_id(self) -> VolumeCreate:
@@ -102,7 +103,7 @@ class VolumeLaunch(WireModel):
                           Field(max_length=MAX_MOUNT_PATH, description="e.g. /root/vol")]
     create_new: Any = Field(None, description="true: create from a volume offer; false: link")
     volume_id: Any = Field(None, description="a volume offer id (create) or a volume id (link)")
-    name: Annotated[str | None, _checked(_name, "volume_info.{}"), Field(max_length=MAX_NAME)] = None
+    name: Annotated[str | None, _checked(_name, "volume_info.{}"), WithJsonSchema(NAME_SCHEMA)] = None
     size: Annotated[float | None, _checked(_size, "volume_info.{}"),
                     Field(description="GB, only when creating (default 15)")] = None
 

@@ -7,13 +7,13 @@ touched, before the answer goes out.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from gpuyard.api.deps import AUTHENTICATED, PUBLIC, call, call_public, call_read, caller
+from gpuyard.api.deps import AUTHENTICATED, PUBLIC, call, call_public, call_read
 from gpuyard.api.edge import JSONAnswer, json_arg
 from gpuyard.errors import GpuyardError
 from gpuyard.services import instance_logs as logs
@@ -69,7 +69,7 @@ def _runtime(request: Request) -> str:
     return request.app.state.settings.runtime
 
 
-@router.put("/api/v0/asks/{ask_id}", response_model=Created | DryRun)
+@router.put("/api/v0/asks/{ask_id:int}", response_model=Created | DryRun)
 async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest | None = None):
     """Rent an offer with an image or a template (by hash) plus overrides (docs/merge-rules.md)."""
     body = body or LaunchRequest()
@@ -79,16 +79,14 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
         return JSONAnswer({"success": True, "dry_run": True, "launch": outcome.launch,
                            "msg": "dry run: nothing was rented"})
     await _settle(request, outcome)
-    user = await caller(request)
-    await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler, user.id,
-                              outcome.instance_id)
+    await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler,
+                              request.state.user_id, outcome.instance_id)
     return JSONAnswer({"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg})
 
 
 @router.post("/api/v0/asks/bulk", response_model=BulkCreated)
 async def create_instances(request: Request, body: BulkLaunch | None = None):
     """Rent several offers (``ids``) with one launch; each offer that fails is reported."""
-    await caller(request)  # who asks, before any work
     body = body or BulkLaunch.model_validate({})
     merged = await call_read(request, svc.prepare_launch, body)
     made: list[int] = []
@@ -113,7 +111,7 @@ def _list_query(select_filters: str | None, order_by: str | None, limit: str | N
     return InstanceListQuery.parse(
         json_arg(select_filters, "select_filters", '{"actual_status":{"eq":"running"}}'),
         json_arg(order_by, "order_by", '[{"col":"id","dir":"asc"}]'),
-        json_arg(limit, "limit"),
+        limit,
         after_token,
         json_arg(select_cols, "select_cols", '["*"]'),
         default_limit=default_limit,
@@ -143,7 +141,7 @@ async def list_instances_v0(
     limit: Annotated[str | None, Query(description="at most this many (default 1000)")] = None,
     after_token: Annotated[str | None, Query(max_length=40)] = None,
     select_cols: Annotated[str | None, Query(description=LIST_HELP["select_cols"])] = None,
-    owner: Annotated[str | None, Query(max_length=20, description='"me"')] = None,
+    owner: Annotated[Literal["me"] | None, Query(description='"me": your own')] = None,
 ):
     """Your instances (the older list call: every one, no paging)."""
     q = _list_query(select_filters, order_by, limit, after_token, select_cols, MAX_PAGE)
@@ -157,10 +155,10 @@ async def instance_filters(request: Request):
     return JSONAnswer({"success": True, "filters": await call(request, rows.filter_values)})
 
 
-@router.get("/api/v0/instances/{instance_id}", response_model=InstanceShow)
+@router.get("/api/v0/instances/{instance_id:int}", response_model=InstanceShow)
 async def show_instance(
     request: Request, instance_id: InstanceId,
-    owner: Annotated[str | None, Query(max_length=20, description='"me"')] = None,
+    owner: Annotated[Literal["me"] | None, Query(description='"me": your own')] = None,
 ):
     """One of your instances (``instances`` is null when it is not yours or does not exist)."""
     row = await call(request, rows.get_instance, instance_id)
@@ -171,7 +169,7 @@ def _answer(outcome: svc.Outcome) -> JSONAnswer:
     return JSONAnswer({"success": True, "msg": outcome.msg})
 
 
-@router.put("/api/v0/instances/{instance_id}", response_model=Done)
+@router.put("/api/v0/instances/{instance_id:int}", response_model=Done)
 async def edit_instance(request: Request, instance_id: InstanceId, body: InstanceEdit | None = None):
     """Start or stop (``{"state": "running"|"stopped"}``) and/or label (``{"label": …}``)."""
     outcome = await call(request, svc.edit, instance_id, body or InstanceEdit.model_validate({}))
@@ -187,7 +185,7 @@ async def edit_instances(request: Request, body: BulkState | None = None):
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances/reboot/{instance_id}", response_model=Done)
+@router.put("/api/v0/instances/reboot/{instance_id:int}", response_model=Done)
 async def reboot_instance(request: Request, instance_id: InstanceId, body: EmptyBody | None = None):
     """Restart the instance's container."""
     outcome = await call(request, svc.reboot, instance_id)
@@ -195,7 +193,7 @@ async def reboot_instance(request: Request, instance_id: InstanceId, body: Empty
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances/recycle/{instance_id}", response_model=Done)
+@router.put("/api/v0/instances/recycle/{instance_id:int}", response_model=Done)
 async def recycle_instance(request: Request, instance_id: InstanceId, body: EmptyBody | None = None):
     """Recreate the instance from its launch configuration."""
     outcome = await call(request, svc.update_from_template, instance_id, InstanceUpdate())
@@ -203,7 +201,7 @@ async def recycle_instance(request: Request, instance_id: InstanceId, body: Empt
     return _answer(outcome)
 
 
-@router.delete("/api/v0/instances/{instance_id}", response_model=Done)
+@router.delete("/api/v0/instances/{instance_id:int}", response_model=Done)
 async def destroy_instance(request: Request, instance_id: InstanceId, body: EmptyBody | None = None):
     """Destroy the instance (its volume stays)."""
     outcome = await call(request, svc.destroy, [instance_id])
@@ -219,7 +217,7 @@ async def destroy_instances(request: Request, body: BulkDestroy | None = None):
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances/bid_price/{instance_id}", response_model=Done)
+@router.put("/api/v0/instances/bid_price/{instance_id:int}", response_model=Done)
 async def change_bid(request: Request, instance_id: InstanceId, body: BidChange | None = None):
     """Change an interruptible instance's bid (``{"price": $/hour}``)."""
     outcome = await call(request, svc.change_bid, instance_id, body or BidChange.model_validate({}))
@@ -227,7 +225,7 @@ async def change_bid(request: Request, instance_id: InstanceId, body: BidChange 
     return _answer(outcome)
 
 
-@router.put("/api/v0/instances/update_template/{instance_id}", response_model=Updated)
+@router.put("/api/v0/instances/update_template/{instance_id:int}", response_model=Updated)
 async def update_instance(request: Request, instance_id: InstanceId, body: InstanceUpdate | None = None):
     """Re-merge the instance's launch from a template and/or values; it restarts with them."""
     outcome = await call(request, svc.update_from_template, instance_id, body or InstanceUpdate())
@@ -237,7 +235,7 @@ async def update_instance(request: Request, instance_id: InstanceId, body: Insta
 
 
 # -- logs (VAST-WIRE §6.6) ---------------------------------------------------------------------
-@router.put("/api/v0/instances/request_logs/{instance_id}", response_model=LogsReady)
+@router.put("/api/v0/instances/request_logs/{instance_id:int}", response_model=LogsReady)
 async def request_logs(request: Request, instance_id: InstanceId, body: LogsRequest | None = None):
     """Snapshot the instance's logs; fetch them (no key needed, for 10 minutes) at result_url."""
     body = body or LogsRequest()

@@ -54,7 +54,7 @@ async def search_templates(
     search = TemplateSearch.parse(
         json_arg(select_filters, "select_filters", '{"name":{"eq":"x"}}'),
         json_arg(order_by, "order_by", '[["id","asc"]]'),
-        json_arg(limit, "limit"),
+        limit,
         json_arg(select_cols, "select_cols", '["*"]'),
         default_limit=settings.default_search_limit,
         max_limit=settings.max_search_limit,
@@ -101,7 +101,7 @@ async def delete_template(request: Request, body: TemplateDelete | None = None):
     })
 
 
-@router.get("/api/v0/template/{template_id}/versions", response_model=TemplateVersions)
+@router.get("/api/v0/template/{template_id:int}/versions", response_model=TemplateVersions)
 async def template_versions(request: Request, template_id: Annotated[PathId("template versions"), Path()]):
     """Every version of a template you can see, newest first."""
     versions = await call(request, svc.list_versions, template_id)

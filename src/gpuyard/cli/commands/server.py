@@ -49,8 +49,7 @@ def recommend_template(args: argparse.Namespace) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
+    from gpuyard.api import serving
     from gpuyard.api.app import create_app
     from gpuyard.settings import Settings
 
@@ -74,5 +73,5 @@ def serve(args: argparse.Namespace) -> int:
         print(f"Then: gpuyard --url http://{settings.host}:{settings.port} --api-key {key} "
               "search offers 'num_gpus=1'")
         sys.stdout.flush()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    serving.run(app, settings)
     return 0
