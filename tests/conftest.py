@@ -45,8 +45,14 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def app(db_url: str):
-    application = create_app(Settings.build(db_url=db_url, sim_boot_seconds=0))
+def data_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The server's data directory (its secret_key file lives there)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def app(db_url: str, data_dir):
+    application = create_app(Settings.build(db_url=db_url, sim_boot_seconds=0, data_dir=data_dir))
     yield application
     application.state.engine.dispose()
 

@@ -14,6 +14,7 @@ from gpuyard.api.routes import instances, meta, offers, templates, users, volume
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
+from gpuyard.server_secret import load_server_secret
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
@@ -38,9 +39,11 @@ class StripTrailingSlash:
 
 
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
+    secret = load_server_secret(settings.data_dir)  # first: a missing secret stops us early
     engine = make_engine(settings.db_url)
     if run_migrations:
         migrate(engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.reconciler.start()
@@ -60,6 +63,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.version = gpuyard.__version__
+    app.state.secret_source = secret.source
     with transaction(app.state.sessions) as session:
         app.state.installation = installation_id(session)
     app.state.runtimes = {
@@ -72,6 +76,6 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     install_error_handlers(app)
     for module in (meta, users, templates, offers, instances, volumes):
         app.include_router(module.router)
-    install_console(app)
+    install_console(app, secret)
     app.add_middleware(StripTrailingSlash)
     return app

@@ -1,9 +1,10 @@
 """Signing in, the session cookie and CSRF protection.
 
-Signing in takes an API key; the session (a cookie signed with this installation's secret,
-HttpOnly, SameSite=Lax) then holds the key's SHA-256 digest, never the key, so deleting a key
-signs its sessions out. Every POST must carry the session's CSRF token, as the ``csrf_token``
-form field or the ``X-CSRF-Token`` header (the pages' scripts send the header).
+Signing in takes an API key; the session (a cookie signed with a key derived from the server
+secret, see ``gpuyard.server_secret``; HttpOnly, SameSite=Lax) then holds the key's SHA-256
+digest, never the key, so deleting a key signs its sessions out. Every POST must carry the
+session's CSRF token, as the ``csrf_token`` form field or the ``X-CSRF-Token`` header (the
+pages' scripts send the header).
 """
 
 from __future__ import annotations
@@ -18,19 +19,9 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import Forbidden, Unauthorized
 from gpuyard.services.users import hash_key
-from gpuyard.store.models import ApiKey, ServerSetting, User
+from gpuyard.store.models import ApiKey, User
 
-SECRET_KEY = "session_secret"
-
-
-def session_secret(session: Session) -> str:
-    """The secret that signs console cookies, made once per installation."""
-    row = session.get(ServerSetting, SECRET_KEY)
-    if row is None:
-        row = ServerSetting(key=SECRET_KEY, value=secrets.token_hex(32))
-        session.add(row)
-        session.flush()
-    return row.value
+COOKIE_PURPOSE = "console session cookies v1"  # the label of the cookie-signing key
 
 
 def csrf_token(request: Request) -> str:
