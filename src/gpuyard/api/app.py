@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,8 +18,12 @@ from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.server_secret import load_server_secret
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
+from gpuyard.store.crypto import Cipher, encrypt_plain_values, install_cipher
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
+from gpuyard.store.models import Base
 from gpuyard.web.wiring import install_console
+
+log = logging.getLogger("gpuyard.app")
 
 
 class StripTrailingSlash:
@@ -64,8 +69,12 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.version = gpuyard.__version__
     app.state.secret_source = secret.source
+    install_cipher(engine, Cipher.from_secret(secret))
     with transaction(app.state.sessions) as session:
         app.state.installation = installation_id(session)
+        encrypted = encrypt_plain_values(session, Base.metadata)
+    if encrypted:
+        log.info("encrypted %d stored credential(s) that were kept in plain text", encrypted)
     app.state.runtimes = {
         "simulated": SimulatedRuntime(boot_seconds=settings.sim_boot_seconds),
         "docker": DockerRuntime(settings.docker_url, installation=app.state.installation),

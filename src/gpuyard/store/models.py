@@ -8,6 +8,8 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gpuyard.store.crypto import EncryptedText
+
 
 class Base(DeclarativeBase):
     pass
@@ -197,7 +199,9 @@ class Instance(Base):
     onstart: Mapped[str | None] = mapped_column(Text)
     runtype: Mapped[str | None] = mapped_column(String(60))
     args: Mapped[list | None] = mapped_column(JSON)
-    image_login: Mapped[str | None] = mapped_column(Text)  # never returned in rows
+    # Registry login ("-u USER -p PASSWORD REGISTRY"): encrypted at rest (store/crypto.py), never
+    # returned in rows, and deferred: only the reconciler's launch spec loads (and decrypts) it.
+    image_login: Mapped[str | None] = mapped_column(EncryptedText, deferred=True)
     disk_space: Mapped[float] = mapped_column(Float)
     extra_filters: Mapped[dict] = mapped_column(JSON, default=dict)
     launch: Mapped[dict] = mapped_column(JSON, default=dict)  # remaining merged options
