@@ -96,7 +96,10 @@ class Template(Base):
 
 
 class TemplateVersion(Base):
-    """One immutable version of a template: the content a hash names, forever."""
+    """One immutable version of a template: the content a hash names, forever.
+
+    ``private`` repeats the content's ``private`` as a column: other users list only the
+    versions that were public when saved (services/templates.py), filtered in SQL."""
 
     __tablename__ = "template_versions"
 
@@ -105,6 +108,7 @@ class TemplateVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     hash_id: Mapped[str] = mapped_column(String(32), index=True)
     content: Mapped[dict] = mapped_column(JSON)
+    private: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("uq_template_versions_tpl_ver", "template_id", "version", unique=True),)
