@@ -24,10 +24,13 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     balance: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[float] = mapped_column(Float)
+    # Set by ``gpuyard admin disable-user``: the user's keys are refused until enable-user.
+    disabled_at: Mapped[float | None] = mapped_column(Float)
 
 
 class ApiKey(Base):
-    """API keys are stored as SHA-256 digests; the plain key is shown once, at creation."""
+    """API keys are stored as SHA-256 digests; the plain key is shown once, at creation. A
+    revoked key (``gpuyard admin revoke-key``) stays, refused, so that it can be named."""
 
     __tablename__ = "api_keys"
 
@@ -35,6 +38,7 @@ class ApiKey(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Template(Base):

@@ -14,12 +14,11 @@ import secrets
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gpuyard.errors import Forbidden, Unauthorized
-from gpuyard.services.users import hash_key
-from gpuyard.store.models import ApiKey, User
+from gpuyard.errors import Forbidden, GpuyardError, Unauthorized
+from gpuyard.services.users import hash_key, key_holder
+from gpuyard.store.models import User
 
 COOKIE_PURPOSE = "console session cookies v1"  # the label of the cookie-signing key
 
@@ -44,10 +43,12 @@ def sign_in(request: Request, session: Session, key: str) -> User:
     if not key:
         raise Unauthorized("enter your API key (gpuyard admin create-user prints one)", "key_required")
     digest = hash_key(key)
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    user = session.get(User, row.user_id) if row is not None else None
-    if user is None:
-        raise Unauthorized("that API key is not valid; check it and try again", "invalid_key")
+    try:
+        _api_key, user = key_holder(session, digest)
+    except Unauthorized as exc:
+        if exc.code != "invalid_api_key":
+            raise
+        raise Unauthorized("that API key is not valid; check it and try again", "invalid_key") from None
     request.session.clear()
     request.session["key"] = digest
     csrf_token(request)
@@ -58,8 +59,10 @@ def signed_in_user(request: Request, session: Session) -> User | None:
     digest = request.session.get("key")
     if not digest:
         return None
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    return session.get(User, row.user_id) if row is not None else None
+    try:
+        return key_holder(session, digest)[1]
+    except GpuyardError:  # revoked, deleted, or the account disabled: signed out
+        return None
 
 
 def sign_out(request: Request) -> None:

@@ -1,5 +1,5 @@
-"""security: template versions know whether they were private; the console's signing secret
-leaves the database
+"""security: template versions know whether they were private; API keys can be revoked and
+users disabled; the console's signing secret leaves the database
 
 Revision ID: 0006
 Revises: 0005
@@ -28,6 +28,9 @@ def upgrade() -> None:
     with op.batch_alter_table("template_versions") as batch:
         batch.alter_column("private", existing_type=sa.Boolean(), nullable=False)
 
+    op.add_column("api_keys", sa.Column("revoked_at", sa.Float(), nullable=True))
+    op.add_column("users", sa.Column("disabled_at", sa.Float(), nullable=True))
+
     # Cookies are now signed with a key derived from the server secret, which lives outside the
     # database (gpuyard/server_secret.py); the old signing secret must not stay readable here.
     op.execute(server_settings.delete().where(server_settings.c.key == "session_secret"))
@@ -35,5 +38,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # The signing secret is not put back: the old release makes a new one when it finds none.
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("disabled_at")
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("revoked_at")
     with op.batch_alter_table("template_versions") as batch:
         batch.drop_column("private")
