@@ -1,6 +1,8 @@
 """Who may use the server: the operator lists and revokes API keys, and disables and enables
 accounts (``gpuyard admin ...``). Every check reads these marks from the database
-(``users.key_holder``), so a change counts on the next request, in every server process."""
+(``users.key_holder``, ``console_sessions.find``), so a change counts on the next request, in
+every server process. Revoking and disabling also end the console sessions concerned, for good:
+enabling a user again does not bring them back."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import InvalidInput, NotFound
+from gpuyard.services import console_sessions
 from gpuyard.services.users import find_user
 from gpuyard.store.models import ApiKey, Instance, User
 
@@ -53,6 +56,7 @@ def revoke_key(session: Session, key_ref: Any) -> tuple[dict[str, Any], bool]:
     if api_key.revoked_at is not None:
         return key_row(api_key, user), False
     api_key.revoked_at = time.time()
+    console_sessions.end_for_keys(session, [api_key.id])
     return key_row(api_key, user), True
 
 
@@ -66,6 +70,7 @@ def revoke_user_keys(session: Session, username: str) -> list[int]:
     now = time.time()
     for api_key in live:
         api_key.revoked_at = now
+    console_sessions.end_for_keys(session, [k.id for k in live])
     return [k.id for k in live]
 
 
@@ -87,6 +92,7 @@ def disable_user(session: Session, username: str, stop: bool = False) -> Account
     change = AccountChange(user.username, changed=user.disabled_at is None)
     if change.changed:
         user.disabled_at = time.time()
+    console_sessions.end_for_user(session, user.id)
     change.since = user.disabled_at
     if stop:
         running = session.scalars(

@@ -41,6 +41,22 @@ class ApiKey(Base):
     revoked_at: Mapped[float | None] = mapped_column(Float)
 
 
+class ConsoleSession(Base):
+    """A web console sign-in. The browser's (signed) cookie holds a random token; this row holds
+    only its SHA-256 digest. Every console request looks the row up, so signing out, revoking
+    the key, deleting it or disabling the user ends the session for any copy of the cookie."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+
 class Template(Base):
     """A template's current state: its newest content plus bookkeeping, one row per template.
 

@@ -1,5 +1,5 @@
 """security: template versions know whether they were private; API keys can be revoked and
-users disabled; the console's signing secret leaves the database
+users disabled; console sessions live in the database; the console's signing secret leaves it
 
 Revision ID: 0006
 Revises: 0005
@@ -31,6 +31,23 @@ def upgrade() -> None:
     op.add_column("api_keys", sa.Column("revoked_at", sa.Float(), nullable=True))
     op.add_column("users", sa.Column("disabled_at", sa.Float(), nullable=True))
 
+    op.create_table(
+        "console_sessions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("api_key_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.Float(), nullable=False),
+        sa.Column("last_seen_at", sa.Float(), nullable=False),
+        sa.Column("ended_at", sa.Float(), nullable=True),
+        sa.ForeignKeyConstraint(["api_key_id"], ["api_keys.id"], ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("token_hash"),
+    )
+    op.create_index("ix_console_sessions_api_key_id", "console_sessions", ["api_key_id"])
+    op.create_index("ix_console_sessions_user_id", "console_sessions", ["user_id"])
+
     # Cookies are now signed with a key derived from the server secret, which lives outside the
     # database (gpuyard/server_secret.py); the old signing secret must not stay readable here.
     op.execute(server_settings.delete().where(server_settings.c.key == "session_secret"))
@@ -38,6 +55,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # The signing secret is not put back: the old release makes a new one when it finds none.
+    op.drop_table("console_sessions")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("disabled_at")
     with op.batch_alter_table("api_keys") as batch:
