@@ -80,6 +80,11 @@ def test_revoke_every_key_of_a_user(app, admin, alice, bob):
     code, out, _ = admin("revoke-key", "--user", "bob")
     assert code == 0 and "no API key left to revoke" in out
 
+    code, out, _ = admin("create-key", "bob")  # a new key after the leak
+    assert code == 0 and re.fullmatch(r"[0-9a-f]{64}\n", out)
+    assert whoami(bob, out.strip()).json()["username"] == "bob"
+    assert whoami(bob).status_code == 401
+
 
 def test_disable_then_enable_a_user(admin, alice, bob):
     code, out, _ = admin("disable-user", "bob")
@@ -140,6 +145,7 @@ def test_disable_with_stop_stops_the_users_running_instances(app, admin, bob, fl
     (("revoke-key", "--user", "nobody"), "there is no user named 'nobody'"),
     (("disable-user", "nobody"), "there is no user named 'nobody'"),
     (("enable-user", "nobody"), "there is no user named 'nobody'"),
+    (("create-key", "nobody"), "there is no user named 'nobody'"),
     (("list-keys", "--user", "nobody"), "there is no user named 'nobody'"),
 ])
 def test_mistakes_exit_1_with_a_clear_message(admin, bob, args, message):

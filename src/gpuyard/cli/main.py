@@ -262,6 +262,14 @@ def add_access_commands(admin_cmds: Any) -> None:
     lk.add_argument("--user", help="only this user's keys")
     lk.add_argument("--db", help=db_help)
 
+    ck = admin_cmds.add_parser(
+        "create-key", help="make another API key for a user and print it",
+        description="Make a new API key for an existing user (e.g. after revoking a leaked one); "
+                    "print it, alone, on stdout. It is shown only this once.")
+    ck.set_defaults(handler="access:create_key")
+    ck.add_argument("name", help="user name")
+    ck.add_argument("--db", help=db_help)
+
     rk = admin_cmds.add_parser(
         "revoke-key", help="revoke an API key, or every key of a user",
         description="Revoke one API key by its id (see list-keys), or every key of a user with "

@@ -1,5 +1,5 @@
-"""Who may use the server: the operator lists and revokes API keys, and disables and enables
-accounts (``gpuyard admin ...``). Every check reads these marks from the database
+"""Who may use the server: the operator lists, creates and revokes API keys, and disables and
+enables accounts (``gpuyard admin ...``). Every check reads these marks from the database
 (``users.key_holder``, ``console_sessions.find``), so a change counts on the next request, in
 every server process. Revoking and disabling also end the console sessions concerned, for good:
 enabling a user again does not bring them back."""
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import InvalidInput, NotFound
 from gpuyard.services import console_sessions
-from gpuyard.services.users import find_user
+from gpuyard.services.users import add_key, find_user
 from gpuyard.store.models import ApiKey, Instance, User
 
 
@@ -35,6 +35,11 @@ def list_keys(session: Session, username: str | None = None) -> list[dict[str, A
     if username is not None:
         stmt = stmt.where(ApiKey.user_id == find_user(session, username).id)
     return [key_row(api_key, user) for api_key, user in session.execute(stmt)]
+
+
+def create_key(session: Session, username: str) -> str:
+    """A new API key for an existing user (say, after revoking a leaked one); the plain key."""
+    return add_key(session, find_user(session, username))
 
 
 def _key_id(ref: Any) -> int:

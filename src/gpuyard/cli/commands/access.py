@@ -1,4 +1,4 @@
-"""admin list-keys, revoke-key, disable-user, enable-user: who may use the server. They open the
+"""admin list-keys, create-key, revoke-key, disable-user, enable-user: who may use the server. They open the
 database themselves (``--db``), like the other admin commands; the running server sees each
 change on its next request."""
 
@@ -34,6 +34,18 @@ def list_keys(args: argparse.Namespace) -> int:
         ("account", lambda r: f"disabled {when(r['user_disabled_at'])}" if r["user_disabled_at"]
          else "enabled"),
     ])
+    return 0
+
+
+def create_key(args: argparse.Namespace) -> int:
+    from gpuyard.errors import GpuyardError
+    from gpuyard.services.access import create_key as new_key
+
+    try:
+        key = _run(args, lambda s: new_key(s, args.name))
+    except GpuyardError as exc:
+        return fail(exc.msg)
+    print(key)
     return 0
 
 
