@@ -55,10 +55,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # The signing secret is not put back: the old release makes a new one when it finds none.
+    # Registry logins stay encrypted: an older release cannot use them (launch those again).
+    # Plain DROP COLUMN (SQLite 3.35+): a batch copy of ``users`` would cascade-delete its keys.
     op.drop_table("console_sessions")
-    with op.batch_alter_table("users") as batch:
-        batch.drop_column("disabled_at")
-    with op.batch_alter_table("api_keys") as batch:
-        batch.drop_column("revoked_at")
-    with op.batch_alter_table("template_versions") as batch:
-        batch.drop_column("private")
+    op.drop_column("users", "disabled_at")
+    op.drop_column("api_keys", "revoked_at")
+    op.drop_column("template_versions", "private")
