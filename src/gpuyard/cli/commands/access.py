@@ -1,6 +1,7 @@
-"""admin list-keys, create-key, revoke-key, disable-user, enable-user: who may use the server. They open the
-database themselves (``--db``), like the other admin commands; the running server sees each
-change on its next request."""
+"""admin list-keys, create-key, revoke-key, disable-user, enable-user: who may use the server.
+
+They open the database themselves (``--db``), like the other admin commands; the running server
+sees each change on its next request."""
 
 from __future__ import annotations
 
