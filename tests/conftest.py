@@ -7,15 +7,11 @@ The database is SQLite in a temporary folder, or the PostgreSQL database named b
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 from gpuyard.api.app import create_app
@@ -23,12 +19,7 @@ from gpuyard.services.users import create_user
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, transaction
 from gpuyard.store.models import Base
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from serving import serving
 
 
 @pytest.fixture(scope="session")
@@ -76,19 +67,8 @@ def _empty_database(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="session")
 def live_server(app) -> Iterator[str]:
     """The app served by uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
 
 
 @dataclass

@@ -7,8 +7,8 @@ import re
 import stat
 import threading
 
+import httpx
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from gpuyard.api.app import create_app
@@ -17,6 +17,7 @@ from gpuyard.services.users import create_user
 from gpuyard.settings import Settings
 from gpuyard.store.db import transaction
 from gpuyard.store.models import ServerSetting
+from serving import serving
 
 CSRF = re.compile(r'name="csrf-token" content="([^"]+)"')
 
@@ -26,9 +27,9 @@ def no_env_secret(monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
 
 
-def sign_in(client: TestClient, key: str) -> None:
+def sign_in(client: httpx.Client, key: str) -> None:
     token = CSRF.search(client.get("/login").text).group(1)
-    r = client.post("/login", data={"api_key": key, "csrf_token": token}, follow_redirects=False)
+    r = client.post("/login", data={"api_key": key, "csrf_token": token})
     assert r.status_code == 303, r.text
 
 
@@ -40,15 +41,15 @@ def test_the_secret_file_is_made_private_and_a_restart_keeps_the_sessions(tmp_pa
     assert first.state.secret_source == str(path)
     with transaction(first.state.sessions) as session:
         _user, key = create_user(session, "carol")
-    with TestClient(first) as client:
+    with serving(first) as url, httpx.Client(base_url=url) as client:
         sign_in(client, key)
         cookie = client.cookies["gpuyard_session"]
     written = path.read_bytes()
 
     second = create_app(settings)  # a restart
     assert path.read_bytes() == written
-    with TestClient(second, cookies={"gpuyard_session": cookie}) as client:
-        r = client.get("/templates", follow_redirects=False)
+    with serving(second) as url, httpx.Client(base_url=url, cookies={"gpuyard_session": cookie}) as client:
+        r = client.get("/templates")
         assert r.status_code == 200 and "carol" in r.text
     with transaction(second.state.sessions) as session:  # the database holds no signing secret
         assert session.scalars(select(ServerSetting.key)).all() == ["installation_id"]
