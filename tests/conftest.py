@@ -6,31 +6,20 @@ The database is SQLite in a temporary folder, or the PostgreSQL database named b
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import text
 
-from gpuyard.api import serving
 from gpuyard.api.app import create_app
 from gpuyard.services.users import create_user
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, transaction
 from gpuyard.store.models import Base
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from serving import serving
 
 
 @pytest.fixture(scope="session")
@@ -47,8 +36,14 @@ def db_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def app(db_url: str):
-    application = create_app(Settings.build(db_url=db_url, sim_boot_seconds=0))
+def data_dir(tmp_path_factory: pytest.TempPathFactory):
+    """The server's data directory (its secret_key file lives there)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def app(db_url: str, data_dir):
+    application = create_app(Settings.build(db_url=db_url, sim_boot_seconds=0, data_dir=data_dir))
     yield application
     application.state.engine.dispose()
 
@@ -72,19 +67,8 @@ def _empty_database(request: pytest.FixtureRequest) -> None:
 @pytest.fixture(scope="session")
 def live_server(app) -> Iterator[str]:
     """The app served by uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
-    port = free_port()
-    settings = dataclasses.replace(app.state.settings, host="127.0.0.1", port=port)
-    server = uvicorn.Server(serving.config(app, settings, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from gpuyard.envspec import env_from_pairs, parse_env
 from gpuyard.runtimes.base import LaunchSpec, Runtime, RuntimeError_, RuntimeState
@@ -112,7 +112,7 @@ class Reconciler:
 
     def _snapshot(self, instance_id: int) -> Snapshot | None:
         with transaction(self.sessions, write=False) as session:
-            inst = session.get(Instance, instance_id)
+            inst = session.get(Instance, instance_id, options=[undefer(Instance.image_login)])
             if inst is None:
                 return None
             machine = session.get(Machine, inst.machine_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_HOST = "127.0.0.1"
@@ -18,8 +18,11 @@ def data_dir() -> Path:
     return Path(base) / "gpuyard"
 
 
-def default_db_url() -> str:
-    return f"sqlite:///{data_dir() / 'gpuyard.db'}"
+_default_data_dir = data_dir  # Settings.build's parameter of the same name hides the function
+
+
+def default_db_url(folder: Path | None = None) -> str:
+    return f"sqlite:///{(folder or data_dir()) / 'gpuyard.db'}"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Settings:
     max_body: int = DEFAULT_MAX_BODY
     # On SIGTERM, requests in flight get this many seconds to finish before they are cancelled.
     graceful_seconds: float = 10.0
+    # Where the server keeps its files: the default SQLite database, and the server secret
+    # (``secret_key``) when GPUYARD_SECRET_KEY is not set (docs/security.md).
+    data_dir: Path = field(default_factory=_default_data_dir)
 
     @classmethod
     def build(
@@ -52,10 +58,13 @@ class Settings:
         sim_boot_seconds: float | None = None,
         docker_url: str | None = None,
         max_body: int | None = None,
+        data_dir: Path | str | None = None,
     ) -> Settings:
         """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
+        folder = Path(data_dir) if data_dir is not None else _default_data_dir()
         return cls(
-            db_url=db_url or os.environ.get("GPUYARD_DB") or default_db_url(),
+            db_url=db_url or os.environ.get("GPUYARD_DB") or default_db_url(folder),
+            data_dir=folder,
             host=host or DEFAULT_HOST,
             port=port or DEFAULT_PORT,
             runtime=runtime or "simulated",

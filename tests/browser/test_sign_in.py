@@ -1,4 +1,4 @@
-"""Signing in to the console in a real browser, with the keyboard only."""
+"""Signing in to the console in a real browser, with the keyboard only, and signing out."""
 
 from __future__ import annotations
 
@@ -36,3 +36,20 @@ def test_sign_in_with_the_keyboard(page, alice, shot):
     expect(page.get_by_role("heading", level=1)).to_have_text("Templates")
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
     expect(page.get_by_text("alice", exact=True)).to_be_visible()
+
+
+def test_signing_out_ends_the_session_for_a_copied_cookie_too(signed_in, browser, live_server):
+    copied = signed_in.context.cookies()
+    assert any(c["name"] == "gpuyard_session" for c in copied)
+    signed_in.get_by_role("button", name="Sign out").click()
+    expect(signed_in).to_have_url(re.compile(r"/login"))
+
+    other = browser.new_context(base_url=live_server)  # another browser, given the old cookie
+    try:
+        other.add_cookies(copied)
+        tab = other.new_page()
+        tab.goto("/templates")
+        expect(tab).to_have_url(re.compile(r"/login\?next=/templates$"))
+        expect(tab).to_have_title("Sign in · gpuyard")
+    finally:
+        other.close()

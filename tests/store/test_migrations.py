@@ -1,14 +1,20 @@
 """The Alembic migrations build exactly the schema the models describe, on SQLite and PostgreSQL,
-and running them again is harmless."""
+running them again is harmless, and upgrading keeps what the data meant."""
 
 from __future__ import annotations
 
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.engine import make_url
 
-from gpuyard.store.db import migrate
-from gpuyard.store.models import Base
+from gpuyard.store.db import make_engine, migrate
+from gpuyard.store.models import Base, ServerSetting, Template, TemplateVersion, User
 
 
 def test_migrated_schema_matches_the_models(app):
@@ -24,3 +30,59 @@ def test_no_plain_index_on_flag_columns(app):
         assert [flag] not in indexes.values()
     assert indexes["ix_templates_count_created"] == ["count_created"]
     assert "ix_templates_recommended_only" in indexes
+
+
+@pytest.fixture
+def fresh_engine(db_url: str, tmp_path) -> Iterator[Engine]:
+    """An empty database of its own: a SQLite file, or its own schema on the test PostgreSQL."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'upgrade.db'}")
+        yield engine
+        engine.dispose()
+        return
+    schema = f"upgrade_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(db_url)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = url.update_query_dict({"options": f"-csearch_path={schema}"})
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_upgrading_0005_data_marks_private_versions_and_drops_the_signing_secret(fresh_engine):
+    migrate(fresh_engine, "0005")
+    now = time.time()
+    with fresh_engine.begin() as conn:
+        conn.execute(User.__table__.insert(), {"id": 1, "username": "alice", "created_at": now})
+        conn.execute(Template.__table__.insert(), {
+            "id": 7, "creator_id": 1, "hash_id": "c" * 32, "created_at": now, "updated_at": now,
+            "image": "img/x", "tag": "latest", "runtype": "args", "use_ssh": False,
+            "ssh_direct": False, "jup_direct": False, "use_jupyter_lab": False, "extra_filters": {},
+            "private": False,
+        })
+        for version, (hash_id, content) in enumerate(
+            [("a" * 32, {"image": "img/x", "private": True}),
+             ("b" * 32, {"image": "img/x"}),  # no private key: taken as private
+             ("c" * 32, {"image": "img/x", "private": False})], start=1):
+            conn.execute(TemplateVersion.__table__.insert(), {
+                "template_id": 7, "version": version, "hash_id": hash_id, "content": content,
+                "created_at": now,
+            })
+        conn.execute(ServerSetting.__table__.insert(), [
+            {"key": "installation_id", "value": "abc"}, {"key": "session_secret", "value": "s" * 64},
+        ])
+    migrate(fresh_engine)
+    with fresh_engine.connect() as conn:
+        marks = conn.execute(select(TemplateVersion.hash_id, TemplateVersion.private)
+                             .order_by(TemplateVersion.version)).all()
+        assert [tuple(m) for m in marks] == [("a" * 32, True), ("b" * 32, True), ("c" * 32, False)]
+        settings = conn.execute(select(ServerSetting.key, ServerSetting.value)).all()
+        assert [tuple(s) for s in settings] == [("installation_id", "abc")]
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []

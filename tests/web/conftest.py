@@ -46,6 +46,24 @@ def anonymous(live_server) -> Iterator[Console]:
 
 
 @pytest.fixture
+def console_for(live_server) -> Iterator:
+    """``console_for(account)``: a console client of its own, signed in as ``account``."""
+    clients: list[httpx.Client] = []
+
+    def sign_in(account) -> Console:
+        client = httpx.Client(base_url=live_server, follow_redirects=True, timeout=30)
+        clients.append(client)
+        signed_in = Console(client)
+        r = signed_in.post("/login", {"api_key": account.key})
+        assert r.status_code == 200 and "Sign out" in r.text, r.text
+        return signed_in
+
+    yield sign_in
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
 def console(anonymous, alice) -> Console:
     r = anonymous.post("/login", {"api_key": alice.key})
     assert r.status_code == 200 and "Sign out" in r.text, r.text

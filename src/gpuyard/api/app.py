@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,10 +18,15 @@ from gpuyard.api.routes import instances, meta, offers, templates, users, volume
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
+from gpuyard.server_secret import load_server_secret
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
+from gpuyard.store.crypto import Cipher, encrypt_plain_values, install_cipher
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
+from gpuyard.store.models import Base
 from gpuyard.web.wiring import install_console
+
+log = logging.getLogger("gpuyard.app")
 
 
 class StripTrailingSlash:
@@ -67,9 +73,11 @@ def openapi_document() -> dict[str, Any]:
 
 
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
+    secret = load_server_secret(settings.data_dir)  # first: a missing secret stops us early
     engine = make_engine(settings.db_url)
     if run_migrations:
         migrate(engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.reconciler.start()
@@ -83,8 +91,13 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.version = gpuyard.__version__
+    app.state.secret_source = secret.source
+    install_cipher(engine, Cipher.from_secret(secret))
     with transaction(app.state.sessions) as session:
         app.state.installation = installation_id(session)
+        encrypted = encrypt_plain_values(session, Base.metadata)
+    if encrypted:
+        log.info("encrypted %d stored credential(s) that were kept in plain text", encrypted)
     app.state.runtimes = {
         "simulated": SimulatedRuntime(boot_seconds=settings.sim_boot_seconds),
         "docker": DockerRuntime(settings.docker_url, installation=app.state.installation),
@@ -93,7 +106,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
     )
     install_error_handlers(app)
-    install_console(app)
+    install_console(app, secret)
     app.add_middleware(StripTrailingSlash)
     app.add_middleware(RequestLimits, max_body=settings.max_body)  # outermost: before any work
     return app

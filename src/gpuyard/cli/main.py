@@ -252,6 +252,54 @@ def add_volume_commands(nouns: Nouns, leaf: Leaf) -> None:
     dv.add_argument("id", type=int, help="volume id")
 
 
+def add_access_commands(admin_cmds: Any) -> None:
+    db_help = "SQLAlchemy database URL (as for serve)"
+    lk = admin_cmds.add_parser(
+        "list-keys", help="list API keys (ids, users, dates; never the keys)",
+        description="List the API keys: id, user, when made, when revoked, and whether the "
+                    "account is disabled. The keys themselves are never stored.")
+    lk.set_defaults(handler="access:list_keys")
+    lk.add_argument("--user", help="only this user's keys")
+    lk.add_argument("--db", help=db_help)
+
+    ck = admin_cmds.add_parser(
+        "create-key", help="make another API key for a user and print it",
+        description="Make a new API key for an existing user (e.g. after revoking a leaked one); "
+                    "print it, alone, on stdout. It is shown only this once.")
+    ck.set_defaults(handler="access:create_key")
+    ck.add_argument("name", help="user name")
+    ck.add_argument("--db", help=db_help)
+
+    rk = admin_cmds.add_parser(
+        "revoke-key", help="revoke an API key, or every key of a user",
+        description="Revoke one API key by its id (see list-keys), or every key of a user with "
+                    "--user. A revoked key is refused at once (401), its console sessions end, "
+                    "and it cannot be brought back: create a new key instead.")
+    rk.set_defaults(handler="access:revoke_key")
+    rk.add_argument("key_id", nargs="?", help="the key's id (from 'gpuyard admin list-keys')")
+    rk.add_argument("--user", help="revoke every key of this user instead")
+    rk.add_argument("--db", help=db_help)
+
+    du = admin_cmds.add_parser(
+        "disable-user", help="refuse a user's keys and console sessions",
+        description="Disable a user: their API keys are refused at once (403, 'the account is "
+                    "disabled'), and their console sessions end. The keys stay; enable-user "
+                    "accepts them again.")
+    du.set_defaults(handler="access:disable_user")
+    du.add_argument("name", help="user name")
+    du.add_argument("--stop", action="store_true",
+                    help="also stop the user's running instances (their disks are kept)")
+    du.add_argument("--db", help=db_help)
+
+    eu = admin_cmds.add_parser(
+        "enable-user", help="accept a disabled user's keys again",
+        description="Enable a disabled user: their keys that were not revoked work again "
+                    "(console sessions must sign in again).")
+    eu.set_defaults(handler="access:enable_user")
+    eu.add_argument("name", help="user name")
+    eu.add_argument("--db", help=db_help)
+
+
 def _json_object(text: str) -> dict:
     import json
 
@@ -320,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("template_id", help="numeric template id")
     rt.add_argument("--off", action="store_true", help="take it off the list")
     rt.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+
+    add_access_commands(admin_cmds)
 
     nouns = {
         verb: verbs.add_parser(verb, help=text, description=text).add_subparsers(

@@ -30,7 +30,7 @@ class LaunchSpec:
     disk_gb: float = 10.0
     gpus: tuple[int, ...] = ()
     gpu_name: str = ""
-    image_login: str | None = None
+    image_login: str | None = field(default=None, repr=False)  # a password: never in a log line
     volume_ref: str | None = None
     volume_mount: str | None = None
     docker_url: str | None = None

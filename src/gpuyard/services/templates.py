@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from sqlalchemy import and_, case, false, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from gpuyard.errors import Forbidden, InvalidInput, NotFound
 from gpuyard.query import TEMPLATE_FIELDS
@@ -58,6 +58,7 @@ def _add_version(session: Session, t: Template, content: dict[str, Any], now: fl
             version=(last or 0) + 1,
             hash_id=t.hash_id,
             content=content,
+            private=bool(content["private"]),
             created_at=now,
         )
     )
@@ -118,20 +119,34 @@ def _visible(user: User):
     )
 
 
-def _hash_filter(op: str, value: Any):
-    """hash_id eq/in match any version's hash (an old hash finds its template), neq/notin are
-    their negation; ordering operators compare the current hash."""
-    positive = {"eq": "eq", "in": "in", "neq": "eq", "notin": "in"}.get(op)
-    if positive is None:
-        return compare(Template.hash_id, op, value)
-    holders = select(TemplateVersion.template_id).where(
-        compare(TemplateVersion.hash_id, positive, value)
-    )
-    return Template.id.in_(holders) if op == positive else Template.id.not_in(holders)
+def _version_listed(user: User, template=Template):
+    """The versions ``user`` sees in listings (version history, search by hash): every version
+    of their own templates, only the versions saved as public of anyone else's. Publishing a
+    template so keeps what its private versions held (a token in env, say) private; a hash
+    itself stays a capability (``resolve_hash``)."""
+    return or_(TemplateVersion.private == false(), template.creator_id == user.id)
+
+
+def _hash_filter(user: User):
+    """hash_id eq/in match the hash of any version the user sees (an old hash finds its
+    template), neq/notin are their negation; ordering operators compare the current hash."""
+    owner = aliased(Template)
+
+    def condition(op: str, value: Any):
+        positive = {"eq": "eq", "in": "in", "neq": "eq", "notin": "in"}.get(op)
+        if positive is None:
+            return compare(Template.hash_id, op, value)
+        holders = (
+            select(TemplateVersion.template_id)
+            .join(owner, owner.id == TemplateVersion.template_id)
+            .where(compare(TemplateVersion.hash_id, positive, value), _version_listed(user, owner))
+        )
+        return Template.id.in_(holders) if op == positive else Template.id.not_in(holders)
+
+    return condition
 
 
 ORDER_COLUMNS: dict[str, Any] = {name: getattr(Template, name) for name in TEMPLATE_FIELDS.fields}
-SEARCH_COLUMNS: dict[str, Any] = {**ORDER_COLUMNS, "hash_id": _hash_filter}
 
 
 def _current_hash_first(query: dict[str, Any]) -> list:
@@ -150,7 +165,7 @@ def search_templates(session: Session, user: User, search: TemplateSearch) -> li
     query, ordering = search.query, search.order or [("id", "asc")]
     stmt = (
         select(Template)
-        .where(_visible(user), *compile_where(query, SEARCH_COLUMNS))
+        .where(_visible(user), *compile_where(query, {**ORDER_COLUMNS, "hash_id": _hash_filter(user)}))
         .order_by(
             *_current_hash_first(query),
             *compile_order(ordering, ORDER_COLUMNS),
@@ -185,7 +200,7 @@ def editable_template(session: Session, user: User, template_ref: Any) -> Templa
 
 def _find_by_hash(session: Session, user: User, hash_id: str) -> Template | None:
     """The caller's template whose current (or, failing that, any older) hash is ``hash_id``;
-    otherwise any visible template that ever had it."""
+    otherwise any template that had it in a version the caller sees."""
     live = Template.deleted_at.is_(None)
     stmt = select(Template).where(live, Template.hash_id == hash_id, Template.creator_id == user.id)
     t = session.scalars(stmt.limit(1)).first()
@@ -194,7 +209,7 @@ def _find_by_hash(session: Session, user: User, hash_id: str) -> Template | None
     by_version = (
         select(Template)
         .join(TemplateVersion, TemplateVersion.template_id == Template.id)
-        .where(live, TemplateVersion.hash_id == hash_id)
+        .where(live, TemplateVersion.hash_id == hash_id, _version_listed(user))
         .order_by((Template.creator_id == user.id).desc(), Template.id.asc())
     )
     return session.scalars(by_version.limit(1)).first()
@@ -276,12 +291,14 @@ def _readable(session: Session, user: User, template_id: int) -> Template:
 
 
 def list_versions(session: Session, user: User, template_ref: Any) -> list[dict[str, Any]]:
-    """Every version a template has had, newest first."""
+    """Every version of a template the user sees (all of their own template's; only the public
+    ones of anyone else's), newest first."""
     template_id = require_id(template_ref, "template versions")
     t = _readable(session, user, template_id)
     stmt = (
         select(TemplateVersion)
-        .where(TemplateVersion.template_id == t.id)
+        .join(Template, Template.id == TemplateVersion.template_id)
+        .where(TemplateVersion.template_id == t.id, _version_listed(user))
         .order_by(TemplateVersion.version.desc())
     )
     return [

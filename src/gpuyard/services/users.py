@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gpuyard.errors import Conflict, InvalidInput, Unauthorized
+from gpuyard.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from gpuyard.store.models import ApiKey, User
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")
@@ -48,6 +48,39 @@ def add_key(session: Session, user: User) -> str:
     return key
 
 
+def utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(epoch))
+
+
+def key_holder(session: Session, digest: str) -> tuple[ApiKey, User]:
+    """The key with SHA-256 digest ``digest`` and its user, read from the database on every
+    call (a revocation or a disabled account counts at once, in every process): 401 for an
+    unknown or revoked key, 403 for a disabled account."""
+    found = session.execute(
+        select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(ApiKey.key_hash == digest)
+    ).first()
+    if found is None:
+        raise Unauthorized(
+            "invalid API key: check the key your client sends, or ask the server's operator "
+            "for a new one",
+            "invalid_api_key",
+        )
+    api_key, user = found
+    if api_key.revoked_at is not None:
+        raise Unauthorized(
+            f"this API key was revoked on {utc(api_key.revoked_at)}; ask the server's operator "
+            "for a new one",
+            "api_key_revoked",
+        )
+    if user.disabled_at is not None:
+        raise Forbidden(
+            f"the account {user.username!r} is disabled (since {utc(user.disabled_at)}); "
+            "contact the server's operator",
+            "account_disabled",
+        )
+    return api_key, user
+
+
 def authenticate(session: Session, key: str | None) -> User:
     if not key:
         raise Unauthorized(
@@ -55,14 +88,16 @@ def authenticate(session: Session, key: str | None) -> User:
             "(the server's operator creates keys)",
             "auth_required",
         )
-    user = session.scalar(
-        select(User).join(ApiKey, ApiKey.user_id == User.id).where(ApiKey.key_hash == hash_key(key))
-    )
+    return key_holder(session, hash_key(key))[1]
+
+
+def find_user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise Unauthorized(
-            "invalid API key: check the key your client sends, or ask the server's operator "
-            "for a new one",
-            "invalid_api_key",
+        raise NotFound(
+            f"there is no user named {username!r} ('gpuyard admin list-keys' lists users and "
+            "their keys)",
+            "user_not_found",
         )
     return user
 

@@ -8,6 +8,8 @@ from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String,
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from gpuyard.store.crypto import EncryptedText
+
 
 class Base(DeclarativeBase):
     pass
@@ -22,10 +24,13 @@ class User(Base):
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     balance: Mapped[float] = mapped_column(Float, default=0.0)
     created_at: Mapped[float] = mapped_column(Float)
+    # Set by ``gpuyard admin disable-user``: the user's keys are refused until enable-user.
+    disabled_at: Mapped[float | None] = mapped_column(Float)
 
 
 class ApiKey(Base):
-    """API keys are stored as SHA-256 digests; the plain key is shown once, at creation."""
+    """API keys are stored as SHA-256 digests; the plain key is shown once, at creation. A
+    revoked key (``gpuyard admin revoke-key``) stays, refused, so that it can be named."""
 
     __tablename__ = "api_keys"
 
@@ -33,6 +38,23 @@ class ApiKey(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
+    revoked_at: Mapped[float | None] = mapped_column(Float)
+
+
+class ConsoleSession(Base):
+    """A web console sign-in. The browser's (signed) cookie holds a random token; this row holds
+    only its SHA-256 digest. Every console request looks the row up, so signing out, revoking
+    the key, deleting it or disabling the user ends the session for any copy of the cookie."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    last_seen_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Template(Base):
@@ -94,7 +116,10 @@ class Template(Base):
 
 
 class TemplateVersion(Base):
-    """One immutable version of a template: the content a hash names, forever."""
+    """One immutable version of a template: the content a hash names, forever.
+
+    ``private`` repeats the content's ``private`` as a column: other users list only the
+    versions that were public when saved (services/templates.py), filtered in SQL."""
 
     __tablename__ = "template_versions"
 
@@ -103,6 +128,7 @@ class TemplateVersion(Base):
     version: Mapped[int] = mapped_column(Integer)
     hash_id: Mapped[str] = mapped_column(String(32), index=True)
     content: Mapped[dict] = mapped_column(JSON)
+    private: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index("uq_template_versions_tpl_ver", "template_id", "version", unique=True),)
@@ -197,7 +223,9 @@ class Instance(Base):
     onstart: Mapped[str | None] = mapped_column(Text)
     runtype: Mapped[str | None] = mapped_column(String(60))
     args: Mapped[list | None] = mapped_column(JSON)
-    image_login: Mapped[str | None] = mapped_column(Text)  # never returned in rows
+    # Registry login ("-u USER -p PASSWORD REGISTRY"): encrypted at rest (store/crypto.py), never
+    # returned in rows, and deferred: only the reconciler's launch spec loads (and decrypts) it.
+    image_login: Mapped[str | None] = mapped_column(EncryptedText, deferred=True)
     disk_space: Mapped[float] = mapped_column(Float)
     extra_filters: Mapped[dict] = mapped_column(JSON, default=dict)
     launch: Mapped[dict] = mapped_column(JSON, default=dict)  # remaining merged options

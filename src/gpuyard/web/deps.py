@@ -8,8 +8,9 @@ from typing import Any, TypeVar
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 
+from gpuyard.services import console_sessions
 from gpuyard.store.db import transaction
-from gpuyard.web.session import signed_in_user
+from gpuyard.web.session import signed_in
 
 T = TypeVar("T")
 
@@ -24,11 +25,20 @@ async def run(request: Request, fn: Callable[..., T], *args: Any, write: bool = 
 
     def work() -> T:
         with transaction(factory, write=write) as session:
-            user = signed_in_user(request, session)
-            if user is None:
+            found = signed_in(request, session)
+            if found is None:
                 raise SignInRequired()
+            console_session, user = found
+            touch = console_sessions.needs_touch(console_session)
+            if touch and write:
+                console_sessions.touch(session, console_session.id)
+                touch = False
             request.state.user = {"id": user.id, "username": user.username}
-            return fn(session, user, *args, **kwargs)
+            result = fn(session, user, *args, **kwargs)
+        if touch:  # a read-only page: note the visit in a short write of its own
+            with transaction(factory) as session:
+                console_sessions.touch(session, console_session.id)
+        return result
 
     return await run_in_threadpool(work)
 

@@ -1,9 +1,12 @@
-"""Signing in, the session cookie and CSRF protection.
+"""Signing in and out of the console, and CSRF protection.
 
-Signing in takes an API key; the session (a cookie signed with this installation's secret,
-HttpOnly, SameSite=Lax) then holds the key's SHA-256 digest, never the key, so deleting a key
-signs its sessions out. Every POST must carry the session's CSRF token, as the ``csrf_token``
-form field or the ``X-CSRF-Token`` header (the pages' scripts send the header).
+Signing in takes an API key and opens a server-side session (``services/console_sessions.py``);
+the browser's cookie (signed with a key derived from the server secret, see
+``gpuyard.server_secret``; HttpOnly, SameSite=Lax) holds that session's random token, never the
+key. Every console request looks the session up in the database, so signing out, revoking or
+deleting the key, or disabling the user signs out every copy of the cookie. Every POST must
+carry the session's CSRF token, as the ``csrf_token`` form field or the ``X-CSRF-Token`` header
+(the pages' scripts send the header).
 """
 
 from __future__ import annotations
@@ -13,24 +16,15 @@ import secrets
 from typing import Any
 
 from fastapi import Request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Forbidden, Unauthorized
-from gpuyard.services.users import hash_key
-from gpuyard.store.models import ApiKey, ServerSetting, User
+from gpuyard.services import console_sessions
+from gpuyard.services.users import hash_key, key_holder
+from gpuyard.store.models import ConsoleSession, User
 
-SECRET_KEY = "session_secret"
-
-
-def session_secret(session: Session) -> str:
-    """The secret that signs console cookies, made once per installation."""
-    row = session.get(ServerSetting, SECRET_KEY)
-    if row is None:
-        row = ServerSetting(key=SECRET_KEY, value=secrets.token_hex(32))
-        session.add(row)
-        session.flush()
-    return row.value
+COOKIE_PURPOSE = "console session cookies v1"  # the label of the cookie-signing key
+TOKEN = "sid"  # the cookie's key for the session token
 
 
 def csrf_token(request: Request) -> str:
@@ -52,24 +46,36 @@ def sign_in(request: Request, session: Session, key: str) -> User:
     key = (key or "").strip()
     if not key:
         raise Unauthorized("enter your API key (gpuyard admin create-user prints one)", "key_required")
-    digest = hash_key(key)
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    user = session.get(User, row.user_id) if row is not None else None
-    if user is None:
-        raise Unauthorized("that API key is not valid; check it and try again", "invalid_key")
+    try:
+        api_key, user = key_holder(session, hash_key(key))
+    except Unauthorized as exc:
+        if exc.code != "invalid_api_key":
+            raise  # revoked: the message says so
+        raise Unauthorized("that API key is not valid; check it and try again", "invalid_key") from None
+    previous = request.session.get(TOKEN)
+    if previous:
+        console_sessions.end(session, str(previous))
+    token = console_sessions.start(session, api_key, user)
     request.session.clear()
-    request.session["key"] = digest
+    request.session[TOKEN] = token
     csrf_token(request)
     return user
 
 
-def signed_in_user(request: Request, session: Session) -> User | None:
-    digest = request.session.get("key")
-    if not digest:
+def signed_in(request: Request, session: Session) -> tuple[ConsoleSession, User] | None:
+    """The request's live console session and its user, or None (a cookie of a session that
+    has ended loses its token, so that the sign-in page starts afresh)."""
+    token = request.session.get(TOKEN)
+    if not token:
         return None
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == digest))
-    return session.get(User, row.user_id) if row is not None else None
+    found = console_sessions.find(session, str(token))
+    if found is None:
+        request.session.pop(TOKEN, None)
+    return found
 
 
-def sign_out(request: Request) -> None:
+def sign_out(request: Request, session: Session) -> None:
+    token = request.session.get(TOKEN)
+    if token:
+        console_sessions.end(session, str(token))
     request.session.clear()

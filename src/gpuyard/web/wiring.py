@@ -12,11 +12,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from gpuyard.errors import GpuyardError
-from gpuyard.store.db import transaction
+from gpuyard.server_secret import ServerSecret
 from gpuyard.web.deps import SignInRequired
 from gpuyard.web.pages import page
 from gpuyard.web.routes import auth
-from gpuyard.web.session import session_secret
+from gpuyard.web.session import COOKIE_PURPOSE
 
 ROUTERS = [auth]
 CONSOLE_MODULES = ("templates", "launch", "instances", "volumes")
@@ -36,10 +36,9 @@ def render_error(request: Request, exc: GpuyardError):
     return page(request, "error.html", title, status_code=exc.status, error=exc.msg)
 
 
-def install_console(app: FastAPI) -> None:
-    with transaction(app.state.sessions) as session:
-        secret = session_secret(session)
-    app.add_middleware(SessionMiddleware, secret_key=secret, session_cookie="gpuyard_session",
+def install_console(app: FastAPI, secret: ServerSecret) -> None:
+    app.add_middleware(SessionMiddleware, secret_key=secret.derive(COOKIE_PURPOSE).hex(),
+                       session_cookie="gpuyard_session",
                        same_site="lax", https_only=False, max_age=14 * 24 * 3600)
     app.mount("/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static")
     import importlib

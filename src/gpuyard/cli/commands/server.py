@@ -55,8 +55,14 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime,
                               docker_url=args.docker_url)
+    from gpuyard.server_secret import ServerSecretError
+
     print(f"gpuyard: database {settings.db_url}", file=sys.stderr)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ServerSecretError as exc:
+        return fail(str(exc))
+    print(f"gpuyard: server secret from {app.state.secret_source}", file=sys.stderr)
     if args.demo:
         from gpuyard.services.demo import seed_demo
         from gpuyard.services.fleet import fleet_size

@@ -8,7 +8,7 @@ from fastapi.responses import RedirectResponse
 from gpuyard.errors import GpuyardError
 from gpuyard.web.deps import run_public
 from gpuyard.web.pages import page
-from gpuyard.web.session import check_csrf, sign_in, sign_out
+from gpuyard.web.session import TOKEN, check_csrf, sign_in, sign_out
 
 router = APIRouter(include_in_schema=False)
 
@@ -22,7 +22,7 @@ def safe_next(target: str | None) -> str:
 
 @router.get("/")
 async def home(request: Request):
-    return RedirectResponse("/templates" if request.session.get("key") else "/login", status_code=303)
+    return RedirectResponse("/templates" if request.session.get(TOKEN) else "/login", status_code=303)
 
 
 @router.get("/login")
@@ -36,7 +36,8 @@ async def login(request: Request):
     target = safe_next(form.get("next"))
     try:
         check_csrf(request, form)
-        await run_public(request, lambda s: sign_in(request, s, str(form.get("api_key", ""))))
+        await run_public(request, lambda s: sign_in(request, s, str(form.get("api_key", ""))),
+                         write=True)
     except GpuyardError as exc:
         return page(request, "login.html", "Sign in", status_code=exc.status, error=exc.msg, next=target,
                     field_errors=True)
@@ -47,5 +48,5 @@ async def login(request: Request):
 async def logout(request: Request):
     form = dict(await request.form())
     check_csrf(request, form)
-    sign_out(request)
+    await run_public(request, lambda s: sign_out(request, s), write=True)
     return RedirectResponse("/login", status_code=303)
