@@ -58,6 +58,7 @@ class Settings:
         sim_boot_seconds: float | None = None,
         docker_url: str | None = None,
         max_body: int | None = None,
+        graceful_seconds: float | None = None,
         data_dir: Path | str | None = None,
     ) -> Settings:
         """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
@@ -75,4 +76,5 @@ class Settings:
                 else float(os.environ.get("GPUYARD_SIM_BOOT_SECONDS") or 2.0)
             ),
             max_body=max_body or int(os.environ.get("GPUYARD_MAX_BODY") or DEFAULT_MAX_BODY),
+            graceful_seconds=10.0 if graceful_seconds is None else graceful_seconds,
         )

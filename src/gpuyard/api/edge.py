@@ -24,6 +24,13 @@ from gpuyard.errors import InvalidInput
 from gpuyard.wire import json as wire_json
 
 MAX_QUERY = 16 * 1024
+#: Paths outside /api/ that answer JSON (never a console page).
+JSON_PATHS = ("/healthz", "/readyz", "/docs", "/openapi.json")
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` belongs to the API (JSON answers and errors) rather than the console."""
+    return path.startswith("/api/") or path in JSON_PATHS
 
 
 def _error(status: int, code: str, msg: str) -> Response:

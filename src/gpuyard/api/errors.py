@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gpuyard.api.edge import JSONAnswer
+from gpuyard.api.edge import JSONAnswer, is_api_path
 from gpuyard.api.paths import allowed_methods, explain
 from gpuyard.errors import GpuyardError, NotFound
 from gpuyard.wire.base import as_error
@@ -25,7 +25,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _domain(request: Request, exc: GpuyardError):
         render = getattr(request.app.state, "render_error", None)
         wants_json = "application/json" in request.headers.get("accept", "")
-        if render is not None and not wants_json and not request.url.path.startswith("/api/"):
+        if render is not None and not wants_json and not is_api_path(request.url.path):
             return render(request, exc)  # a console page: an HTML page that says what went wrong
         return error_response(exc.status, exc.code, exc.msg)
 
@@ -37,7 +37,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         render = getattr(request.app.state, "render_error", None)
-        console = render is not None and not request.url.path.startswith(("/api/", "/static/"))
+        console = render is not None and not (is_api_path(request.url.path)
+                                              or request.url.path.startswith("/static/"))
         if console and exc.status_code == 404 and "application/json" not in request.headers.get("accept", ""):
             return render(request, NotFound(f"there is no page at {request.url.path}", "no_such_page"))
         if exc.status_code == 404:

@@ -341,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: DOCKER_HOST), e.g. unix:///var/run/docker.sock")
     serve.add_argument("--demo", action="store_true",
                        help="seed demo data and print a ready API key")
+    serve.add_argument("--max-body", dest="max_body", type=int, metavar="BYTES",
+                       help="refuse request bodies over this size with 413 (default: "
+                            "GPUYARD_MAX_BODY, or 1048576 = 1 MiB)")
+    serve.add_argument("--graceful-timeout", dest="graceful", type=float, metavar="SECONDS",
+                       default=10.0, help="on SIGTERM, seconds requests in flight get to finish "
+                                          "before the server exits anyway (10)")
 
     admin = verbs.add_parser("admin", help="operator commands on the database")
     admin_cmds = admin.add_subparsers(dest="noun", metavar="ACTION", required=True)

@@ -68,3 +68,43 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+READY_KEY = "ready_probe"
+
+
+def write_check(engine: Engine, timeout: float = 2.0) -> str | None:
+    """None when the database takes a write within ``timeout`` seconds, else why not. The probe
+    really writes (one row of ``server_settings``), so a full disk, a read-only replica or a
+    write lock held too long all show."""
+    import time as _time
+
+    from sqlalchemy import exc
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    from gpuyard.store.models import ServerSetting
+
+    sqlite = engine.dialect.name == "sqlite"
+    insert = sqlite_insert if sqlite else pg_insert
+    stmt = insert(ServerSetting).values(key=READY_KEY, value=repr(_time.time()))
+    stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": stmt.excluded.value})
+    millis = int(timeout * 1000)
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(**{WRITE_OPTION: True})
+            raw = conn.connection.driver_connection  # PRAGMA outside SQLAlchemy's transaction
+            if sqlite:
+                raw.execute(f"PRAGMA busy_timeout={millis}")
+            try:
+                with conn.begin():
+                    if not sqlite:
+                        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {millis}")
+                        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {millis}")
+                    conn.execute(stmt)
+            finally:
+                if sqlite:
+                    raw.execute("PRAGMA busy_timeout=30000")
+    except exc.SQLAlchemyError as err:
+        return str(err.orig if getattr(err, "orig", None) is not None else err).splitlines()[0]
+    return None

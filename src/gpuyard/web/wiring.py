@@ -22,11 +22,6 @@ ROUTERS = [auth]
 CONSOLE_MODULES = ("templates", "launch", "instances", "volumes")
 
 
-def is_console(request: Request) -> bool:
-    path = request.url.path
-    return not (path.startswith("/api/") or path in ("/healthz", "/docs", "/openapi.json"))
-
-
 TITLES = {400: "That did not work", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
           409: "Conflict", 503: "Unavailable"}
 

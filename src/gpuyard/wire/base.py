@@ -28,6 +28,8 @@ class WireModel(BaseModel):
     unknown_hint: ClassVar[str] = ""
     #: "field" or "key", as the model's messages have always called them.
     unknown_word: ClassVar[str] = "field"
+    #: What the object is called in messages when it is not one.
+    body_name: ClassVar[str] = "the request body"
 
     @model_validator(mode="before")
     @classmethod
@@ -42,7 +44,7 @@ class WireModel(BaseModel):
                 "the request body must be JSON sent with the header Content-Type: application/json"
             )
         if not isinstance(data, dict):
-            raise InvalidInput(f"the request body must be a JSON object, not {type_name(data)}")
+            raise InvalidInput(f"{cls.body_name} must be a JSON object, not {type_name(data)}")
         if cls.model_config.get("extra") == "forbid":
             known = cls.known_keys()
             unknown = sorted(str(k) for k in data if k not in known)

@@ -68,7 +68,7 @@ def _env(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, str):
-        return check_text(value, "env", MAX_TEXT)
+        return value  # bounded (before it is split) by the env parser, with its own message
     if not isinstance(value, dict):
         raise InvalidInput(f"env must be {ENV_EXAMPLE}, not {type_name(value)}", code="invalid_env")
     return value

@@ -37,6 +37,7 @@ class VolumeHint(WireModel):
     nothing; docs/volumes.md). The same keys as a launch's volume_info, all optional."""
 
     what = "volume_info"
+    body_name = "volume_info"
     mount_path: Text(MAX_MOUNT_PATH, description="where a volume would be mounted") | None = None
     create_new: LooseFlag | None = None
     volume_id: Id | None = None
@@ -89,8 +90,8 @@ class TemplateFields(WireModel):
         for key in CONTENT_FIELDS:
             value = data.get(key)
             if value is not None:
-                if isinstance(value, str):  # bound the work before any parsing
-                    check_text(value, key, MAX_TEXT)
+                if isinstance(value, str) and key != "env":  # bound the work before parsing
+                    check_text(value, key, MAX_TEXT)  # (env has its own bound and message)
                 data[key] = normalize_field(key, value)
         return data
 

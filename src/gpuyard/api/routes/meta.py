@@ -4,11 +4,14 @@ start."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from gpuyard.api.deps import PUBLIC, call_public
 from gpuyard.api.edge import JSONAnswer
+from gpuyard.errors import Unavailable
 from gpuyard.services.fleet import gpu_names
-from gpuyard.wire.common import GpuNames, Health
+from gpuyard.store.db import write_check
+from gpuyard.wire.common import ErrorBody, GpuNames, Health
 
 router = APIRouter(tags=["meta"], **PUBLIC)
 
@@ -17,6 +20,16 @@ router = APIRouter(tags=["meta"], **PUBLIC)
 async def healthz(request: Request):
     """The process answers (no database work: cheap enough for a tight liveness probe)."""
     return JSONAnswer({"success": True, "status": "ok", "version": request.app.state.version})
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": ErrorBody,
+                                                               "description": "not ready"}})
+async def readyz(request: Request):
+    """Ready for work: the database takes a write within two seconds (503 otherwise)."""
+    problem = await run_in_threadpool(write_check, request.app.state.engine)
+    if problem is not None:
+        raise Unavailable(f"the database cannot take a write: {problem}", "not_ready")
+    return JSONAnswer({"success": True, "status": "ready", "version": request.app.state.version})
 
 
 @router.get("/api/v0/gpu_names/unique", response_model=GpuNames)

@@ -54,7 +54,8 @@ def serve(args: argparse.Namespace) -> int:
     from gpuyard.settings import Settings
 
     settings = Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime,
-                              docker_url=args.docker_url)
+                              docker_url=args.docker_url, max_body=args.max_body,
+                              graceful_seconds=args.graceful)
     from gpuyard.server_secret import ServerSecretError
 
     print(f"gpuyard: database {settings.db_url}", file=sys.stderr)
