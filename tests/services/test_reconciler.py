@@ -118,3 +118,22 @@ def test_destroyed_instances_are_removed_from_the_runtime(app, fleet, owner):
     assert runtime.status(ref).status == "missing"
     assert row(app, iid).runtime_ref is None
     assert "removed from the machine" in events(app, iid)
+
+
+def test_the_runtime_gets_the_env_parsed_at_launch_not_reparsed(app, fleet, owner):
+    """An instance keeps its env as the pairs parsed at launch: the reconciler builds the
+    runtime's spec from them, so a sweep does the same small work whatever the env's size."""
+    from gpuyard.reconciler import launch_spec
+    from gpuyard.store.models import Machine
+
+    iid = rent(app, owner, env="-e A=1 -e 'B=two words' -h box -p 8000:8000")
+    with transaction(app.state.sessions) as session:
+        inst = session.get(Instance, iid)
+        assert inst.launch["extra_env"] == [["A", "1"], ["B", "two words"], ["-p 8000:8000", "1"],
+                                            ["-h", "box"]]
+        inst.env = "-e 'unclosed"  # the stored text is no longer read
+    with transaction(app.state.sessions, write=False) as session:
+        inst = session.get(Instance, iid)
+        spec = launch_spec(inst, session.get(Machine, inst.machine_id), None)
+    assert spec.env == {"A": "1", "B": "two words"} and spec.options == (("-h", "box"),)
+    assert "8000/tcp" in spec.ports
