@@ -19,6 +19,7 @@ from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.server_secret import load_server_secret
+from gpuyard.services import template_rows
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
 from gpuyard.store.crypto import Cipher, encrypt_plain_values, install_cipher
@@ -96,6 +97,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     with transaction(app.state.sessions) as session:
         app.state.installation = installation_id(session)
         encrypted = encrypt_plain_values(session, Base.metadata)
+        template_rows.fill_missing(session)
     if encrypted:
         log.info("encrypted %d stored credential(s) that were kept in plain text", encrypted)
     app.state.runtimes = {

@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session, aliased
 from gpuyard.errors import Forbidden, InvalidInput, NotFound
 from gpuyard.query import TEMPLATE_FIELDS
 from gpuyard.query.sql import compare, compile_order, compile_where
+from gpuyard.services import template_rows
 from gpuyard.services.identifiers import MAX_ID, require_hash, require_id
 from gpuyard.services.template_content import CONTENT_FIELDS, build_content, content_hash
+from gpuyard.services.template_rows import template_row
 from gpuyard.store.models import Template, TemplateVersion, User
 from gpuyard.template_flags import fields_from_flags, flags_from_fields
 from gpuyard.wire.templates import (
-    ROW_FIELDS,
     TemplateCreate,
     TemplateDelete,
     TemplateEditByHash,
@@ -28,10 +29,6 @@ from gpuyard.wire.templates import (
     TemplateFields,
     TemplateSearch,
 )
-
-
-def template_row(t: Template) -> dict[str, Any]:
-    return {k: getattr(t, k) for k in ROW_FIELDS}
 
 
 def version_content(t: Template) -> dict[str, Any]:
@@ -160,11 +157,12 @@ def _current_hash_first(query: dict[str, Any]) -> list:
     return []
 
 
-def search_templates(session: Session, user: User, search: TemplateSearch) -> list[dict[str, Any]]:
-    """The caller's own templates and every public one, filtered in SQL."""
+def _found(session: Session, user: User, search: TemplateSearch) -> list[tuple[int, str]]:
+    """``(id, row_json)`` of the caller's own templates and every public one matching
+    ``search``, filtered, sorted and limited in SQL."""
     query, ordering = search.query, search.order or [("id", "asc")]
     stmt = (
-        select(Template)
+        select(Template.id, Template.row_json)
         .where(_visible(user), *compile_where(query, {**ORDER_COLUMNS, "hash_id": _hash_filter(user)}))
         .order_by(
             *_current_hash_first(query),
@@ -173,10 +171,23 @@ def search_templates(session: Session, user: User, search: TemplateSearch) -> li
         )
         .limit(search.limit)
     )
-    rows = [template_row(t) for t in session.scalars(stmt)]
+    return template_rows.with_json(session, [(i, j) for i, j in session.execute(stmt)])
+
+
+def search_templates(session: Session, user: User, search: TemplateSearch) -> list[dict[str, Any]]:
+    """The caller's own templates and every public one, filtered in SQL, as dicts."""
+    rows = [template_rows.as_dict(i, j) for i, j in _found(session, user, search)]
     if search.cols is None:
         return rows
     return [{k: row[k] for k in search.cols} for row in rows]
+
+
+def search_templates_encoded(session: Session, user: User, search: TemplateSearch) -> list[Any]:
+    """:func:`search_templates` for an answer: rows as pre-encoded JSON fragments (no per-row
+    work at all) unless ``select_cols`` asks for some columns."""
+    if search.cols is not None:
+        return search_templates(session, user, search)
+    return [template_rows.fragment(i, j) for i, j in _found(session, user, search)]
 
 
 def _editable(user: User, t: Template | None, label: str) -> Template:

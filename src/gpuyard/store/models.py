@@ -77,6 +77,10 @@ class Template(Base):
     recommended: Mapped[bool] = mapped_column(Boolean, default=False)
     default_tag: Mapped[str | None] = mapped_column(String(200), index=True)
     volume_info: Mapped[Any | None] = mapped_column(JSON)
+    # The template as searches answer it, as JSON without "id" (kept by services/template_rows.py
+    # on every change; NULL means "compute it"): a search of hundreds of templates then costs one
+    # read of this column per row instead of building and encoding each row.
+    row_json: Mapped[str | None] = mapped_column(Text, deferred=True)
 
     # content (see services/template_content.py for the canonical form)
     name: Mapped[str | None] = mapped_column(String(500), index=True)
