@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
 import time
 
 import httpx
-import pytest
-
-GPUYARD = [sys.executable, "-m", "gpuyard.cli.main"]
-
-
-@pytest.fixture
-def env(tmp_path) -> dict[str, str]:
-    e = dict(os.environ)
-    e.pop("GPUYARD_DB", None)
-    e["XDG_DATA_HOME"] = str(tmp_path / "data")
-    e["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    return e
-
-
-def gpuyard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*GPUYARD, *args], capture_output=True, text=True, timeout=60, env=env,
-        stdin=subprocess.DEVNULL,
-    )
+from processes import GPUYARD, free_port, gpuyard
 
 
 def test_help_does_not_load_the_http_stack_or_the_server(env):
@@ -78,14 +58,8 @@ def test_default_database_is_in_the_users_data_dir_and_gpuyard_db_overrides(env,
     assert (tmp_path / "other.db").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_demo_seeds_data_prints_a_key_and_answers_healthz(env, tmp_path):
-    port = _free_port()
+    port = free_port()
     db = f"sqlite:///{tmp_path / 'demo.db'}"
     proc = subprocess.Popen(
         [*GPUYARD, "serve", "--demo", "--port", str(port), "--db", db],

@@ -10,14 +10,14 @@ import threading
 import time
 
 import httpx
-from tests.cli.test_cli_process import GPUYARD, _free_port, env, gpuyard  # noqa: F401 - fixture
+from processes import GPUYARD, free_port, gpuyard
 
 
-def test_sigterm_exits_within_the_graceful_timeout_with_a_request_stuck(env, tmp_path):  # noqa: F811
+def test_sigterm_exits_within_the_graceful_timeout_with_a_request_stuck(env, tmp_path):
     db_file = tmp_path / "stuck.db"
     db = f"sqlite:///{db_file}"
     key = gpuyard("admin", "create-user", "alice", "--db", db, env=env).stdout.strip()
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([*GPUYARD, "serve", "--port", str(port), "--db", db, "--graceful-timeout", "2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                             stdin=subprocess.DEVNULL)
