@@ -326,3 +326,20 @@ def test_without_disk_the_templates_recommended_disk_applies(run):
     assert raw(run, "show", "instance", str(iid))["disk_space"] == 30.0
     other = launched(run, "--template_hash", t["template"]["hash_id"], "--disk", "12")
     assert raw(run, "show", "instance", str(other))["disk_space"] == 12.0
+
+
+def test_logs_that_cannot_be_read_exit_non_zero_with_the_reason(run, app):
+    """An instance whose engine does not answer: no empty or made-up log, an error and exit 1."""
+    from gpuyard.store.db import transaction
+    from gpuyard.store.models import Instance, Machine
+
+    iid = launched(run, "--image", "ubuntu:22.04", "--wait")
+    with transaction(app.state.sessions) as session:
+        inst = session.get(Instance, iid)
+        inst.runtime, inst.runtime_ref = "docker", "gpuyard-gone"
+        session.get(Machine, inst.machine_id).docker_url = "unix:///nonexistent/engine.sock"
+    code, out, err = run("logs", str(iid))
+    assert code == 1 and out == ""
+    assert f"cannot read the logs of instance {iid}" in err and "--daemon-logs" in err
+    code, out, err = run("logs", str(iid), "--daemon-logs")
+    assert code == 0 and "created from ubuntu:22.04" in out

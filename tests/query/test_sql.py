@@ -137,17 +137,20 @@ def test_filters_select_the_right_rows(engine: Engine, text: str, expected: list
 @pytest.mark.parametrize(
     "text,expected",
     [
-        # NULL count_created (row 4) is "not equal to 9" and "not in [9, 100]"
-        ("count_created!=9", [2, 3, 4]),
-        ("count_created notin [9,100]", [3, 4]),
-        ("image!=pytorch", [2, 3]),
-        # ...but never "greater than" or "equal to" anything
+        # NULL count_created (row 4) matches no comparison with a value, not even != and notin
+        # (SQL's rule, and Vast's) ...
+        ("count_created!=9", [2, 3]),
+        ("count_created notin [9,100]", [3]),
+        ("image!=pytorch", [2]),
         ("count_created>0", [1, 2, 3]),
         ("recommended=true", [1, 4]),
-        ("recommended!=true", [2, 3]),
+        ("recommended!=true", [2]),
+        # ... while eq null / neq null ask for the missing value itself
+        ("count_created=null", [4]),
+        ("count_created!=null", [1, 2, 3]),
     ],
 )
-def test_missing_values_count_as_not_equal(engine: Engine, text: str, expected: list[int]) -> None:
+def test_missing_values_match_no_comparison(engine: Engine, text: str, expected: list[int]) -> None:
     assert template_ids(engine, text) == expected
 
 
@@ -214,6 +217,6 @@ def test_compiles_to_sql_not_python_filtering() -> None:
     where = compile_where({"count_created": {"neq": 5, "in": [1, 2]}}, TEMPLATE_COLUMNS)
     sql = [str(c.compile(compile_kwargs={"literal_binds": True})) for c in where]
     assert sql == [
-        "templates.count_created IS NULL OR templates.count_created != 5",
+        "templates.count_created != 5",
         "templates.count_created IN (1, 2)",
     ]

@@ -15,16 +15,16 @@ Semantics, per operator (``v`` is the value):
 op          SQL                                 note
 ==========  ==================================  =============================================
 eq          ``col = v``                         ``eq null`` → ``col IS NULL``
-neq         ``col IS NULL OR col != v``         ``neq null`` → ``col IS NOT NULL``
+neq         ``col != v``                        ``neq null`` → ``col IS NOT NULL``
 gt … lte    ``col > v`` …                       rows with no value never match
 in          ``col IN (…)``                      ``in []`` matches nothing
-notin       ``col IS NULL OR col NOT IN (…)``   ``notin []`` matches everything
+notin       ``col NOT IN (…)``                  ``notin []`` matches everything
 ==========  ==================================  =============================================
 
-Why ``IS NULL OR``: in SQL ``col != 5`` is unknown (so false) when ``col`` is NULL, which would make
-"not equal to 5" silently drop the rows that have no value at all. Users read ``id!=5`` as
-"everything except 5", so neq/notin include rows with a missing value. Positive comparisons
-(eq, gt, …, in) keep plain SQL semantics: a missing value matches none of them.
+A row whose field has no value (NULL) matches no comparison with a value, ``neq`` and ``notin``
+included: SQL's rule, and Vast's, so a query means the same on both (``reliability!=0.9`` does not
+list offers that have no reliability at all). ``eq null``/``neq null`` ask for the missing value
+itself.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, false, literal, or_, true
+from sqlalchemy import BigInteger, ColumnElement, false, literal, true
 from sqlalchemy.sql import operators
 
 from gpuyard.errors import QueryError
@@ -81,11 +81,11 @@ def compare(column: Any, op: str, value: Any) -> Condition:
     if op == "eq":
         return column.is_(None) if value is None else column == value
     if op == "neq":
-        return column.is_not(None) if value is None else or_(column.is_(None), column != value)
+        return column.is_not(None) if value is None else column != value
     if op == "in":
         return column.in_(value) if value else false()
     if op == "notin":
-        return or_(column.is_(None), column.not_in(value)) if value else true()
+        return column.not_in(value) if value else true()
     if op in _COMPARE:
         return _COMPARE[op](column, value)
     raise QueryError(f"unknown operator {op!r}", clause=op)

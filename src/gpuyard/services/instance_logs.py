@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gpuyard.errors import InvalidInput, NotFound
+from gpuyard.errors import InvalidInput, NotFound, Unavailable
+from gpuyard.runtimes.base import RuntimeError_
 from gpuyard.services import instances as svc
 from gpuyard.store.models import InstanceEvent, LogRequest, User
 
@@ -61,10 +62,20 @@ def fetch_logs(session: Session, token: str) -> str:
 
 def read_lines(reconciler: Any, target: dict[str, Any]) -> list[str]:
     """The lines a log request asked for: gpuyard's events for the instance (daemon logs) or
-    what its runtime logged. Calls the runtime: run it with no transaction open."""
+    what its runtime logged. Calls the runtime: run it with no transaction open. Logs that
+    cannot be read are an error (503), not an empty or made-up text."""
     if target["events_only"]:
         return list(target["events"])
-    text = reconciler.logs(target["runtime"], target["ref"], None, target["endpoint"])
+    if not target["ref"]:
+        return []  # nothing runs yet: nothing was logged
+    try:
+        text = reconciler.runtime_for(target["runtime"], target["endpoint"]).logs(target["ref"], None)
+    except RuntimeError_ as exc:
+        raise Unavailable(
+            f"cannot read the logs of instance {target['id']}: {exc.msg}. What gpuyard did with it "
+            "is in its daemon log (logs --daemon-logs)",
+            "logs_unavailable",
+        ) from None
     return text.splitlines()
 
 
