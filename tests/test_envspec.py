@@ -126,3 +126,11 @@ def test_stored_pairs_give_back_the_spec_without_reparsing():
     assert back.variables == {"A": "1", "B": "x y", "C": ""}
     assert back.options == [("-h", "box"), ("-v", "/data:/data"), ("-n", "net1")]
     assert back.ports == {}  # an instance's ports live in its port map
+
+
+def test_the_official_clients_quoted_name_is_the_variable():
+    """``--env '-e "X=a b"'`` reaches the server as {'"X': 'a b'} (VAST-WIRE §9)."""
+    spec = parse_env_dict({'"X': "a b", "'Y": "c", "Z": "d"})
+    assert spec.variables == {"X": "a b", "Y": "c", "Z": "d"}
+    with pytest.raises(InvalidInput, match="not a valid variable name"):
+        parse_env_dict({'"1X': "v"})

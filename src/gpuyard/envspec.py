@@ -169,6 +169,15 @@ def validate_env(value: object) -> str | None:
     return value.strip() or None
 
 
+def unquoted(key: str) -> str:
+    """A variable name as the official client leaves it for ``-e "X=a b"``: it splits on spaces
+    outside quotes and then on ``=``, so the opening quote stays in the key (``"X``; VAST-WIRE
+    §9) while the value loses its quotes. The name is the key without its quotes."""
+    if key[:1] in ("'", '"'):
+        return key[1:].rstrip(key[0])
+    return key
+
+
 def parse_env_dict(value: dict) -> EnvSpec:
     """The dict form the official client sends for instances (VAST-WIRE §9):
     ``{"TZ": "UTC", "-p 8000:8000": "1", "-h": "box"}``. Keys are checked as strictly as the
@@ -201,8 +210,8 @@ def parse_env_dict(value: dict) -> EnvSpec:
             spec.options.append((flag, rest.strip()))
         elif key == "-h":
             spec.options.append(("-h", val))
-        elif NAME_RE.match(str(key)):
-            spec.variables[str(key)] = val
+        elif NAME_RE.match(unquoted(str(key))):
+            spec.variables[unquoted(str(key))] = val
         else:
             raise _err(
                 f"env: {key!r} is not a valid variable name or option; variable names use "

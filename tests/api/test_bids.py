@@ -74,3 +74,15 @@ def test_a_stopped_bid_does_not_compete_and_on_demand_has_no_bid(api, fleet):
     od = rented(api, box_offer(api, 1)["id"], image="busybox")
     r = api.put(f"/api/v0/instances/bid_price/{od}/", json={"client_id": "me", "price": 1})
     assert r.status_code == 400 and "on-demand" in r.json()["msg"]
+
+
+def test_an_offer_whose_gpus_a_bid_took_says_a_bid_holds_them(api, bob, fleet):
+    """Offers list idle GPUs first: once a bid holds the single-GPU offer's GPU, that offer is
+    replaced by one naming the idle GPU. Renting the old one is refused, and the message says a
+    bid holds its GPUs (not that they were rented)."""
+    seen = box_offer(api, 1, type="bid")
+    rented(api, seen["id"], image="busybox", price=0.2)
+    with bob.http() as b:
+        r = b.put(f"/api/v0/asks/{seen['id']}/", json={**BODY, "image": "busybox", "price": 0.1})
+    assert r.status_code == 409 and r.json()["error"] == "offer_unavailable"
+    assert "a bid of $0.2/hour holds its GPUs" in r.json()["msg"] and "rented" not in r.json()["msg"]

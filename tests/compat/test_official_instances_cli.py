@@ -364,3 +364,33 @@ def test_launch_instance_rents_the_best_matching_offer(vastai, api, fleet):
     assert "8080/tcp" in settle(api, row["id"], "running")["ports"]
     # both GPUs of box-4090 are taken: only the RTX 3090 is left on offer
     assert [o["gpu_name"] for o in offers(api)] == ["RTX 3090"]
+
+
+def test_quoted_env_default_disk_bid_holders_and_unserved_calls(vastai, api, fleet):
+    """The official CLI's quirks, handled: ``-e "X=a b"`` reaches us as the key '"X' (the
+    variable X); its default disk (the integer 10) gives way to the template's recommendation
+    while an explicit --disk wins; a bid refused because a bid holds the GPUs says so; a Vast
+    call gpuyard does not serve is a 404 naming it."""
+    t = api.post("/api/v0/template/", json=TEMPLATE).json()["template"]  # recommends 30 GB
+    o = offer(api)
+    r = vastai("create", "instance", str(o["id"]), "--template_hash", t["hash_id"],
+               "--env", '-e "X=a b" -e TZ=UTC')
+    answer = started(r.stdout)
+    assert "the template's recommended disk" in answer["msg"]
+    row = show(api, answer["new_contract"])
+    assert dict(row["extra_env"])["X"] == "a b" and dict(row["extra_env"])["TZ"] == "UTC"
+    assert row["disk_space"] == 30.0
+
+    o = offer(api, "RTX 3090")
+    r = vastai("create", "instance", str(o["id"]), "--template_hash", t["hash_id"], "--disk", "10")
+    assert show(api, started(r.stdout)["new_contract"])["disk_space"] == 10.0
+
+    # a bid takes the 4090 machine's idle GPU; a lower bid on the offer seen before is refused
+    [single] = [x for x in offers(api, type="bid") if x["gpu_name"] == "RTX 4090" and x["num_gpus"] == 1]
+    rent(api, single["id"], price=0.3)
+    r = vastai("create", "instance", str(single["id"]), "--image", "busybox", "--bid_price", "0.1")
+    assert "bid of $0.3/hour" in r.stdout + r.stderr and "rented" not in r.stdout + r.stderr
+
+    r = vastai("show", "pending-price-increases")
+    assert "no such endpoint" in r.stdout + r.stderr
+    assert "GET /api/v0/instances/pending-price-increases" in r.stdout + r.stderr

@@ -126,7 +126,7 @@ def test_without_template_the_request_must_name_an_image():
 
 @pytest.mark.parametrize("body,needle", [
     ({"env": "MODEL=x"}, "-e"),
-    ({"env": {"\"X": "a b"}}, "valid variable name"),
+    ({"env": {"1X": "a b"}}, "valid variable name"),
     ({"env": ["-e", "A=1"]}, "env must be"),
     ({"price": -1}, "price"),
     ({"price": "cheap"}, "price"),
@@ -148,3 +148,15 @@ def test_split_image():
     assert split_image("ghcr.io:5000/org/img:1.2") == ("ghcr.io:5000/org/img", "1.2")
     assert split_image("busybox") == ("busybox", "latest")
     assert split_image("img@sha256:abc") == ("img@sha256:abc", "")
+
+
+def test_the_clients_default_disk_gives_way_to_the_templates_recommendation():
+    """The official client always sends disk, 10 (an int) when the user gave none: the template's
+    recommended disk applies then, and the merge says so; an explicit disk still wins."""
+    default = launch(disk=10)
+    assert default["disk_space"] == 50.0 and "recommended disk" in default["disk_note"]
+    for explicit in (10.0, 12, "10"):
+        chosen = launch(disk=explicit)
+        assert chosen["disk_space"] == float(explicit) and chosen["disk_note"] is None
+    no_recommendation = launch({**TEMPLATE, "recommended_disk_space": None}, disk=10)
+    assert no_recommendation["disk_space"] == 10.0 and no_recommendation["disk_note"] is None

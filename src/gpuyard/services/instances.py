@@ -247,7 +247,8 @@ def create_instance(
         instance_id=inst.id,
         machine_ids={machine.id},
         instance_ids={inst.id, *(i.id for i in changed)},
-        msg=f"Instance {inst.id} created on machine {machine.id} ({len(gpus)}× {machine.gpu_name})",
+        msg=f"Instance {inst.id} created on machine {machine.id} ({len(gpus)}× {machine.gpu_name})"
+        + (f"; {merged['disk_note']}" if merged.get("disk_note") else ""),
     )
 
 

@@ -79,8 +79,14 @@ def merge(
         return default if stored is None else stored
 
     wanted_disk = disk if disk is not None else request.disk
+    recommended = t.get("recommended_disk_space")
+    disk_note = None
+    if disk is None and request.client_default_disk and recommended:
+        wanted_disk = recommended
+        disk_note = (f"disk {recommended:g} GB: the template's recommended disk (your client sent "
+                     f"its default of {request.disk:g} GB; pass --disk to choose)")
     if wanted_disk is None:
-        wanted_disk = t.get("recommended_disk_space") or DEFAULT_DISK
+        wanted_disk = recommended or DEFAULT_DISK
     own_args = request.arg_list if request.arg_list is not None else args
     return {
         "image": image,
@@ -93,6 +99,7 @@ def merge(
         "runtype": pick(request.runtype, "runtype", DEFAULT_RUNTYPE),
         "args": own_args if own_args is not None else template_args,
         "disk_space": float(wanted_disk),
+        "disk_note": disk_note,
         "label": request.label,
         "image_login": request.image_login,
         "docker_login_repo": t.get("docker_login_repo"),

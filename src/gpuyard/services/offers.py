@@ -21,7 +21,7 @@ from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.query import OFFER_FIELDS, VOLUME_FIELDS, FieldType, normalize_query
 from gpuyard.query.sql import compile_order, compile_where
 from gpuyard.query.validate import show
-from gpuyard.services.allocation import GPU, VOLUME
+from gpuyard.services.allocation import GPU, VOLUME, gpu_list, live_instances
 from gpuyard.services.identifiers import MAX_ID
 from gpuyard.services.offer_columns import offer_columns, row_extras, volume_columns
 from gpuyard.store.models import Ask, Machine, User
@@ -209,7 +209,7 @@ def get_ask(session: Session, ask_id: Any, kind: str) -> tuple[Ask, Machine]:
     assert machine is not None  # a foreign key
     if not ask.active:
         if kind == GPU:
-            why, again = "its GPUs were rented", "Search offers again."
+            why, again = _gpu_holders(session, ask, machine), "Search offers again."
         else:
             why, again = "its machine has no free disk left", "Search volumes again."
         raise Conflict(f"offer {number} is no longer available: {why}. {again}", "offer_unavailable")
@@ -217,6 +217,19 @@ def get_ask(session: Session, ask_id: Any, kind: str) -> tuple[Ask, Machine]:
         raise Conflict(f"offer {number} is no longer available: its machine is no longer listed. "
                        "Search offers again.", "offer_unavailable")
     return ask, machine
+
+
+def _gpu_holders(session: Session, ask: Ask, machine: Machine) -> str:
+    """Why a GPU offer is off: its GPUs are rented on demand, or held by a bid (offers put idle
+    GPUs first, so a bundle whose GPUs a bid holds is replaced by one of idle GPUs)."""
+    gpus = set(gpu_list(ask.gpus))
+    holders = [i for i in live_instances(session, machine.id) if gpus & set(gpu_list(i.gpus))]
+    if any(not i.is_bid for i in holders):
+        return "its GPUs were rented"
+    bids = [i.bid_price or 0.0 for i in holders if i.is_bid and not i.outbid]
+    if bids:
+        return f"a bid of ${max(bids):g}/hour holds its GPUs (offers list idle GPUs first)"
+    return "its GPUs are not offered any more"
 
 
 def offer_row(

@@ -49,6 +49,7 @@ RUNTYPES = (
     "jupyter_direc ssh_direc ssh_proxy", "args",
 )
 MAX_LABEL = 256
+CLIENT_DEFAULT_DISK = 10  # GB: what the official client sends when the user gave no --disk
 MAX_BULK_CREATE = 256
 MAX_BULK = 1000
 ENV_EXAMPLE = ('a Docker-flag string such as "-e VAR=value -p 8000:8000" or an object such as '
@@ -137,6 +138,17 @@ class LaunchRequest(WireModel):
     _env_spec: EnvSpec = PrivateAttr(default_factory=EnvSpec)
     _arg_list: list[str] | None = PrivateAttr(default=None)
     _filters: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _client_default_disk: bool = PrivateAttr(default=False)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _note_default_disk(cls, data: Any, handler: Any) -> Any:
+        """The official CLI and SDK always send ``disk``, and their default is the integer 10
+        (an explicit ``--disk`` is sent as a float): remember which one came."""
+        model = handler(data)
+        raw = data.get("disk") if isinstance(data, dict) else None
+        model._client_default_disk = type(raw) is int and raw == CLIENT_DEFAULT_DISK
+        return model
 
     @model_validator(mode="after")
     def _parse(self) -> LaunchRequest:
@@ -154,6 +166,11 @@ class LaunchRequest(WireModel):
     @property
     def env_spec(self) -> EnvSpec:
         return self._env_spec
+
+    @property
+    def client_default_disk(self) -> bool:
+        """``disk`` is the official client's default (the integer 10), not the user's choice."""
+        return self._client_default_disk
 
     @property
     def env_given(self) -> bool:
