@@ -338,6 +338,8 @@ def fill_templates(factory, fill: Fill, n: int, users: dict[str, Any], seed: int
     from gpuyard.services.templates import create_template, delete_template
     from gpuyard.store.db import transaction
     from gpuyard.store.models import Template
+    from gpuyard.wire.base import parse
+    from gpuyard.wire.templates import TemplateCreate, TemplateDelete
 
     rng = random.Random(seed)
     names = list(users)
@@ -350,7 +352,7 @@ def fill_templates(factory, fill: Fill, n: int, users: dict[str, Any], seed: int
             owner = names[i % len(names)]
             payload = make_changes(rng, i, name_range)
             payload["private"] = rng.random() < PRIVATE_SHARE
-            row, created = create_template(session, creators[owner], payload)
+            row, created = create_template(session, creators[owner], parse(TemplateCreate, payload))
             if not created:
                 raise SetupError(f"template {i} duplicated an earlier one")
             t = session.get(Template, row["id"])
@@ -359,7 +361,7 @@ def fill_templates(factory, fill: Fill, n: int, users: dict[str, Any], seed: int
             t.recent_create_date = (t.created_at + rng.uniform(0, now - t.created_at)
                                     if t.count_created else None)
             if rng.random() < DELETED_SHARE:
-                delete_template(session, creators[owner], {"template_id": row["id"]})
+                delete_template(session, creators[owner], parse(TemplateDelete, {"template_id": row["id"]}))
                 fill.deleted += 1
             elif row["use_ssh"] and (not row["private"] or owner == BENCH_USER):
                 expected += 1
@@ -379,6 +381,8 @@ def load_fleet(factory, fill: Fill, machines: int, seed: int) -> None:
     from gpuyard.services.offers import search_offers
     from gpuyard.store.db import transaction
     from gpuyard.store.models import Ask, User
+    from gpuyard.wire.base import parse
+    from gpuyard.wire.offers import OfferSearch
 
     fleet = make_fleet(machines, seed)[len(special_machines()):]
     with transaction(factory) as session:
@@ -386,10 +390,9 @@ def load_fleet(factory, fill: Fill, machines: int, seed: int) -> None:
     with transaction(factory, write=False) as session:
         fill.asks = session.scalar(select(func.count(Ask.id)))
         user = session.scalar(select(User).where(User.username == BENCH_USER))
-        everything = search_offers(session, user, {**OFFERS_BODY,
-                                                   "limit": LIMITS.max_search_limit},
-                                   default_limit=LIMITS.default_search_limit,
-                                   max_limit=LIMITS.max_search_limit)
+        search = parse(OfferSearch, {**OFFERS_BODY, "limit": LIMITS.max_search_limit}).checked(
+            default_limit=LIMITS.default_search_limit, max_limit=LIMITS.max_search_limit)
+        everything = search_offers(session, user, search)
     fill.machines = machines
     fill.matching_offers = len(everything)
     fill.expected_offer_rows = min(len(everything), LIMITS.default_search_limit)

@@ -89,11 +89,19 @@ from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import make_url
 
 from gpuyard.services import fleet
-from gpuyard.services.offers import search_offers
+from gpuyard.services.offers import search_offers as _search_offers
 from gpuyard.services.users import create_user
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
 from gpuyard.store.models import Ask, Base, Instance, InstanceEvent, Machine, User
+from gpuyard.wire.base import parse
+from gpuyard.wire.offers import OfferSearch
+
+
+def search_offers(session, user, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """An offer search as the API runs it: the body checked (the wire model), then the service."""
+    return _search_offers(session, user, parse(OfferSearch, body).checked(
+        default_limit=Settings.default_search_limit, max_limit=Settings.max_search_limit))
 
 # --------------------------------------------------------------------------------------------
 # Synthetic fleet

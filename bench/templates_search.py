@@ -74,16 +74,24 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
+import orjson
 from sqlalchemy import Engine, event, insert
 from sqlalchemy.engine import make_url
 
+from gpuyard.services import template_rows
 from gpuyard.services.template_content import build_content, content_hash
-from gpuyard.services.templates import search_templates
+from gpuyard.services.templates import search_templates_encoded
 from gpuyard.services.users import create_user
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
 from gpuyard.store.models import Base, Template, TemplateVersion, User
 from gpuyard.template_flags import fields_from_flags
+from gpuyard.wire.templates import TemplateSearch
+
+
+def search_templates(session, user, filters, order, limit, cols):
+    """A template search as the API runs it: the arguments checked, then the service."""
+    return search_templates_encoded(session, user, TemplateSearch.parse(filters, order, limit, cols))
 
 
 def read_transaction(factory):
@@ -204,6 +212,11 @@ class FillResult:
     notes: list[str] = field(default_factory=list)
 
 
+def row_json(row: dict[str, Any]) -> str:
+    """A bulk-inserted template's search row, as services/template_rows.py encodes it."""
+    return orjson.dumps({k: row[k] for k in template_rows.ROW_KEYS}).decode()
+
+
 def fill(engine: Engine, n: int, batch: int, seed: int) -> FillResult:
     """Users through the service layer, then N templates with Core bulk inserts."""
     rng = random.Random(seed)
@@ -242,12 +255,13 @@ def fill(engine: Engine, n: int, batch: int, seed: int) -> FillResult:
                     old = build_content({**changes, "tag": "0.0.1-old"})
                     old_hash = content_hash(old)
                     vrows.append({"template_id": i, "version": 1, "hash_id": old_hash,
-                                  "content": old, "created_at": created})
+                                  "content": old, "created_at": created, "private": old["private"]})
                 content = build_content(changes)
                 hash_id = content_hash(content)
                 updated = created + (rng.uniform(3600, 30 * 86400) if old_hash else 0.0)
                 vrows.append({"template_id": i, "version": 2 if old_hash else 1,
-                              "hash_id": hash_id, "content": content, "created_at": updated})
+                              "hash_id": hash_id, "content": content, "created_at": updated,
+                              "private": content["private"]})
                 count = int(rng.lognormvariate(1.0, 1.8))
                 deleted = updated + 86400.0 if rng.random() < 0.02 else None
                 trows.append({
@@ -264,6 +278,7 @@ def fill(engine: Engine, n: int, batch: int, seed: int) -> FillResult:
                     "default_tag": content["tag"],
                     "volume_info": None,
                 })
+                trows[-1]["row_json"] = row_json(trows[-1])  # what the ORM hook keeps
                 if deleted is None and not content["private"]:
                     if content["name"] is not None:
                         names.add(content["name"])
