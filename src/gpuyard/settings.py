@@ -44,6 +44,10 @@ class Settings:
     max_body: int = DEFAULT_MAX_BODY
     # On SIGTERM, requests in flight get this many seconds to finish before they are cancelled.
     graceful_seconds: float = 10.0
+    # Service calls that only read run at most this many at a time (more only fight over the
+    # GIL); writes have their own limit, so one waiting for a lock never holds up reads.
+    read_threads: int = field(default_factory=lambda: max(2, os.cpu_count() or 2))
+    write_threads: int = 16
     # Where the server keeps its files: the default SQLite database, and the server secret
     # (``secret_key``) when GPUYARD_SECRET_KEY is not set (docs/security.md).
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -77,4 +81,5 @@ class Settings:
             ),
             max_body=max_body or int(os.environ.get("GPUYARD_MAX_BODY") or DEFAULT_MAX_BODY),
             graceful_seconds=10.0 if graceful_seconds is None else graceful_seconds,
+            read_threads=int(os.environ.get("GPUYARD_READ_THREADS") or max(2, os.cpu_count() or 2)),
         )

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
-from starlette.concurrency import run_in_threadpool
 
 from gpuyard.api.edge import WireRoute
 from gpuyard.services.users import authenticate
 from gpuyard.store.db import transaction
 from gpuyard.store.models import User
 from gpuyard.wire.common import ErrorBody
+from gpuyard.workers import run_db
 
 T = TypeVar("T")
 
@@ -26,15 +26,11 @@ bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: B
 
 
 async def authenticated(request: Request, _scheme: Any = Depends(bearer)) -> None:  # noqa: B008
-    """Who asks, before the body is validated or anything else is done: a missing or bad key is
-    a 401 whatever the rest of the request holds. The user's id is kept for the call."""
-    key = bearer_key(request)
-
-    def check() -> int:
-        with transaction(request.app.state.sessions, write=False) as session:
-            return authenticate(session, key).id
-
-    request.state.user_id = await run_in_threadpool(check)
+    """A request without a key is a 401 before its body is validated or anything else is done.
+    The key itself is checked in the call's own transaction (one database round trip per
+    request): a wrong key is a 401 there, before the service runs."""
+    if bearer_key(request) is None:
+        authenticate(None, None)  # raises the "missing API key" 401
 
 
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -81,20 +77,18 @@ async def call_read(request: Request, fn: Callable[..., T], *args: Any, **kwargs
 async def _call(request: Request, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     factory = request.app.state.sessions
     key = bearer_key(request)
-    user_id: int | None = getattr(request.state, "user_id", None)
 
     def work() -> T:
         with transaction(factory, write=write) as session:
-            user = session.get(User, user_id) if user_id is not None else None
-            if user is None:
-                user = authenticate(session, key)
+            user: User = authenticate(session, key)
             return fn(session, user, *args, **kwargs)
 
-    return await run_in_threadpool(work)
+    return await run_db(request.app, work, write=write)
 
 
 async def caller(request: Request) -> User:
-    """The authenticated user (read in a transaction of its own)."""
+    """The authenticated user, in a read transaction of its own (for calls that must know who
+    asks before doing any work, e.g. a bulk create)."""
     return await _call(request, False, lambda _session, user: user)
 
 
@@ -108,4 +102,4 @@ async def call_public(request: Request, fn: Callable[..., T], *args: Any, **kwar
         with transaction(factory, write=write) as session:
             return fn(session, *args, **kwargs)
 
-    return await run_in_threadpool(work)
+    return await run_db(request.app, work, write=write)

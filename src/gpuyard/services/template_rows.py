@@ -38,23 +38,21 @@ def _keep_row_json(_mapper: Any, _connection: Any, target: Template) -> None:
     target.row_json = encode(target)
 
 
-def fragment(template_id: int, row_json: str) -> orjson.Fragment:
-    """The row as pre-encoded JSON, for :func:`gpuyard.wire.json.dumps`."""
-    return orjson.Fragment(b'{"id":%d,%s' % (template_id, row_json[1:].encode()))
+def full_rows(session: Session, found: list[tuple[int, str | None]]) -> list[str]:
+    """The whole rows (JSON texts) of ``(id, row_json)`` pairs: ``{"id":N,`` joined to each
+    stored row; rows not stored are computed (not stored: a reader may be in a read-only
+    transaction)."""
+    missing = [template_id for template_id, row in found if row is None]
+    computed: dict[int, str] = {}
+    if missing:
+        templates = session.scalars(select(Template).where(Template.id.in_(missing)))
+        computed = {t.id: orjson.dumps(template_row(t)).decode() for t in templates}
+    return [computed[i] if row is None else f'{{"id":{i},{row[1:]}' for i, row in found]
 
 
-def as_dict(template_id: int, row_json: str) -> dict[str, Any]:
-    return {"id": template_id, **orjson.loads(row_json)}
-
-
-def with_json(session: Session, pairs: list[tuple[int, str | None]]) -> list[tuple[int, str]]:
-    """``(id, row_json)`` pairs with any missing row_json computed (not stored: a reader may be
-    in a read-only transaction)."""
-    missing = [template_id for template_id, row in pairs if row is None]
-    if not missing:
-        return pairs  # type: ignore[return-value]
-    computed = {t.id: encode(t) for t in session.scalars(select(Template).where(Template.id.in_(missing)))}
-    return [(i, row if row is not None else computed[i]) for i, row in pairs]
+def encoded_list(rows: list[str]) -> orjson.Fragment:
+    """Rows (JSON texts) as one pre-encoded JSON array, for :func:`gpuyard.wire.json.dumps`."""
+    return orjson.Fragment(("[" + ",".join(rows) + "]").encode())
 
 
 def fill_missing(session: Session, batch: int = 1000) -> int:

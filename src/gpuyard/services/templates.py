@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, case, false, or_, select
 from sqlalchemy.orm import Session, aliased
 
@@ -157,8 +158,8 @@ def _current_hash_first(query: dict[str, Any]) -> list:
     return []
 
 
-def _found(session: Session, user: User, search: TemplateSearch) -> list[tuple[int, str]]:
-    """``(id, row_json)`` of the caller's own templates and every public one matching
+def _found(session: Session, user: User, search: TemplateSearch) -> list[str]:
+    """The rows (JSON texts) of the caller's own templates and every public one matching
     ``search``, filtered, sorted and limited in SQL."""
     query, ordering = search.query, search.order or [("id", "asc")]
     stmt = (
@@ -171,23 +172,23 @@ def _found(session: Session, user: User, search: TemplateSearch) -> list[tuple[i
         )
         .limit(search.limit)
     )
-    return template_rows.with_json(session, [(i, j) for i, j in session.execute(stmt)])
+    return template_rows.full_rows(session, [(i, row) for i, row in session.execute(stmt)])
 
 
 def search_templates(session: Session, user: User, search: TemplateSearch) -> list[dict[str, Any]]:
     """The caller's own templates and every public one, filtered in SQL, as dicts."""
-    rows = [template_rows.as_dict(i, j) for i, j in _found(session, user, search)]
+    rows = [orjson.loads(text) for text in _found(session, user, search)]
     if search.cols is None:
         return rows
     return [{k: row[k] for k in search.cols} for row in rows]
 
 
-def search_templates_encoded(session: Session, user: User, search: TemplateSearch) -> list[Any]:
-    """:func:`search_templates` for an answer: rows as pre-encoded JSON fragments (no per-row
-    work at all) unless ``select_cols`` asks for some columns."""
+def search_templates_encoded(session: Session, user: User, search: TemplateSearch) -> Any:
+    """:func:`search_templates` for an answer: the rows as one pre-encoded JSON array (no
+    per-row work in Python) unless ``select_cols`` asks for some columns."""
     if search.cols is not None:
         return search_templates(session, user, search)
-    return [template_rows.fragment(i, j) for i, j in _found(session, user, search)]
+    return template_rows.encoded_list(_found(session, user, search))
 
 
 def _editable(user: User, t: Template | None, label: str) -> Template:

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from fastapi import Request
-from starlette.concurrency import run_in_threadpool
 
 from gpuyard.services import console_sessions
 from gpuyard.store.db import transaction
 from gpuyard.web.session import signed_in
+from gpuyard.workers import run_db
 
 T = TypeVar("T")
 
@@ -40,7 +40,7 @@ async def run(request: Request, fn: Callable[..., T], *args: Any, write: bool = 
                 console_sessions.touch(session, console_session.id)
         return result
 
-    return await run_in_threadpool(work)
+    return await run_db(request.app, work, write=write)
 
 
 async def run_public(request: Request, fn: Callable[..., T], *args: Any, write: bool = False) -> T:
@@ -50,4 +50,4 @@ async def run_public(request: Request, fn: Callable[..., T], *args: Any, write: 
         with transaction(factory, write=write) as session:
             return fn(session, *args)
 
-    return await run_in_threadpool(work)
+    return await run_db(request.app, work, write=write)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from gpuyard.api.deps import AUTHENTICATED, PUBLIC, call, call_public, call_read
+from gpuyard.api.deps import AUTHENTICATED, PUBLIC, call, call_public, call_read, caller
 from gpuyard.api.edge import JSONAnswer, json_arg
 from gpuyard.errors import GpuyardError
 from gpuyard.services import instance_logs as logs
@@ -79,14 +79,16 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
         return JSONAnswer({"success": True, "dry_run": True, "launch": outcome.launch,
                            "msg": "dry run: nothing was rented"})
     await _settle(request, outcome)
-    await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler,
-                              request.state.user_id, outcome.instance_id)
+    user = await caller(request)
+    await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler, user.id,
+                              outcome.instance_id)
     return JSONAnswer({"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg})
 
 
 @router.post("/api/v0/asks/bulk", response_model=BulkCreated)
 async def create_instances(request: Request, body: BulkLaunch | None = None):
     """Rent several offers (``ids``) with one launch; each offer that fails is reported."""
+    await caller(request)  # a wrong key is a 401 before any work
     body = body or BulkLaunch.model_validate({})
     merged = await call_read(request, svc.prepare_launch, body)
     made: list[int] = []
