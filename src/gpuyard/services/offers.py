@@ -32,16 +32,22 @@ SYMBOLS = {"eq": "==", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<
 
 
 # ----------------------------------------------------------------------------- rows
-def _typed(kind: FieldType, value: Any) -> Any:
-    if value is None:
-        return None
-    if kind is FieldType.INT:
-        return int(value)
-    if kind in (FieldType.FLOAT, FieldType.DATE):
-        return float(value)
-    if kind is FieldType.BOOL:
-        return bool(value)
-    return str(value)
+#: The Python type of each field type's values in rows (the database may give 1 for 1.0, 0/1
+#: for booleans, numbers for text read from JSON).
+PYTHON_TYPE = {FieldType.INT: int, FieldType.FLOAT: float, FieldType.DATE: float,
+               FieldType.BOOL: bool, FieldType.STR: str}
+OFFER_TYPES = [(name, PYTHON_TYPE[fld.type]) for name, fld in OFFER_FIELDS.fields.items()]
+VOLUME_TYPES = [(name, PYTHON_TYPE[fld.type]) for name, fld in VOLUME_FIELDS.fields.items()]
+
+
+def _typed_fields(r: Mapping[str, Any], types: list[tuple[str, type]]) -> dict[str, Any]:
+    """The fields of a row, each converted to its type only when it is not already of it (this
+    runs for every field of every offer of a search: tens of thousands of values)."""
+    out = {}
+    for name, kind in types:
+        value = r[name]
+        out[name] = value if value is None or type(value) is kind else kind(value)
+    return out
 
 
 def _number(value: Any) -> float | None:
@@ -67,7 +73,7 @@ def _machine_extras(r: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _gpu_row(r: Mapping[str, Any], bid: bool) -> dict[str, Any]:
-    row = {name: _typed(fld.type, r[name]) for name, fld in OFFER_FIELDS.fields.items()}
+    row = _typed_fields(r, OFFER_TYPES)
     row.update(_machine_extras(r))
     row.update(
         bundle_id=row["id"],
@@ -78,7 +84,7 @@ def _gpu_row(r: Mapping[str, Any], bid: bool) -> dict[str, Any]:
 
 
 def _volume_row(r: Mapping[str, Any]) -> dict[str, Any]:
-    row = {name: _typed(fld.type, r[name]) for name, fld in VOLUME_FIELDS.fields.items()}
+    row = _typed_fields(r, VOLUME_TYPES)
     row.update(_machine_extras(r))
     row.update(gpu_name=r["gpu_name_"], num_gpus=int(r["machine_gpus"]), rentable=True)
     return row
