@@ -23,7 +23,7 @@ from gpuyard.services import template_rows
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
 from gpuyard.store.crypto import Cipher, encrypt_plain_values, install_cipher
-from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
+from gpuyard.store.db import make_engine, make_sessionmaker, migrate, startup_lock, transaction
 from gpuyard.store.models import Base
 from gpuyard.web.wiring import install_console
 
@@ -76,8 +76,6 @@ def openapi_document() -> dict[str, Any]:
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     secret = load_server_secret(settings.data_dir)  # first: a missing secret stops us early
     engine = make_engine(settings.db_url)
-    if run_migrations:
-        migrate(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -94,10 +92,13 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.version = gpuyard.__version__
     app.state.secret_source = secret.source
     install_cipher(engine, Cipher.from_secret(secret))
-    with transaction(app.state.sessions) as session:
-        app.state.installation = installation_id(session)
-        encrypted = encrypt_plain_values(session, Base.metadata)
-        template_rows.fill_missing(session)
+    with startup_lock(engine):  # replicas starting together migrate and initialize in turn
+        if run_migrations:
+            migrate(engine)
+        with transaction(app.state.sessions) as session:
+            app.state.installation = installation_id(session)
+            encrypted = encrypt_plain_values(session, Base.metadata)
+            template_rows.fill_missing(session)
     if encrypted:
         log.info("encrypted %d stored credential(s) that were kept in plain text", encrypted)
     app.state.runtimes = {

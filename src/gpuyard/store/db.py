@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -57,6 +58,69 @@ def transaction(factory: sessionmaker[Session], write: bool = True) -> Iterator[
     with factory() as session, session.begin():
         session.connection(execution_options={WRITE_OPTION: write})
         yield session
+
+
+#: The PostgreSQL advisory lock that serializes start-ups (any number that is gpuyard's alone).
+STARTUP_LOCK = 0x67707579617264  # "gpuyard"
+
+
+@contextmanager
+def startup_lock(engine: Engine) -> Iterator[None]:
+    """One process at a time migrates and initializes the database: every replica may start at
+    the same moment. PostgreSQL: a session advisory lock; SQLite: an exclusive lock on a file
+    beside the database (``<db>.startup.lock``)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn.exec_driver_sql(f"SELECT pg_advisory_lock({STARTUP_LOCK})")
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.exec_driver_sql(f"SELECT pg_advisory_unlock({STARTUP_LOCK})")
+                conn.commit()
+        return
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
+    with open(f"{database}.startup.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class DatabaseInUse(Exception):
+    """Another gpuyard server process already serves this SQLite database."""
+
+
+_held: list[Any] = []  # lock files this process holds for its lifetime
+
+
+def claim_sqlite(url: str) -> None:
+    """SQLite: make this process the only gpuyard server on the database file, or raise
+    DatabaseInUse. Two server processes on one SQLite file would each drive every instance; to run
+    several, use PostgreSQL (docs/deploy.md). Admin commands do not claim it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    import fcntl
+
+    Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    handle = open(f"{parsed.database}.server.lock", "a")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DatabaseInUse(
+            f"another gpuyard server is already running on {parsed.database}: SQLite allows one "
+            "server process per database file. Stop the other one, or run several processes "
+            "on PostgreSQL (--db postgresql+psycopg://…; see docs/deploy.md)"
+        ) from None
+    _held.append(handle)
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -12,11 +12,12 @@ from gpuyard.cli.output import fail
 def _in_database(db: str | None, work):
     """Run ``work(session)`` in one transaction on the (migrated) database of ``--db``."""
     from gpuyard.settings import Settings
-    from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
+    from gpuyard.store.db import make_engine, make_sessionmaker, migrate, startup_lock, transaction
 
     engine = make_engine(Settings.build(db_url=db).db_url)
     try:
-        migrate(engine)
+        with startup_lock(engine):
+            migrate(engine)
         with transaction(make_sessionmaker(engine)) as session:
             return work(session)
     finally:
@@ -56,6 +57,12 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime,
                               docker_url=args.docker_url, max_body=args.max_body,
                               graceful_seconds=args.graceful)
+    from gpuyard.store.db import DatabaseInUse, claim_sqlite
+
+    try:
+        claim_sqlite(settings.db_url)
+    except DatabaseInUse as exc:
+        return fail(str(exc))
     from gpuyard.server_secret import ServerSecretError
 
     print(f"gpuyard: database {settings.db_url}", file=sys.stderr)
