@@ -15,6 +15,7 @@ from gpuyard.api.edge import JSONAnswer, RequestLimits
 from gpuyard.api.errors import install_error_handlers
 from gpuyard.api.openapi import install_openapi
 from gpuyard.api.routes import instances, meta, offers, templates, users, volumes
+from gpuyard.metrics import Metrics, RequestMetrics
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
@@ -110,6 +111,9 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     )
     install_error_handlers(app)
     install_console(app, secret)
+    app.state.metrics = Metrics()
+    app.state.metrics.watch_instances(app.state.sessions)
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     app.add_middleware(StripTrailingSlash)
     app.add_middleware(RequestLimits, max_body=settings.max_body)  # outermost: before any work
     return app

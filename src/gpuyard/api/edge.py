@@ -25,7 +25,7 @@ from gpuyard.wire import json as wire_json
 
 MAX_QUERY = 16 * 1024
 #: Paths outside /api/ that answer JSON (never a console page).
-JSON_PATHS = ("/healthz", "/readyz", "/docs", "/openapi.json")
+JSON_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json")
 
 
 def is_api_path(path: str) -> bool:

@@ -73,15 +73,26 @@ def _runtime(request: Request) -> str:
 async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest | None = None):
     """Rent an offer with an image or a template (by hash) plus overrides (docs/merge-rules.md)."""
     body = body or LaunchRequest()
-    merged = await call_read(request, svc.prepare_launch, body)
-    outcome = await call(request, svc.create_instance, ask_id, body, merged, runtime=_runtime(request))
+    launches = request.app.state.metrics.launches
+    try:
+        merged = await call_read(request, svc.prepare_launch, body)
+        outcome = await call(request, svc.create_instance, ask_id, body, merged,
+                             runtime=_runtime(request))
+    except GpuyardError:
+        launches.labels("refused").inc()
+        raise
     if outcome.launch is not None:
         return JSONAnswer({"success": True, "dry_run": True, "launch": outcome.launch,
                            "msg": "dry run: nothing was rented"})
     await _settle(request, outcome)
     user = await caller(request)
-    await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler, user.id,
-                              outcome.instance_id)
+    try:
+        await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler, user.id,
+                                  outcome.instance_id)
+    except GpuyardError:
+        launches.labels("refused").inc()
+        raise
+    launches.labels("created").inc()
     return JSONAnswer({"success": True, "new_contract": outcome.instance_id, "msg": outcome.msg})
 
 
@@ -104,6 +115,8 @@ async def create_instances(request: Request, body: BulkLaunch | None = None):
             continue
         made.append(outcome.instance_id)  # type: ignore[arg-type]
         await _settle(request, outcome)
+    request.app.state.metrics.launches.labels("created").inc(len(made))
+    request.app.state.metrics.launches.labels("refused").inc(len(errors))
     return JSONAnswer({"success": bool(made), "new_contracts": made, "errors": errors,
                        "msg": f"{len(made)} instance(s) created, {len(errors)} failed"})
 

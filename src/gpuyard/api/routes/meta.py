@@ -4,6 +4,7 @@ start."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
 from gpuyard.api.deps import PUBLIC, call_public
@@ -30,6 +31,14 @@ async def readyz(request: Request):
     if problem is not None:
         raise Unavailable(f"the database cannot take a write: {problem}", "not_ready")
     return JSONAnswer({"success": True, "status": "ready", "version": request.app.state.version})
+
+
+@router.get("/metrics", response_class=PlainTextResponse,
+            responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}})
+async def metrics(request: Request):
+    """Prometheus metrics: requests by route and status, launches, instances by status."""
+    body = await run_in_threadpool(request.app.state.metrics.render)
+    return PlainTextResponse(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
 @router.get("/api/v0/gpu_names/unique", response_model=GpuNames)

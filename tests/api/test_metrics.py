@@ -1,0 +1,42 @@
+"""/metrics: Prometheus text with requests by route template and status, launches, and live
+instances by status counted from the database."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from instance_reads import wait_status
+
+
+def scrape(base: str) -> dict[tuple[str, tuple], float]:
+    r = httpx.get(f"{base}/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(r.text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def test_requests_launches_and_instances_are_counted(api, fleet, live_server):
+    before = scrape(live_server)
+    offer = api.post("/api/v0/bundles/", json={"num_gpus": {"eq": 1}}).json()["offers"][0]
+    r = api.put(f"/api/v0/asks/{offer['id']}/", json={"image": "busybox"})
+    iid = r.json()["new_contract"]
+    wait_status(api, iid, "running", timeout=5)
+    assert api.put(f"/api/v0/asks/{offer['id']}/", json={"image": "busybox"}).status_code == 409
+    api.get("/api/v0/instances/12345/", params={"owner": "me"})
+    after = scrape(live_server)
+
+    def grew(name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0) - before.get(key, 0)
+
+    assert grew("gpuyard_launches_total", outcome="created") == 1
+    assert grew("gpuyard_launches_total", outcome="refused") == 1
+    assert grew("gpuyard_http_requests_total", method="PUT", route="/api/v0/asks/{ask_id}",
+                status="409") == 1
+    assert grew("gpuyard_http_requests_total", method="GET",
+                route="/api/v0/instances/{instance_id}", status="200") >= 1
+    assert after[("gpuyard_instances", (("status", "running"),))] == 1
