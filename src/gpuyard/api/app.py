@@ -21,6 +21,7 @@ from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.server_secret import load_server_secret
 from gpuyard.services import template_rows
+from gpuyard.services.answer_cache import AnswerCache
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
 from gpuyard.store.crypto import Cipher, encrypt_plain_values, install_cipher
@@ -96,6 +97,8 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     with startup_lock(engine):  # replicas starting together migrate and initialize in turn
         if run_migrations:
             migrate(engine)
+        with engine.begin() as conn:
+            template_rows.setup_generation(conn)
         with transaction(app.state.sessions) as session:
             app.state.installation = installation_id(session)
             encrypted = encrypt_plain_values(session, Base.metadata)
@@ -111,6 +114,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     )
     install_error_handlers(app)
     install_console(app, secret)
+    app.state.answers = AnswerCache()
     app.state.metrics = Metrics()
     app.state.metrics.watch_instances(app.state.sessions)
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)

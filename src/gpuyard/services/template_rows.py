@@ -12,13 +12,14 @@ NULL, which :func:`fill_missing` (run at start-up) and the readers both handle.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
-from sqlalchemy import event, select
+from sqlalchemy import Integer, String, cast, event, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from gpuyard.store.models import Template
+from gpuyard.store.models import ServerSetting, Template
 from gpuyard.wire.templates import ROW_FIELDS
 
 ROW_KEYS = tuple(k for k in ROW_FIELDS if k != "id")  # "id" is known only after the insert
@@ -34,8 +35,47 @@ def encode(t: Template) -> str:
 
 @event.listens_for(Template, "before_insert")
 @event.listens_for(Template, "before_update")
-def _keep_row_json(_mapper: Any, _connection: Any, target: Template) -> None:
+def _keep_row_json(_mapper: Any, connection: Any, target: Template) -> None:
     target.row_json = encode(target)
+    bump_generation(connection)
+
+
+# -- the generation number: answers cached in memory are valid while it stays the same ----------
+GENERATION_KEY = "template_generation"
+SEQUENCE = "gpuyard_template_generation"
+
+
+def setup_generation(connection: Any) -> None:
+    """Create the generation number where it does not exist yet (at start-up)."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"CREATE SEQUENCE IF NOT EXISTS {SEQUENCE}")
+        return
+    found = connection.execute(select(ServerSetting.key).where(ServerSetting.key == GENERATION_KEY))
+    if found.first() is None:
+        connection.execute(insert(ServerSetting).values(key=GENERATION_KEY, value="0"))
+
+
+def bump_generation(connection: Any) -> None:
+    """A template changed (in this transaction). PostgreSQL: a sequence, which takes no lock (so
+    concurrent launches never queue on it; a reader may see the bump a moment before the commit,
+    which the cache's short lifetime covers). SQLite: a counter row, in the transaction that
+    already holds the single write lock, so readers see data and number change together."""
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f"SELECT nextval('{SEQUENCE}')")
+        return
+    bumped = connection.execute(update(ServerSetting).where(ServerSetting.key == GENERATION_KEY)
+                                .values(value=cast(cast(ServerSetting.value, Integer) + 1, String)))
+    if bumped.rowcount == 0:  # the row went missing: start again above any number seen
+        connection.execute(insert(ServerSetting).values(key=GENERATION_KEY,
+                                                        value=str(time.time_ns())))
+
+
+def generation(session: Session) -> int:
+    """The current generation number, read before the data an answer is built from."""
+    if session.get_bind().dialect.name == "postgresql":
+        return int(session.execute(text(f"SELECT last_value FROM {SEQUENCE}")).scalar_one())
+    value = session.scalar(select(ServerSetting.value).where(ServerSetting.key == GENERATION_KEY))
+    return int(value or 0)
 
 
 def full_rows(session: Session, found: list[tuple[int, str | None]]) -> list[str]:
@@ -50,9 +90,10 @@ def full_rows(session: Session, found: list[tuple[int, str | None]]) -> list[str
     return [computed[i] if row is None else f'{{"id":{i},{row[1:]}' for i, row in found]
 
 
-def encoded_list(rows: list[str]) -> orjson.Fragment:
-    """Rows (JSON texts) as one pre-encoded JSON array, for :func:`gpuyard.wire.json.dumps`."""
-    return orjson.Fragment(("[" + ",".join(rows) + "]").encode())
+def encoded_array(rows: list[str]) -> bytes:
+    """Rows (JSON texts) as one JSON array (wrapped in an ``orjson.Fragment``, the answer's
+    encoder copies it as it is)."""
+    return ("[" + ",".join(rows) + "]").encode()
 
 
 def fill_missing(session: Session, batch: int = 1000) -> int:

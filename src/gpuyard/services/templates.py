@@ -17,6 +17,7 @@ from gpuyard.errors import Forbidden, InvalidInput, NotFound
 from gpuyard.query import TEMPLATE_FIELDS
 from gpuyard.query.sql import compare, compile_order, compile_where
 from gpuyard.services import template_rows
+from gpuyard.services.answer_cache import AnswerCache
 from gpuyard.services.identifiers import MAX_ID, require_hash, require_id
 from gpuyard.services.template_content import CONTENT_FIELDS, build_content, content_hash
 from gpuyard.services.template_rows import template_row
@@ -183,12 +184,23 @@ def search_templates(session: Session, user: User, search: TemplateSearch) -> li
     return [{k: row[k] for k in search.cols} for row in rows]
 
 
-def search_templates_encoded(session: Session, user: User, search: TemplateSearch) -> Any:
+def search_templates_encoded(session: Session, user: User, search: TemplateSearch,
+                             cache: AnswerCache | None = None) -> Any:
     """:func:`search_templates` for an answer: the rows as one pre-encoded JSON array (no
-    per-row work in Python) unless ``select_cols`` asks for some columns."""
+    per-row work in Python) unless ``select_cols`` asks for some columns. With a ``cache``, an
+    answer read before is given again while no template has changed (the generation number,
+    read before the data, is the same)."""
     if search.cols is not None:
         return search_templates(session, user, search)
-    return template_rows.encoded_list(_found(session, user, search))
+    if cache is None:
+        return orjson.Fragment(template_rows.encoded_array(_found(session, user, search)))
+    generation = template_rows.generation(session)
+    key = (user.id, search.key())
+    encoded = cache.get(key, generation)
+    if encoded is None:
+        encoded = template_rows.encoded_array(_found(session, user, search))
+        cache.put(key, generation, encoded)
+    return orjson.Fragment(encoded)
 
 
 def _editable(user: User, t: Template | None, label: str) -> Template:

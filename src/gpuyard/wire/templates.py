@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, Field, model_validator
 
 from gpuyard.envspec import MAX_ENV
@@ -173,6 +174,11 @@ class TemplateSearch:
     order: list[tuple[str, str]]
     limit: int
     cols: list[str] | None = None
+
+    def key(self) -> bytes:
+        """The search as bytes, equal for equal searches (a cache key)."""
+        return orjson.dumps([self.query, self.order, self.limit, self.cols],
+                            option=orjson.OPT_SORT_KEYS)
 
     @classmethod
     def parse(cls, filters: Any = None, order: Any = None, limit: Any = None, cols: Any = None, *,

@@ -59,7 +59,7 @@ async def search_templates(
         default_limit=settings.default_search_limit,
         max_limit=settings.max_search_limit,
     )
-    rows = await call(request, svc.search_templates_encoded, search)
+    rows = await call(request, svc.search_templates_encoded, search, request.app.state.answers)
     return JSONAnswer({"success": True, "templates": rows})
 
 
