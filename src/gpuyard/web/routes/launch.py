@@ -9,14 +9,14 @@ they concern.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from gpuyard.errors import GpuyardError, QueryError
-from gpuyard.query import OFFER_FIELDS, format_query, parse_query
+from gpuyard.errors import GpuyardError
+from gpuyard.query import OFFER_FIELDS, describe_query, parse_query, split_query
+from gpuyard.query.text import describe_clauses
 from gpuyard.services import instances as svc
 from gpuyard.services import launch as merge_rules
 from gpuyard.services.offers import search_offers, search_volume_offers
@@ -138,12 +138,9 @@ def _disk_for_search(form: dict[str, str], template: dict[str, Any] | None) -> f
 
 
 def filter_text(query: dict[str, Any] | None) -> str:
-    if not query:
-        return ""
-    try:
-        return format_query(query, OFFER_FIELDS)
-    except QueryError:
-        return json.dumps(query)
+    """Filters as people read them: the query language, and the clauses it cannot write apart
+    (docs/query-language.md, "Writing a query back as text")."""
+    return describe_query(query, OFFER_FIELDS)
 
 
 def load(session, user, form: dict[str, str], filters_given: bool,
@@ -151,18 +148,25 @@ def load(session, user, form: dict[str, str], filters_given: bool,
     """Everything the launch page shows, in one transaction. The chosen offer stays chosen
     (a submitted one the service then judges); ``pick_first``: unless the list lacks it."""
     ctx: dict[str, Any] = {"template": None, "template_error": None, "filters_error": None,
-                           "offers": [], "parsed_filters": None}
+                           "offers": [], "parsed_filters": None, "fixed_filters": ""}
     if form["template"].strip():
         try:
             ctx["template"] = resolve_hash(session, form["template"].strip())
         except GpuyardError as exc:
             ctx["template_error"] = exc.msg
     template = ctx["template"]
+    # The box holds the template's filters as query text; a field the text cannot write stays
+    # out of it, and still narrows the list while the box does not name it (the launch merges
+    # the template's filters by field, so it applies there too).
+    box_text, unwritable = split_query((template or {}).get("extra_filters") or {}, OFFER_FIELDS)
     if not filters_given:
-        form["filters"] = filter_text((template or {}).get("extra_filters"))
+        form["filters"] = box_text
     try:
         parsed = parse_query(form["filters"], OFFER_FIELDS)
-        search = {**parsed, "limit": OFFER_LIMIT, "allocated_storage": _disk_for_search(form, template)}
+        fixed = {k: v for k, v in unwritable.items() if k not in parsed}
+        ctx["fixed_filters"] = describe_clauses(fixed)
+        search = {**fixed, **parsed, "limit": OFFER_LIMIT,
+                  "allocated_storage": _disk_for_search(form, template)}
         if form["price"].strip():
             search["type"] = "bid"
         query = parse(OfferSearch, search).checked(default_limit=OFFER_LIMIT, max_limit=OFFER_LIMIT)

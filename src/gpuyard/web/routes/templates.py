@@ -18,11 +18,10 @@ from sqlalchemy.orm import Session
 
 from gpuyard.envspec import parse_env
 from gpuyard.errors import GpuyardError, InvalidInput, NotFound, QueryError
-from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, format_query, parse_query
-from gpuyard.query.fields import VERSION_FIELDS, FieldType
+from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, describe_query, format_query, parse_query
 from gpuyard.services import templates as svc
 from gpuyard.services.identifiers import looks_like_hash, require_id
-from gpuyard.services.template_content import CONTENT_FIELDS, RUNTYPES, normalize_filters
+from gpuyard.services.template_content import CONTENT_FIELDS, RUNTYPES
 from gpuyard.store.models import User
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page
@@ -99,7 +98,9 @@ async def error_page(request: Request, exc: GpuyardError) -> Any:
 
 
 def show_field(key: str, value: Any) -> str:
-    return filters_text(value) if key == "extra_filters" else show_value(value)
+    if key == "extra_filters":
+        return describe_query(value, OFFER_FIELDS) if isinstance(value, dict) else show_value(value)
+    return show_value(value)
 
 
 def show_value(value: Any) -> str:
@@ -116,32 +117,14 @@ def show_value(value: Any) -> str:
 
 
 def filters_text(filters: Any) -> str:
-    """Stored offer filters as the text the form takes: the query language when it says exactly
-    the same thing (checked by reading it back the way the service does), JSON otherwise (the
-    form takes both)."""
+    """Stored offer filters as the edit form's box takes them: the query language, or JSON (which
+    the box takes too) when a value has no text form, so that saving keeps every filter."""
     if not filters:
         return ""
-    as_json = json.dumps(filters, sort_keys=True, ensure_ascii=False)
     try:
-        wire = {}
-        for name, ops in filters.items():
-            fld = OFFER_FIELDS.resolve(name)
-            plain = (fld.multiplier is None and fld.name not in VERSION_FIELDS
-                     and fld.type is not FieldType.DATE)
-            wire[name] = {op: _as_text(v) if plain else v for op, v in ops.items()}
-        text = format_query(wire, OFFER_FIELDS)
-        return text if normalize_filters(text) == filters else as_json
-    except (QueryError, AttributeError, TypeError, ValueError):
-        return as_json
-
-
-def _as_text(value: Any) -> Any:
-    """Numbers as the text form writes them (the service turns them back into numbers)."""
-    if isinstance(value, list):
-        return [_as_text(v) for v in value]
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value)
-    return value
+        return format_query(filters, OFFER_FIELDS)
+    except QueryError:
+        return json.dumps(filters, sort_keys=True, ensure_ascii=False)
 
 
 def form_from_content(content: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,122 @@
+"""The launch page with templates made elsewhere: their filters in the box as query text, the
+offer it picks, the volumes it offers and the words of its errors."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import httpx
+import pytest
+
+from gpuyard.query import OFFER_FIELDS, normalize_query, parse_query
+
+#: The official CLI's default offer filters, which ``--search_params`` starts from.
+CLI_DEFAULTS = {"verified": {"eq": True}, "external": {"eq": False}, "rentable": {"eq": True}}
+
+
+def offers(api: httpx.Client, **filters) -> list[dict]:
+    r = api.post("/api/v0/bundles/", json={**filters, "order": [["id", "asc"]]})
+    assert r.status_code == 200, r.text
+    return r.json()["offers"]
+
+
+def listed_offers(page: str) -> set[int]:
+    return {int(x) for x in re.findall(r'name="offer" id="offer-(\d+)"', page)}
+
+
+def checked_offer(page: str) -> int | None:
+    match = re.search(r'id="offer-(\d+)" value="\d+"\s+checked', page)
+    return int(match.group(1)) if match else None
+
+
+def text_of(page: str, element_id: str) -> str:
+    """The text inside the element with this id (tags removed)."""
+    match = re.search(rf'<(\w+)[^>]*\bid="{re.escape(element_id)}"[^>]*>(.*?)</\1>', page, re.S)
+    assert match, f"no element #{element_id}"
+    return html.unescape(re.sub(r"<[^>]+>", "", match.group(2))).strip()
+
+
+def filter_box(page: str) -> str:
+    match = re.search(r'<input type="text" id="filters" name="filters" value="([^"]*)"', page)
+    assert match, "no filter box"
+    return html.unescape(match.group(1))
+
+
+def typed(text: str) -> dict:
+    return normalize_query(parse_query(text, OFFER_FIELDS), OFFER_FIELDS)
+
+
+def make_template(api: httpx.Client, **body) -> dict:
+    r = api.post("/api/v0/template/", json={"name": "t", "image": "vllm/vllm-openai", **body})
+    assert r.status_code == 200, r.text
+    return r.json()["template"]
+
+
+@pytest.fixture
+def cli_template(api) -> dict:
+    """What ``create template --search_params "gpu_ram>=20 num_gpus=1"`` sends (the official CLI
+    and ours): the parsed query on top of the default filters."""
+    filters = parse_query("gpu_ram>=20 num_gpus=1", OFFER_FIELDS, CLI_DEFAULTS)
+    t = make_template(api, name="one gpu", extra_filters=filters)
+    assert t["extra_filters"]["num_gpus"] == {"eq": 1} and t["extra_filters"]["gpu_ram"] == {"gte": 20000.0}
+    return t
+
+
+# -- the filter box ------------------------------------------------------------------------------
+def test_the_box_holds_a_cli_templates_filters_as_query_text_and_lists_its_offers(
+        console, api, fleet, cli_template):
+    stored = cli_template["extra_filters"]
+    r = console.get("/launch", params={"template": cli_template["hash_id"]})
+    assert r.status_code == 200, r.text
+    box = filter_box(r.text)
+    assert "{" not in box and "gpu_ram>=20" in box.split() and "num_gpus=1" in box.split()
+    assert typed(box) == stored
+    assert 'id="filters-error"' not in r.text
+    matching = {o["id"] for o in offers(api, **stored)}
+    assert matching and listed_offers(r.text) == matching
+    # the page's script asks for the same list with the box as it is
+    fragment = console.get("/launch/offers", params={"template": cli_template["hash_id"], "filters": box})
+    assert fragment.status_code == 200 and listed_offers(fragment.text) == matching
+
+    # the preview and the instance show the same text
+    offer = checked_offer(r.text)
+    form = {"template": cli_template["hash_id"], "filters": box, "offer": str(offer)}
+    r = console.post("/launch/preview", {**form, "do": "preview"})
+    assert r.status_code == 200, r.text
+    shown = text_of(r.text, "preview-filters")
+    assert "{" not in shown and typed(shown) == stored
+    r = console.post("/launch", form)
+    assert re.fullmatch(r"/instances/\d+", r.url.path), r.text[:3000]
+    shown = text_of(r.text, "instance-filters")
+    assert "{" not in shown and typed(shown) == stored
+
+
+def test_a_filter_the_text_cannot_say_stays_out_of_the_box_and_still_applies(console, api, fleet):
+    # "_" reads as a space in the query language, so "A_B" has no text form
+    stored = {"gpu_name": {"neq": "A_B"}, "num_gpus": {"eq": 1}, "gpu_ram": {"gte": 20000.0}}
+    t = make_template(api, extra_filters=stored)
+    r = console.get("/launch", params={"template": t["hash_id"]})
+    assert r.status_code == 200
+    box = filter_box(r.text)
+    assert box == "num_gpus=1 gpu_ram>=20" or typed(box) == {k: stored[k] for k in ("num_gpus", "gpu_ram")}
+    assert "{" not in box and 'id="filters-error"' not in r.text
+    assert 'gpu_name neq "A_B"' in text_of(r.text, "filters-fixed")
+    assert listed_offers(r.text) == {o["id"] for o in offers(api, **stored)}
+    # and the launch applies it: preview, then the instance page, show it apart from the text
+    form = {"template": t["hash_id"], "filters": box, "offer": str(checked_offer(r.text))}
+    r = console.post("/launch/preview", {**form, "do": "preview"})
+    assert r.status_code == 200, r.text
+    assert 'gpu_name neq "A_B"' in text_of(r.text, "preview-filters")
+    r = console.post("/launch", form)
+    assert 'gpu_name neq "A_B"' in text_of(r.text, "instance-filters")
+
+
+def test_template_pages_show_the_filters_as_query_text(console, cli_template):
+    page = console.get(f"/templates/{cli_template['id']}").text
+    row = re.search(r'<tr data-field="extra_filters">.*?</tr>', page, re.S).group(0)
+    shown = html.unescape(re.sub(r"<[^>]+>", " ", row.split("</th>")[1])).strip()
+    assert "{" not in shown and typed(shown) == cli_template["extra_filters"]
+    form = console.get(f"/templates/{cli_template['id']}/edit").text
+    box = html.unescape(re.search(r'<textarea id="extra_filters"[^>]*>([^<]*)</textarea>', form).group(1))
+    assert "{" not in box and typed(box) == cli_template["extra_filters"]
