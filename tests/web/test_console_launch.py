@@ -120,3 +120,41 @@ def test_template_pages_show_the_filters_as_query_text(console, cli_template):
     form = console.get(f"/templates/{cli_template['id']}/edit").text
     box = html.unescape(re.search(r'<textarea id="extra_filters"[^>]*>([^<]*)</textarea>', form).group(1))
     assert "{" not in box and typed(box) == cli_template["extra_filters"]
+
+
+# -- the preselected offer -----------------------------------------------------------------------
+def cheapest_fewest(rows: list[dict]) -> int:
+    return min(rows, key=lambda o: (o["num_gpus"], o["dph_total"], o["id"]))["id"]
+
+
+def test_the_preselected_offer_has_the_fewest_gpus_then_the_lowest_price(console, api, fleet):
+    # box-4090 offers 1x and 2x bundles: the 2x one scores higher, and costs twice as much
+    t = make_template(api, extra_filters={"gpu_name": {"eq": "RTX 4090"}})
+    matching = offers(api, gpu_name={"eq": "RTX 4090"})
+    assert sorted(o["num_gpus"] for o in matching) == [1, 2]
+    one = next(o for o in matching if o["num_gpus"] == 1)
+    r = console.get("/launch", params={"template": t["hash_id"]})
+    assert checked_offer(r.text) == one["id"] == cheapest_fewest(matching)
+    assert listed_offers(r.text) == {o["id"] for o in matching}
+    # the list reads in that order: the preselected offer first
+    assert re.findall(r'name="offer" id="offer-(\d+)"', r.text)[0] == str(one["id"])
+    # the offers fragment (the script's refresh) picks the same
+    fragment = console.get("/launch/offers", params={"template": t["hash_id"], "filters": "gpu_ram>=20"})
+    assert checked_offer(fragment.text) == cheapest_fewest(offers(api, gpu_ram={"gte": 20000}))
+    # a template that asks for two GPUs gets the cheapest two-GPU offer
+    two = make_template(api, name="two", extra_filters={"num_gpus": {"gte": 2}})
+    r = console.get("/launch", params={"template": two["hash_id"]})
+    assert checked_offer(r.text) == cheapest_fewest(offers(api, num_gpus={"gte": 2}))
+    # with a bid price, the cheapest by bid price
+    r = console.get("/launch", params={"template": t["hash_id"], "price": "0.2"})
+    assert checked_offer(r.text) == one["id"]
+
+
+def test_launching_without_picking_rents_the_preselected_offer(console, api, fleet):
+    t = make_template(api, extra_filters={"gpu_name": {"eq": "RTX 4090"}})
+    r = console.get("/launch", params={"template": t["hash_id"]})
+    form = {"template": t["hash_id"], "filters": filter_box(r.text), "offer": str(checked_offer(r.text))}
+    r = console.post("/launch", form)
+    page = r.text
+    assert re.fullmatch(r"/instances/\d+", r.url.path), page[:2000]
+    assert "1× RTX 4090" in page and "2× RTX 4090" not in page

@@ -34,6 +34,9 @@ from gpuyard.wire.types import to_id
 router = APIRouter(include_in_schema=False)
 
 OFFER_LIMIT = 100
+#: The list's order, and so the offer picked for you (the first): the fewest GPUs the filters
+#: allow, then the lowest price, then the best score (docs/console.md, "Launch").
+OFFER_ORDER = [["num_gpus", "asc"], ["dph_total", "asc"], ["score", "desc"]]
 FIELDS = ("template", "filters", "offer", "image", "env", "disk", "price", "label", "volume_mode",
           "volume_offer", "volume_size", "volume_name", "volume_id", "mount_path")
 
@@ -165,7 +168,7 @@ def load(session, user, form: dict[str, str], filters_given: bool,
         parsed = parse_query(form["filters"], OFFER_FIELDS)
         fixed = {k: v for k, v in unwritable.items() if k not in parsed}
         ctx["fixed_filters"] = describe_clauses(fixed)
-        search = {**fixed, **parsed, "limit": OFFER_LIMIT,
+        search = {**fixed, **parsed, "limit": OFFER_LIMIT, "order": OFFER_ORDER,
                   "allocated_storage": _disk_for_search(form, template)}
         if form["price"].strip():
             search["type"] = "bid"
