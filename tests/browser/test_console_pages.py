@@ -58,3 +58,56 @@ def test_instances_made_elsewhere_appear_and_change_without_a_reload(signed_in: 
     row.get_by_role("link", name=str(first)).click()
     expect(page).to_have_url(re.compile(rf"/instances/{first}$"))
     expect(page.locator("#instance-status")).to_have_text("stopped")
+
+
+# -- the launch page's volume choices ------------------------------------------------------------
+def make_volume(api: httpx.Client, machine: int, name: str) -> tuple[int, int]:
+    """(volume offer id, volume id) of a new volume of ``machine``."""
+    r = api.post("/api/v0/volumes/search/", json={"machine_id": {"eq": machine}})
+    offer = r.json()["offers"][0]["id"]
+    r = api.put("/api/v0/volumes/", json={"id": offer, "size": 10, "name": name})
+    assert r.status_code == 200, r.text
+    vols = api.get("/api/v0/volumes", params={"owner": "me"}).json()["volumes"]
+    return offer, next(v["id"] for v in vols if v["name"] == name)
+
+
+def choices(page: Page, select: str) -> list[str]:
+    """The values one can choose in a select (not the empty "Choose…")."""
+    return page.locator(f"#{select} option:not([value=''])").evaluate_all(
+        "options => options.filter(o => !o.hidden && !o.disabled).map(o => o.value)")
+
+
+def test_volume_choices_follow_the_chosen_offer_and_survive_an_error(signed_in: Page, api, fleet):
+    page = signed_in
+    near_offer, near = make_volume(api, fleet.machine_ids["box-4090"], "near")
+    far_offer, far = make_volume(api, fleet.machine_ids["box-3090"], "far")
+    r = api.post("/api/v0/template/", json={"name": "any gpu", "image": "busybox"})
+    t = r.json()["template"]
+    page.goto(f"/launch?template={t['hash_id']}&filters=num_gpus%3D1")
+    radio_3090 = page.get_by_role("radio", name=re.compile(r": 1× RTX 3090$"))
+    radio_4090 = page.get_by_role("radio", name=re.compile(r": 1× RTX 4090$"))
+    expect(radio_3090).to_be_checked()  # the cheapest
+    page.get_by_label("Link one of my volumes").check()
+    assert choices(page, "volume_id") == [str(far)]
+    page.get_by_label("Create a new volume").check()
+    assert str(far_offer) in choices(page, "volume_offer")
+    assert str(near_offer) not in choices(page, "volume_offer")
+
+    radio_4090.check()
+    expect(page.locator("#volume_id")).to_have_attribute("data-machine", str(fleet.machine_ids["box-4090"]))
+    offered = choices(page, "volume_offer")
+    assert str(near_offer) in offered and str(far_offer) not in offered
+    page.get_by_label("Link one of my volumes").check()
+    assert choices(page, "volume_id") == [str(near)]
+    page.locator("#volume_id").select_option(str(near))
+    page.get_by_label("Mount path").fill("")
+    page.get_by_role("button", name="Preview").click()
+
+    error = page.locator("#mount_path-error")
+    expect(error).to_contain_text("Mount path")
+    expect(error).not_to_contain_text("volume_info")
+    expect(page.get_by_label("Mount path")).to_be_focused()
+    expect(radio_4090).to_be_checked()
+    expect(page.get_by_label("Link one of my volumes")).to_be_checked()
+    expect(page.locator("#volume_id")).to_have_value(str(near))
+    assert choices(page, "volume_id") == [str(near)]

@@ -287,7 +287,7 @@ def test_launch_with_a_volume_and_in_use_delete_error(console, api, fleet, templ
                                                     filters="gpu_name=RTX_3090", volume_mode="link",
                                                     volume_id=str(vol["id"]), mount_path="/ckpt",
                                                     do="preview"))
-    assert r.status_code == 400 and "machine" in error_of(r.text, "volume")
+    assert r.status_code == 400 and "machine" in error_of(r.text, "volume_id")  # next to the choice
 
 
 def test_pages_need_a_sign_in(anonymous):

@@ -158,3 +158,84 @@ def test_launching_without_picking_rents_the_preselected_offer(console, api, fle
     page = r.text
     assert re.fullmatch(r"/instances/\d+", r.url.path), page[:2000]
     assert "1× RTX 4090" in page and "2× RTX 4090" not in page
+
+
+# -- volumes and the words of errors -------------------------------------------------------------
+def error_of(page: str, field: str) -> str:
+    match = re.search(rf'id="{field}-error"[^>]*>([^<]*)<', page)
+    assert match, f"no error next to {field}"
+    return html.unescape(match.group(1))
+
+
+def options(page: str, select_id: str) -> dict[str, bool]:
+    """The choices of a select: value → selected (the empty "Choose…" left out)."""
+    match = re.search(rf'<select id="{select_id}"[^>]*>(.*?)</select>', page, re.S)
+    assert match, f"no select #{select_id}"
+    found = re.findall(r'<option value="([^"]*)"([^>]*)>', match.group(1))
+    return {value: "selected" in rest for value, rest in found if value}
+
+
+@pytest.fixture
+def volumes(api, fleet) -> dict[str, dict]:
+    """A volume of alice's on each machine, and a volume offer of each machine."""
+    out = {}
+    for host in ("box-4090", "box-3090"):
+        machine = fleet.machine_ids[host]
+        r = api.post("/api/v0/volumes/search/", json={"machine_id": {"eq": machine}})
+        offer = r.json()["offers"][0]["id"]
+        r = api.put("/api/v0/volumes/", json={"id": offer, "size": 10, "name": f"vol-{host}"})
+        assert r.status_code == 200, r.text
+        vol = next(v for v in api.get("/api/v0/volumes", params={"owner": "me"}).json()["volumes"]
+                   if v["name"] == f"vol-{host}")
+        out[host] = {"machine": machine, "offer": offer, "volume": vol["id"]}
+    return out
+
+
+def test_volume_choices_are_those_of_the_chosen_offers_machine(console, api, fleet, volumes):
+    t = make_template(api, extra_filters={"gpu_name": {"eq": "RTX 4090"}})
+    r = console.get("/launch", params={"template": t["hash_id"]})
+    near = volumes["box-4090"]
+    assert set(options(r.text, "volume_id")) == {str(near["volume"])}
+    offers_here = options(r.text, "volume_offer")
+    assert str(near["offer"]) in offers_here and str(volumes["box-3090"]["offer"]) not in offers_here
+    # the choices of another offer's machine, as the page's script asks for them
+    far_offer = offers(api, gpu_name={"eq": "RTX 3090"})[0]["id"]
+    part = console.get("/launch/volumes", params={"offer": far_offer})
+    assert part.status_code == 200
+    assert set(options(part.text, "volume_id")) == {str(volumes["box-3090"]["volume"])}
+    assert str(volumes["box-3090"]["offer"]) in options(part.text, "volume_offer")
+    assert str(near["offer"]) not in options(part.text, "volume_offer")
+
+
+def test_the_volume_choice_survives_an_error_and_errors_use_the_forms_words(console, api, fleet, volumes):
+    t = make_template(api, extra_filters={"gpu_name": {"eq": "RTX 4090"}})
+    page = console.get("/launch", params={"template": t["hash_id"]}).text
+    near = volumes["box-4090"]
+    form = {"template": t["hash_id"], "filters": filter_box(page), "offer": str(checked_offer(page)),
+            "volume_mode": "link", "volume_id": str(near["volume"]), "mount_path": "", "do": "preview"}
+    r = console.post("/launch/preview", form)
+    assert r.status_code == 400
+    msg = error_of(r.text, "mount_path")
+    assert msg.startswith("Mount path") and "volume_info" not in msg
+    assert options(r.text, "volume_id") == {str(near["volume"]): True}  # still chosen
+    assert re.search(r'id="volume-link" value="link"\s+checked', r.text)
+    assert 'id="mount_path" name="mount_path" value=""' in r.text  # kept as typed (empty)
+
+    r = console.post("/launch/preview", {**form, "mount_path": "/data", "disk": "lots"})
+    assert r.status_code == 400 and error_of(r.text, "disk").startswith("Disk ")
+    assert options(r.text, "volume_id") == {str(near["volume"]): True}
+
+    r = console.post("/launch/preview", {**form, "mount_path": "/data", "volume_id": ""})
+    assert r.status_code == 400
+    msg = error_of(r.text, "volume_id")
+    assert msg.startswith("My volume") and "volume_info" not in msg and "show volumes" not in msg
+
+    create = {**form, "volume_mode": "create", "volume_offer": str(near["offer"]), "mount_path": "/d",
+              "volume_size": "-3"}
+    r = console.post("/launch/preview", create)
+    assert r.status_code == 400 and error_of(r.text, "volume_size").startswith("Volume size")
+    assert options(r.text, "volume_offer")[str(near["offer"])] is True
+    r = console.post("/launch/preview", {**create, "volume_size": "5", "volume_name": "n" * 201})
+    assert r.status_code == 400 and error_of(r.text, "volume_name").startswith("Volume name")
+    r = console.post("/launch/preview", {**create, "volume_size": "5", "price": "abc"})
+    assert r.status_code == 400 and error_of(r.text, "price").startswith("Bid price")
