@@ -111,3 +111,60 @@ def test_volume_choices_follow_the_chosen_offer_and_survive_an_error(signed_in: 
     expect(page.get_by_label("Link one of my volumes")).to_be_checked()
     expect(page.locator("#volume_id")).to_have_value(str(near))
     assert choices(page, "volume_id") == [str(near)]
+
+
+# -- layout: long values wrap, tables scroll in their own box --------------------------------------
+LONG_NAME = "model-" + "x" * 180
+LONG_IMAGE = "registry.example.com/team/" + "very-long-image-name-" * 8 + "end"
+LONG_ENV = "-e MODEL_ID=" + "org/" + "m" * 200 + " -e TOKEN=" + "t" * 150 + " -p 8000:8000"
+LONG_LABEL = "l" * 256
+#: The elements that stick out on the right, outside a scrolling box (for a failure's message).
+WIDE = """() => Array.from(document.querySelectorAll("body *"))
+    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5
+                 && !e.parentElement.closest(".table-scroll"))
+    .slice(0, 10).map(e => `${e.tagName}#${e.id}.${e.className}`)"""
+VIEWPORTS = {"laptop": {"width": 1024, "height": 768}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture
+def long_values(api, fleet) -> dict:
+    """A template with two versions and long values everywhere, an instance with a 256-character
+    label launched from it, and a volume."""
+    r = api.post("/api/v0/template/", json={"name": LONG_NAME, "image": LONG_IMAGE, "env": LONG_ENV,
+                                            "onstart": "echo " + "o" * 300,
+                                            "extra_filters": {"gpu_ram": {"gte": 20000.0}}})
+    assert r.status_code == 200, r.text
+    t = r.json()["template"]
+    r = api.put("/api/v0/template/", json={"hash_id": t["hash_id"], "desc": "d" * 400})
+    assert r.status_code == 200, r.text
+    t = r.json()["template"]
+    offer = offer_ids(api, num_gpus={"eq": 1})[0]
+    iid = rent(api, offer, template_hash_id=t["hash_id"], image=None, label=LONG_LABEL)
+    make_volume(api, fleet.machine_ids["box-4090"], "v" * 150)
+    return {"template": t, "instance": iid}
+
+
+@pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
+def test_pages_fit_the_width_and_long_values_wrap(signed_in: Page, long_values, viewport):
+    page = signed_in
+    page.set_viewport_size(VIEWPORTS[viewport])
+    t, iid = long_values["template"], long_values["instance"]
+    paths = ["/templates", f"/templates/{t['id']}", f"/templates/{t['id']}/diff",
+             f"/templates/{t['id']}/edit", f"/launch?template={t['hash_id']}", "/instances",
+             f"/instances/{iid}", f"/instances/{iid}/logs", "/volumes", "/launch"]
+    for path in paths:
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= VIEWPORTS[viewport]["width"], (f"{path} is {width} px wide at {viewport}",
+                                                       page.evaluate(WIDE))
+        # a wide table scrolls inside its own box, not the page
+        for table in page.locator("main table").all():
+            if not table.is_visible():
+                continue
+            box = table.evaluate("t => getComputedStyle(t.parentElement).overflowX")
+            assert box == "auto", f"a table of {path} is not in a scrolling box"
+    page.goto(f"/instances/{iid}")
+    label = page.locator("#instance-label")
+    expect(label).to_have_text(LONG_LABEL)
+    assert label.evaluate("e => e.scrollWidth <= e.clientWidth")  # wrapped, not cut or stretched

@@ -239,3 +239,18 @@ def test_the_volume_choice_survives_an_error_and_errors_use_the_forms_words(cons
     assert r.status_code == 400 and error_of(r.text, "volume_name").startswith("Volume name")
     r = console.post("/launch/preview", {**create, "volume_size": "5", "price": "abc"})
     assert r.status_code == 400 and error_of(r.text, "price").startswith("Bid price")
+
+
+# -- labels --------------------------------------------------------------------------------------
+def test_a_label_over_256_characters_is_refused_next_to_the_field(console, api, fleet):
+    t = make_template(api)
+    page = console.get("/launch", params={"template": t["hash_id"]}).text
+    assert re.search(r'<input type="text" id="label" name="label" value="" maxlength="256"', page)
+    form = {"template": t["hash_id"], "filters": "", "offer": str(checked_offer(page))}
+    r = console.post("/launch/preview", {**form, "label": "x" * 257, "do": "preview"})
+    assert r.status_code == 400
+    assert error_of(r.text, "label") == "Label is 257 characters long; the limit is 256"
+    assert f'value="{"x" * 257}"' in r.text  # kept as typed
+    r = console.post("/launch", {**form, "label": "y" * 256})
+    assert re.fullmatch(r"/instances/\d+", r.url.path), r.text[:2000]
+    assert re.search(r'<input type="text" id="label" name="label" value="y{256}" maxlength="256"', r.text)

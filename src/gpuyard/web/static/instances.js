@@ -43,10 +43,10 @@
     link.href = "/instances/" + r.id;
     link.textContent = String(r.id);
     cell().appendChild(link);
-    cell("label");
+    cell("label", null, "long");
     cell("status", "status");
     cell().textContent = r.gpus;
-    cell(null, null, "mono").textContent = r.image;
+    cell(null, null, "mono long").textContent = r.image;
     const price = cell();
     price.textContent = r.price;
     if (r.is_bid) {
@@ -55,9 +55,9 @@
       bid.textContent = "bid";
       price.append(" ", bid);
     }
-    cell("ports", "ports", "mono");
+    cell("ports", "ports", "mono long");
     cell("age", "age");
-    cell("msg", "status_msg");
+    cell("msg", "status_msg", "long");
     return tr;
   }
 
