@@ -168,3 +168,47 @@ def test_pages_fit_the_width_and_long_values_wrap(signed_in: Page, long_values, 
     label = page.locator("#instance-label")
     expect(label).to_have_text(LONG_LABEL)
     assert label.evaluate("e => e.scrollWidth <= e.clientWidth")  # wrapped, not cut or stretched
+
+
+# -- small things --------------------------------------------------------------------------------
+def at_the_bottom(locator) -> bool:
+    return locator.evaluate(
+        "e => e.scrollHeight > e.clientHeight && e.scrollTop + e.clientHeight >= e.scrollHeight - 2")
+
+
+def test_the_log_panel_opens_on_the_newest_lines(signed_in: Page, api, fleet):
+    page = signed_in
+    onstart = "\n".join(f"echo line {i}" for i in range(1, 151))
+    iid = rent(api, offer_ids(api)[0], onstart=onstart)
+    page.goto(f"/instances/{iid}")
+    logs = page.locator("#logs")
+    expect(logs).to_contain_text("line 150")
+    page.wait_for_function("() => { const e = document.getElementById('logs');"
+                           " return e.scrollTop + e.clientHeight >= e.scrollHeight - 2; }")
+    assert at_the_bottom(logs)
+    page.get_by_role("button", name="Refresh").click()  # a refresh goes to the newest lines again
+    expect(logs).to_contain_text("line 150")
+    assert at_the_bottom(logs)
+    page.goto(f"/instances/{iid}/logs")  # the logs on their own page
+    expect(page.locator("#logs")).to_contain_text("line 150")
+    page.wait_for_function("() => { const e = document.getElementById('logs');"
+                           " return e.scrollTop + e.clientHeight >= e.scrollHeight - 2; }")
+
+
+@pytest.mark.parametrize("viewport", sorted(VIEWPORTS))
+def test_buttons_keep_their_text_on_one_line(signed_in: Page, api, fleet, viewport):
+    page = signed_in
+    page.set_viewport_size(VIEWPORTS[viewport])
+    t = api.post("/api/v0/template/", json={"name": "b", "image": "busybox"}).json()["template"]
+    iid = rent(api, offer_ids(api)[0])
+    for path in ["/templates", f"/templates/{t['id']}", f"/launch?template={t['hash_id']}",
+                 f"/instances/{iid}", "/volumes", "/instances"]:
+        page.goto(path)
+        wrapped = page.locator("button:visible, a.button:visible").evaluate_all("""buttons =>
+            buttons.filter(b => {
+              const line = parseFloat(getComputedStyle(b).lineHeight) || 20;
+              const inner = b.clientHeight - parseFloat(getComputedStyle(b).paddingTop)
+                            - parseFloat(getComputedStyle(b).paddingBottom);
+              return inner > line * 1.5;
+            }).map(b => b.textContent.trim())""")
+        assert wrapped == [], f"{path} at {viewport}: buttons on two lines: {wrapped}"

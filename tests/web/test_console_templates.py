@@ -248,8 +248,11 @@ def test_env_preview_answers_json(console):
     assert r.json() == {
         "ok": True,
         "variables": [["A", "1"], ["B", "x y"]],
-        "ports": [{"spec": "8000:8000", "container": 8000, "host": 8000, "proto": "tcp"},
-                  {"spec": "53/udp", "container": 53, "host": None, "proto": "udp"}],
+        "ports": [{"spec": "8000:8000", "container": 8000, "host": 8000, "proto": "tcp",
+                   "published": "assigned at launch (8000 if the machine's direct ports include it "
+                                "and it is free)"},  # no machines yet
+                  {"spec": "53/udp", "container": 53, "host": None, "proto": "udp",
+                   "published": "assigned at launch"}],
         "options": [["-h", "box"]],
     }
     r = console.client.post("/templates/env-preview", headers=headers, data={"env": "VAR1=value1"})

@@ -89,6 +89,12 @@
       }
     }
     const any = body.rows.length > 0;
+    const count = document.getElementById("instance-count");
+    if (count) {
+      const n = rows.length;
+      setText(count, n + (n === 1 ? " instance" : " instances"));
+      count.hidden = n === 0;
+    }
     table.hidden = !any;
     const none = document.getElementById("no-instances");
     if (none) none.hidden = any;
@@ -132,6 +138,7 @@
       const r = await fetch(logs.dataset.src + "&" + params.toString(), { headers: { "Accept": "text/plain" } });
       const text = await r.text();
       logs.textContent = r.ok ? (text || "(no output yet)") : "Could not load the logs: " + text;
+      logs.scrollTop = logs.scrollHeight;  // the newest lines, at the end
     }
     logsForm.addEventListener("submit", (e) => { e.preventDefault(); logs.textContent = "Loading…"; loadLogs(); });
     loadLogs();
