@@ -92,6 +92,18 @@ def test_create_dry_run_shows_the_merged_configuration_and_rents_nothing(run):
     assert code == 0 and "No instances." in out
 
 
+def test_create_dry_run_shows_the_machine_filters_as_query_text(run):
+    t = raw(run, "create", "template", "--name", "one gpu", "--image", "vllm/vllm-openai",
+            "--search_params", "gpu_ram>=20 num_gpus=1")
+    assert t["template"]["extra_filters"]["num_gpus"] == {"eq": 1}
+    code, out, err = run("create", "instance", str(offer_id(run)), "--template_hash",
+                         t["template"]["hash_id"], "--dry-run")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("machine filters"))
+    assert "{" not in line and "gpu_ram>=20" in line.split() and "num_gpus=1" in line.split()
+    assert "verified=true" in line.split()
+
+
 def test_create_prints_the_new_instance(run):
     offer = offer_id(run)
     code, out, err = run("create", "instance", str(offer), "--image", "ubuntu:22.04")

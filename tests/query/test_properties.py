@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import string
 from collections.abc import Callable
 from datetime import date
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from vastai.api.query import (
     fix_date_fields,
@@ -37,11 +38,12 @@ from gpuyard.query import (
     parse_order,
     parse_query,
 )
-from gpuyard.query.text import LITERALS, WILDCARDS
+from gpuyard.query.text import LITERALS, WILDCARDS, split_query
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DEFAULTS = {"verified": {"eq": True}, "external": {"eq": False}, "rentable": {"eq": True}}
 VOLUME_DEFAULTS = {"verified": {"eq": True}, "external": {"eq": False}, "disk_space": {"gte": 1}}
+FIELDSETS = st.sampled_from([TEMPLATE_FIELDS, OFFER_FIELDS, VOLUME_FIELDS])
 
 
 def official_template(text: str, defaults: dict) -> dict:
@@ -240,6 +242,153 @@ def test_format_then_parse_gives_the_same_dict(case: tuple[FieldSet, dict]) -> N
     normalize_query(query, fieldset)
 
 
+# --- round trip: every value the parser reads is written back --------------------------------
+# Strings with every character the grammar gives a meaning to: _ (a space), quotes, operators,
+# wildcards, list brackets and commas, literals. Values the parser refuses are left out by the test.
+RICH_STR = st.one_of(
+    st.text(alphabet=string.ascii_letters + string.digits + "_-./:'\"=<>!*?@[],#é ",
+            min_size=1, max_size=10),
+    st.sampled_from(["any", "*", "?", "true", "None", "null", "TRUE", "_", "__", "a_b", "[x]",
+                     '"a"', 'a"b', "=x", ">=1", "!", ",a,", "[", "]"]),
+)
+
+
+def rich_value_text(fld: Field, in_list: bool) -> st.SearchStrategy[str]:
+    """A value as someone may type it: plain, quoted, or a number of any form."""
+    typed = scalar_text(fld)
+    if fld.multiplier is not None:
+        typed = NUMBER_TEXT
+    if fld.type is FieldType.STR or in_list:
+        typed = st.one_of(typed, RICH_STR)
+    token = st.one_of(typed, RICH_STR.map(lambda v: f'"{v}"'))
+    return token.map(lambda v: v if in_list or " " not in v else v.replace(" ", "_"))
+
+
+@st.composite
+def any_query_text(draw: st.DrawFn, fieldset: FieldSet) -> str:
+    clauses = []
+    for _ in range(draw(st.integers(0, 5))):
+        name = draw(st.sampled_from(fieldset.filter_names + sorted(fieldset.aliases)))
+        fld = fieldset.resolve(name)
+        op = draw(st.sampled_from(ops_of(fld)))
+        op_text = draw(operator_text(op))
+        if op in ("in", "notin"):
+            items = draw(st.lists(rich_value_text(fld, in_list=True), min_size=1, max_size=3))
+            value = "[" + draw(st.sampled_from([",", ", "])).join(items) + "]"
+        elif op in ("eq", "neq") and draw(st.integers(0, 7)) == 0:
+            value = draw(st.sampled_from(["None", "null", "true", "false", "any"]))
+        else:
+            value = draw(rich_value_text(fld, in_list=False))
+        clauses.append(f"{name}{op_text}{value}")
+    return " ".join(clauses)
+
+
+@FAST
+@given(FIELDSETS.flatmap(lambda fs: st.tuples(st.just(fs), any_query_text(fs))))
+def test_what_the_parser_reads_is_written_back(case: tuple[FieldSet, str]) -> None:
+    """parse → format → parse gives the same dict exactly, and the same typed dict (what
+    templates and instances store) formats to text that means the same."""
+    fieldset, text = case
+    try:
+        query = parse_query(text, fieldset)
+        typed = normalize_query(query, fieldset)
+    except QueryError:
+        assume(False)
+        raise  # unreachable: assume(False) rejects the example
+    assert json.dumps(parse_query(format_query(query, fieldset), fieldset)) == json.dumps(query)
+    again = format_query(typed, fieldset)
+    assert normalize_query(parse_query(again, fieldset), fieldset) == typed
+
+
+def typed_scalar(fld: Field, in_list: bool) -> st.SearchStrategy[object]:
+    """A value as normalize_query returns it (or a JSON client sends it), of every kind."""
+    if fld.multiplier is not None:  # in MB or seconds: what a number of GB or days gives
+        m = fld.multiplier
+        return st.one_of(st.floats(allow_nan=False, allow_infinity=False).map(
+            lambda x: float(repr(x)) * m).filter(math.isfinite),
+            st.integers(-10**9, 10**9).map(lambda x: x * m), st.just(-0.0))
+    if fld.type is FieldType.INT:
+        big = st.integers(-(2**63) + 1, 2**63 - 1)
+        if fld.name == "driver_version":
+            return st.one_of(big, st.integers(0, 10**9 - 1), version_text())
+        return st.one_of(big, st.integers(-5, 5))
+    if fld.type is FieldType.FLOAT:
+        return st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.integers(-10**6, 10**6))
+    if fld.type is FieldType.DATE:
+        midnights = st.dates(date(1971, 1, 1), date(2100, 12, 31)).map(
+            lambda d: float((d - date(1970, 1, 1)).days * 86400))
+        return st.one_of(st.floats(allow_nan=False, allow_infinity=False), midnights,
+                         st.integers(-10**12, 10**12), date_text())
+    if fld.type is FieldType.BOOL:
+        return st.one_of(st.booleans(), st.sampled_from(["true", "False", "0", "1", 0, 1]))
+    return st.one_of(st.text(alphabet=string.ascii_letters + string.digits + " .-:/=<>!'*?@#é",
+                             min_size=1, max_size=12).filter(lambda v: in_list or v not in LITERALS)
+                     .filter(lambda v: v.strip() == v if in_list else True),
+                     st.integers(-10**6, 10**6))
+
+
+@st.composite
+def typed_query(draw: st.DrawFn, fieldset: FieldSet) -> dict:
+    names = draw(st.lists(st.sampled_from(fieldset.filter_names), max_size=5, unique=True))
+    query: dict = {}
+    for name in names:
+        fld = fieldset.fields[name]
+        ops = draw(st.lists(st.sampled_from(ops_of(fld)), min_size=1, max_size=3, unique=True))
+        query[name] = {}
+        for op in ops:
+            if op in ("in", "notin"):
+                value = draw(st.lists(typed_scalar(fld, in_list=True), min_size=1, max_size=3))
+            elif op in ("eq", "neq") and fld.multiplier is None and draw(st.integers(0, 5)) == 0:
+                value = None  # the text of a unit-scaled field is a number: gpu_ram=null is an error
+            else:
+                value = draw(typed_scalar(fld, in_list=False))
+            query[name][op] = value
+    return query
+
+
+@FAST
+@given(FIELDSETS.flatmap(lambda fs: st.tuples(st.just(fs), typed_query(fs))))
+def test_format_writes_typed_values_of_every_kind(case: tuple[FieldSet, dict]) -> None:
+    """Numbers, unit-scaled numbers, versions, dates, booleans, null, lists and strings without _
+    or quotes: all written, and read back as the same typed query."""
+    fieldset, query = case
+    typed = normalize_query(query, fieldset)
+    for candidate in (query, typed):
+        text = format_query(candidate, fieldset)
+        assert normalize_query(parse_query(text, fieldset), fieldset) == typed
+
+
+ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(),
+                      st.lists(st.one_of(st.text(), st.integers(), st.floats()), max_size=3))
+
+
+@FAST
+@given(FIELDSETS.flatmap(lambda fs: st.tuples(
+    st.just(fs), st.dictionaries(st.sampled_from(fs.filter_names),
+                                 st.dictionaries(st.sampled_from(OPS), ANY_VALUE, min_size=1),
+                                 max_size=3))))
+def test_format_writes_the_same_query_or_says_it_cannot(case: tuple[FieldSet, dict]) -> None:
+    """Whatever the value, format_query either writes text meaning the same query, or raises
+    QueryError; split_query keeps every field it can write and hands back the others whole."""
+    fieldset, query = case
+    try:
+        typed = normalize_query(query, fieldset)
+    except QueryError:
+        typed = None
+    try:
+        text = format_query(query, fieldset)
+    except QueryError:
+        text = None
+    if text is not None and typed is not None:
+        assert normalize_query(parse_query(text, fieldset), fieldset) == typed
+    written, rest = split_query(query, fieldset)
+    assert set(rest) <= set(query)
+    if typed is not None:
+        kept = {k: v for k, v in query.items() if k not in rest}
+        assert normalize_query(parse_query(written, fieldset), fieldset) == \
+            normalize_query(kept, fieldset)
+
+
 # --- only QueryError escapes --------------------------------------------------------------------
 
 FRAGMENTS = st.sampled_from([
@@ -250,7 +399,6 @@ FRAGMENTS = st.sampled_from([
     "é", "١٢",
 ])
 TEXTS = st.one_of(st.text(), st.lists(FRAGMENTS, max_size=12).map("".join))
-FIELDSETS = st.sampled_from([TEMPLATE_FIELDS, OFFER_FIELDS, VOLUME_FIELDS])
 
 
 @FAST

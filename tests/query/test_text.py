@@ -23,10 +23,11 @@ from gpuyard.query import (
     TEMPLATE_FIELDS,
     VOLUME_FIELDS,
     format_query,
+    normalize_query,
     parse_order,
     parse_query,
 )
-from gpuyard.query.text import OPERATORS
+from gpuyard.query.text import OPERATORS, describe_query, split_query
 
 OFFER_DEFAULTS = {"verified": {"eq": True}, "external": {"eq": False}, "rentable": {"eq": True}}
 VOLUME_DEFAULTS = {"verified": {"eq": True}, "external": {"eq": False}, "disk_space": {"gte": 1}}
@@ -467,8 +468,48 @@ def test_format_query_round_trips_the_captured_offer_query() -> None:
         OFFER_FIELDS,
     )
     text = format_query(query, OFFER_FIELDS)
-    assert "gpu_name=RTX_3090" in text and "cpu_ram>=16.0" in text
+    assert "gpu_name=RTX_3090" in text and "cpu_ram>=16 " in text
     assert parse_query(text, OFFER_FIELDS) == query
+
+
+def test_format_query_writes_stored_template_filters() -> None:
+    """What a template made with ``--search_params "gpu_ram>=20 num_gpus=1"`` stores (typed
+    values, the official CLI's default filters included) reads as the text that made it."""
+    stored = normalize_query(parse_query("gpu_ram>=20 num_gpus=1", OFFER_FIELDS, {
+        "verified": {"eq": True}, "external": {"eq": False}, "rentable": {"eq": True}}),
+        OFFER_FIELDS)
+    assert stored["num_gpus"] == {"eq": 1} and stored["gpu_ram"] == {"gte": 20000.0}
+    text = format_query(stored, OFFER_FIELDS)
+    assert text == "verified=true external=false rentable=true gpu_ram>=20 num_gpus=1"
+    assert normalize_query(parse_query(text, OFFER_FIELDS), OFFER_FIELDS) == stored
+
+
+@pytest.mark.parametrize(("query", "text"), [
+    ({"num_gpus": {"in": [1, 2]}, "dph_total": {"lt": 0.5}}, "num_gpus in [1,2] dph_total<0.5"),
+    ({"reliability": {"gte": 1.0}, "cpu_cores": {"neq": None}}, "reliability>=1 cpu_cores!=null"),
+    ({"verified": {"in": [True, False]}}, "verified in [true,false]"),
+    ({"gpu_total_ram": {"in": [24000.0, 48000.0]}}, "gpu_total_ram in [24,48]"),
+    ({"duration": {"gt": 172800.0}, "cpu_ram": {"lte": 500.0}}, "duration>2 cpu_ram<=0.5"),
+    ({"driver_version": {"gte": 535086005}}, "driver_version>=535.86.5"),
+    ({"driver_version": {"gte": "535.86.05"}}, "driver_version>=535.86.5"),
+    ({"gpu_ram": {"gte": "24000"}}, "gpu_ram>=24"),  # wire units, not GB: 24 GB, never 24000 GB
+    ({"gpu_name": {"eq": "RTX 4090"}, "geolocation": {"notin": ["US", "Costa Rica"]}},
+     "gpu_name=RTX_4090 geolocation notin [US,Costa_Rica]"),
+    ({"gpu_name": {"eq": 'say "hi" now'}}, 'gpu_name=say_"hi"_now'),
+    ({"gpu_name": {"eq": "[x]"}, "mobo_name": {"in": ["any", "true"]}},
+     'gpu_name="[x]" mobo_name in ["any",true]'),
+])
+def test_format_query_writes_every_kind_of_value(query: dict, text: str) -> None:
+    assert format_query(query, OFFER_FIELDS) == text
+    assert normalize_query(parse_query(text, OFFER_FIELDS), OFFER_FIELDS) == \
+        normalize_query(query, OFFER_FIELDS)
+
+
+def test_format_query_writes_dates() -> None:
+    query = {"created_at": {"gt": 1704153600.0}, "recent_create_date": {"lt": 1704153600.5}}
+    text = format_query(query, TEMPLATE_FIELDS)
+    assert text == "created_at>01/02/2024 recent_create_date<1704153600.5"
+    assert parse_query(text, TEMPLATE_FIELDS) == query
 
 
 def test_format_query_quotes_wildcard_like_strings() -> None:
@@ -484,9 +525,26 @@ def test_format_query_quotes_strings_that_look_like_operators(value: str) -> Non
     assert parse_query(format_query(query, TEMPLATE_FIELDS), TEMPLATE_FIELDS) == query
 
 
-def test_format_query_refuses_what_text_cannot_say() -> None:
+@pytest.mark.parametrize("query", [
+    {"name": {"eq": "snake_case"}},  # every _ reads as a space
+    {"name": {"eq": '"quoted"'}},  # surrounding quotes are taken off
+    {"name": {"eq": "true"}},  # true, even quoted, is the literal
+    {"name": {"in": ["a,b"]}},  # items are split on ,
+    {"name": {"in": []}},  # in [] is blank
+])
+def test_format_query_refuses_what_text_cannot_say(query: dict) -> None:
     with pytest.raises(QueryError, match="cannot be written"):
-        format_query({"name": {"eq": "snake_case"}}, TEMPLATE_FIELDS)
+        format_query(query, TEMPLATE_FIELDS)
+
+
+def test_split_query_keeps_what_text_can_say_and_hands_back_the_rest() -> None:
+    stored = {"gpu_ram": {"gte": 20000.0}, "gpu_name": {"eq": "RTX_4090_Ti", "neq": "x"},
+              "num_gpus": {"eq": 1}}
+    text, rest = split_query(stored, OFFER_FIELDS)
+    assert text == "gpu_ram>=20 num_gpus=1"
+    assert rest == {"gpu_name": {"eq": "RTX_4090_Ti", "neq": "x"}}  # the whole field
+    assert describe_query(stored, OFFER_FIELDS) == (
+        'gpu_ram>=20 num_gpus=1; gpu_name eq "RTX_4090_Ti", gpu_name neq "x"')
 
 
 def test_importing_the_parser_does_not_import_sqlalchemy() -> None:

@@ -110,7 +110,7 @@ def test_preview_shows_the_merged_configuration_and_rents_nothing(console, api, 
         disk="20", do="preview"))
     assert r.status_code == 200, r.text
     preview = r.text[r.text.index('id="preview"'):]
-    cells = r'<tr id="preview-env-(\w+)"><td class="mono">\w+</td><td class="mono">([^<]*)</td>'
+    cells = r'<tr id="preview-env-(\w+)"><td class="mono long">\w+</td><td class="mono long">([^<]*)</td>'
     env = dict(re.findall(cells, preview))
     assert env == {"MODEL_ID": "mistralai/Mistral-7B-v0.1", "MAX_TOKENS": "4096", "HF_TOKEN": "hf_xxx"}
     assert "vllm/vllm-openai:v0.6" in preview and "echo serving $MODEL_ID" in preview
@@ -287,7 +287,7 @@ def test_launch_with_a_volume_and_in_use_delete_error(console, api, fleet, templ
                                                     filters="gpu_name=RTX_3090", volume_mode="link",
                                                     volume_id=str(vol["id"]), mount_path="/ckpt",
                                                     do="preview"))
-    assert r.status_code == 400 and "machine" in error_of(r.text, "volume")
+    assert r.status_code == 400 and "machine" in error_of(r.text, "volume_id")  # next to the choice
 
 
 def test_pages_need_a_sign_in(anonymous):

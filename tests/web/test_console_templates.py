@@ -197,7 +197,7 @@ def test_the_edit_form_round_trips_without_changing_the_hash(console, alice):
     [before] = api_search(alice, {"id": {"eq": tid}})
     form = console.get(f"/templates/{tid}/edit").text
     shown = re.search(r'<textarea id="extra_filters"[^>]*>([^<]*)</textarea>', form).group(1)
-    assert html.unescape(shown) == "gpu_ram>=24.0 num_gpus=1"  # the query language, read back exactly
+    assert html.unescape(shown) == "gpu_ram>=24 num_gpus=1"  # the query language, as it was typed
     data = {k: v for k, v in FULL_FORM.items()}
     data["hash_id"] = before["hash_id"]
     data["recommended_disk_space"] = "50"
@@ -248,8 +248,11 @@ def test_env_preview_answers_json(console):
     assert r.json() == {
         "ok": True,
         "variables": [["A", "1"], ["B", "x y"]],
-        "ports": [{"spec": "8000:8000", "container": 8000, "host": 8000, "proto": "tcp"},
-                  {"spec": "53/udp", "container": 53, "host": None, "proto": "udp"}],
+        "ports": [{"spec": "8000:8000", "container": 8000, "host": 8000, "proto": "tcp",
+                   "published": "assigned at launch (8000 if the machine's direct ports include it "
+                                "and it is free)"},  # no machines yet
+                  {"spec": "53/udp", "container": 53, "host": None, "proto": "udp",
+                   "published": "assigned at launch"}],
         "options": [["-h", "box"]],
     }
     r = console.client.post("/templates/env-preview", headers=headers, data={"env": "VAR1=value1"})

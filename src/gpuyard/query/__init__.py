@@ -1,6 +1,7 @@
 """The query language shared by template, offer and volume searches.
 
-* text form → wire dict: :func:`parse_query`, :func:`parse_order` (client side, CLI);
+* text form → wire dict: :func:`parse_query`, :func:`parse_order` (client side, CLI); and back:
+  :func:`format_query`, :func:`split_query`, :func:`describe_query` (what the console and CLI show);
 * wire dict → checked, typed dict: :func:`normalize_query`, :func:`normalize_order`,
   :func:`normalize_limit` (server side);
 * typed dict → SQL: ``gpuyard.query.sql`` (imported explicitly; it is the only module here that
@@ -17,7 +18,7 @@ from gpuyard.query.fields import (
     FieldSet,
     FieldType,
 )
-from gpuyard.query.text import format_query, parse_order, parse_query
+from gpuyard.query.text import describe_query, format_query, parse_order, parse_query, split_query
 from gpuyard.query.validate import OPS, normalize_limit, normalize_order, normalize_query
 
 __all__ = [
@@ -28,10 +29,12 @@ __all__ = [
     "Field",
     "FieldSet",
     "FieldType",
+    "describe_query",
     "format_query",
     "normalize_limit",
     "normalize_order",
     "normalize_query",
     "parse_order",
     "parse_query",
+    "split_query",
 ]

@@ -25,12 +25,21 @@ for its field raise :class:`QueryError` naming the clause.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
+from datetime import UTC, datetime
 
 from gpuyard.errors import QueryError
 from gpuyard.query.fields import VERSION_FIELDS, Field, FieldSet, FieldType, parse_version
-from gpuyard.query.validate import LIST_OPS, coerce_value, normalize_order, parse_date, show
+from gpuyard.query.validate import (
+    LIST_OPS,
+    coerce_scalar,
+    coerce_value,
+    normalize_order,
+    parse_date,
+    show,
+)
 
 #: The official client's clause pattern, unchanged: field, operator, spaces, value, spaces.
 CLAUSE = re.compile(
@@ -223,58 +232,185 @@ def parse_order(text: str | list | None, fieldset: FieldSet) -> list[list[str]]:
 
 
 def format_query(query: dict, fieldset: FieldSet) -> str:
-    """Render a wire dict back to text that :func:`parse_query` turns into the same dict.
+    """Render a dict-form query back to text that :func:`parse_query` reads as the same query.
 
-    Strings are written with ``_`` for spaces (quoted when they would read as a wildcard);
-    multiplied numbers are divided back; ``driver_version`` ints become ``X.Y.Z``. A value that
-    the text form cannot express (a string with ``_``, or one that reads as true/null) raises
-    QueryError.
+    ``query`` may be in the wire form :func:`parse_query` makes (strings, as the official client
+    sends them) or in the typed form :func:`normalize_query` makes and templates store (ints,
+    floats, booleans, null, dates as epoch seconds, unit-scaled fields in MB or seconds). Wire
+    strings come back exactly; typed values come back as values that normalize to the same ones.
+    Numbers are written plainly (``num_gpus=1``), unit-scaled fields in the units of the text
+    (``gpu_ram>=20`` for 20000 MB), ``driver_version`` ints as ``X.Y.Z``, midnight-UTC dates as
+    ``MM/DD/YYYY``, spaces in strings as ``_``, and strings that would read as a wildcard, an
+    operator or list brackets in quotes.
+
+    A value the text form cannot express raises QueryError: a string with ``_`` (the parser reads
+    every ``_`` as a space), one that starts or ends with ``"``, a string "true"/"null" … compared
+    with an operator other than in/notin, an empty list. :func:`split_query` keeps what can be
+    written and hands back the rest.
     """
     parts = []
-    symbols = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
     for name, ops in query.items():
-        fld = fieldset.resolve(name)
-        for op, value in ops.items():
-            if op in LIST_OPS:
-                items = ",".join(_format_value(v, fld, in_list=True) for v in value)
-                parts.append(f"{name} {op} [{items}]")
-            else:
-                parts.append(f"{name}{symbols[op]}{_format_value(value, fld, in_list=False)}")
+        parts.extend(_format_field(name, ops, fieldset))
     return " ".join(parts)
 
 
-def _format_value(value: object, fld: Field, in_list: bool) -> str:
-    if value is None or isinstance(value, bool):
-        if in_list:
-            raise _unwritable(value, fld)
-        return {None: "null", True: "true", False: "false"}[value]
-    if isinstance(value, int | float) and fld.multiplier is not None:
-        return _unmultiply(float(value), fld)
-    if isinstance(value, int) and fld.name in VERSION_FIELDS and 0 <= value < 10**9:
-        return f"{value // 10**6}.{value // 1000 % 1000}.{value % 1000}"
-    if isinstance(value, float) and fld.type is FieldType.DATE:
-        return repr(value)
-    if not isinstance(value, str):
-        raise _unwritable(value, fld)
-    odd_space = any(c.isspace() and c != " " for c in value)
-    cannot = not value or "_" in value or '"' in value or odd_space
-    cannot = cannot or fld.type is FieldType.DATE or (fld.name in VERSION_FIELDS and "." in value)
-    if in_list:  # items are split on "," and the list ends at the first "]"
-        cannot = cannot or any(c in value for c in ",[]")
-    else:  # quoting does not stop true/null from becoming JSON literals
-        cannot = cannot or value in LITERALS
-    if cannot:
-        raise _unwritable(value, fld)
-    text = value.replace(" ", "_")
-    # Quote what would otherwise read as a wildcard, an operator or be stripped as list brackets.
-    quote = value in WILDCARDS or (
-        not in_list and (value[0] in "=<>!,[]" or value[-1] in ",[]")
+def split_query(query: dict, fieldset: FieldSet) -> tuple[str, dict]:
+    """``(text, rest)``: the text of every field :func:`format_query` can write, and the fields
+    it cannot (``{field: {op: value}}``, whole fields: a field is never split, so merging by field
+    keeps meaning the same)."""
+    parts: list[str] = []
+    rest: dict = {}
+    for name, ops in query.items():
+        try:
+            parts.extend(_format_field(name, ops, fieldset))
+        except QueryError:
+            rest[name] = ops
+    return " ".join(parts), rest
+
+
+def describe_query(query: dict | None, fieldset: FieldSet) -> str:
+    """A query for people to read: the text form, and each clause the text cannot express as
+    ``field op value`` with the value in JSON (``gpu_name eq "RTX_4090_Ti"``), after ``;``."""
+    if not query:
+        return ""
+    text, rest = split_query(query, fieldset)
+    others = describe_clauses(rest)
+    return "; ".join(x for x in (text, others) if x)
+
+
+def describe_clauses(query: dict) -> str:
+    """``field op value`` for every clause, the value in JSON, separated by ``, ``."""
+    return ", ".join(
+        f"{name} {op} {json.dumps(value, ensure_ascii=False, default=str)}"
+        for name, ops in query.items() for op, value in (ops.items() if isinstance(ops, dict) else [])
     )
-    return f'"{text}"' if quote else text
 
 
-def _unmultiply(value: float, fld: Field) -> str:
-    """The shortest decimal ``x`` with ``float(x) * multiplier == value``."""
+_SYMBOLS = {"eq": "=", "neq": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+
+
+def _format_field(name: str, ops: object, fieldset: FieldSet) -> list[str]:
+    """The clauses of one field (every op of it), or QueryError when one cannot be written."""
+    fld = fieldset.resolve(name)
+    if not isinstance(ops, dict):
+        raise _unwritable(ops, fld)
+    return [_format_clause(name, fld, op, value, fieldset) for op, value in ops.items()]
+
+
+def _format_clause(name: str, fld: Field, op: str, value: object, fieldset: FieldSet) -> str:
+    """One clause, checked by reading it back (so no rule of the grammar is missed)."""
+    if op in LIST_OPS:
+        if not isinstance(value, list) or not value:
+            raise _unwritable(value, fld)
+        # [a,b] as people write it; else led by a comma (stripped), which lets an item hold
+        # "]" or, quoted, start or end with one.
+        for opening, closing in (("[", "]"), (",", "")):
+            try:
+                items = [_pick(f"{name} {op} {opening}", closing, fld, op, [item], fieldset)
+                         for item in value]
+            except QueryError:
+                continue
+            clause = f"{name} {op} {opening}{','.join(items)}{closing}"
+            if _reads_back(clause, fld, op, value, fieldset):
+                return clause
+        raise _unwritable(value, fld)
+    if op not in _SYMBOLS:
+        raise QueryError(f"{fld.name}: unknown operator {show(op)}", clause=f"{fld.name} {op}")
+    return f"{name}{_SYMBOLS[op]}{_pick(f'{name}{_SYMBOLS[op]}', '', fld, op, value, fieldset)}"
+
+
+def _pick(before: str, after: str, fld: Field, op: str, value: object, fieldset: FieldSet) -> str:
+    """The first spelling of ``value`` (a one-item list for in/notin) that reads back as it
+    between ``before`` and ``after``."""
+    scalar = value[0] if op in LIST_OPS else value  # type: ignore[index]
+    for text in _spellings(scalar, fld):
+        if _reads_back(f"{before}{text}{after}", fld, op, value, fieldset):
+            return text
+    raise _unwritable(scalar, fld)
+
+
+def _reads_back(clause: str, fld: Field, op: str, value: object, fieldset: FieldSet) -> bool:
+    """Whether ``clause`` alone parses to ``{fld: {op: v}}`` with ``v`` the same as ``value``:
+    exactly for wire strings, after the server's type conversion otherwise."""
+    try:
+        parsed = parse_query(clause, fieldset)
+        if list(parsed) != [fld.name] or list(parsed[fld.name]) != [op]:
+            return False
+        got = parsed[fld.name][op]
+        if _same(got, value):
+            return True
+        return _same(coerce_value(fld, op, got, clause), coerce_value(fld, op, value, clause))
+    except QueryError:
+        return False
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal as JSON (``1`` is not ``1.0`` nor ``true``); -0.0 equals 0.0 only after typing."""
+    try:
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    except (TypeError, ValueError):
+        return False
+
+
+def _spellings(value: object, fld: Field) -> list[str]:
+    """Ways to write one value, the plainest first (each is checked by reading it back)."""
+    if value is None:
+        return ["null"]
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    if isinstance(value, list | dict | tuple):
+        return []
+    numeric = isinstance(value, int | float)
+    if fld.multiplier is not None or fld.type is FieldType.DATE or (
+        fld.name in VERSION_FIELDS and (numeric or (isinstance(value, str) and "." in value))
+    ):
+        try:
+            number = coerce_scalar(fld, value, f"{fld.name} {show(value)}")
+        except QueryError:
+            return []
+        if fld.multiplier is not None:
+            return _unmultiplied(float(number), fld)  # type: ignore[arg-type]
+        if fld.type is FieldType.DATE:
+            return [*_date_text(float(number)), _number_text(float(number))]  # type: ignore[arg-type]
+        return [_version_text(int(number))]  # type: ignore[call-overload]
+    if numeric:
+        text = str(value) if isinstance(value, int) else _number_text(value)  # type: ignore[arg-type]
+        return [text]
+    if not isinstance(value, str) or not value or "_" in value:
+        return []
+    plain = value.replace(" ", "_")
+    # Quotes guard a value that reads as a wildcard, an operator or list brackets; brackets one
+    # that also holds a quote; a leading "]" (stripped, like brackets) then quotes, the rest.
+    return [plain, f'"{plain}"', f"[{plain}]", f']"{plain}"']
+
+
+def _number_text(value: float) -> str:
+    """``20.0`` → ``20``; other floats in Python's shortest repr (``0.5``, ``1e-07``)."""
+    if value.is_integer() and abs(value) < 1e16 and math.copysign(1.0, value) > 0:
+        return str(int(value))
+    return repr(value)
+
+
+def _version_text(value: int) -> str:
+    """``535086005`` → ``535.86.5`` (read back as the same int); others as plain digits."""
+    if 0 <= value < 10**9:
+        return f"{value // 10**6}.{value // 1000 % 1000}.{value % 1000}"
+    return str(value)
+
+
+def _date_text(value: float) -> list[str]:
+    """Midnight UTC as ``MM/DD/YYYY`` (what people write), when it is one."""
+    if not value.is_integer() or value % 86400:
+        return []
+    try:
+        day = datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError):
+        return []
+    return [day.strftime("%m/%d/%Y")] if 1000 <= day.year <= 9999 else []
+
+
+def _unmultiplied(value: float, fld: Field) -> list[str]:
+    """The shortest decimals ``x`` with ``float(x) * multiplier == value``."""
     multiplier = fld.multiplier or 1.0
     guess = value / multiplier
     candidates = [guess]
@@ -283,10 +419,13 @@ def _unmultiply(value: float, fld: Field) -> str:
         for _ in range(4):
             current = math.nextafter(current, direction)
             candidates.append(current)
+    out = []
     for candidate in candidates:
-        if candidate * multiplier == value:
-            return repr(candidate)
-    raise _unwritable(value, fld)
+        if math.isfinite(candidate):
+            text = _number_text(candidate)
+            if float(text) * multiplier == value:
+                out.append(text)
+    return out[:1]
 
 
 def _unwritable(value: object, fld: Field) -> QueryError:

@@ -314,6 +314,23 @@ def gpu_names(session: Session) -> list[str]:
     return list(rows)
 
 
+def direct_port_ranges(session: Session) -> list[tuple[int, int]]:
+    """The host port ranges (first, last) that listed machines publish instance ports from,
+    overlapping ones joined, in order."""
+    rows = session.execute(
+        select(Machine.direct_port_start, Machine.direct_port_count)
+        .where(Machine.listed == true(), Machine.direct_port_count > 0)
+        .distinct()
+    ).all()
+    ranges: list[tuple[int, int]] = []
+    for first, last in sorted((start, start + count - 1) for start, count in rows):
+        if ranges and first <= ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], last))
+        else:
+            ranges.append((first, last))
+    return ranges
+
+
 def fleet_size(session: Session) -> tuple[int, int]:
     """(listed machines, their GPUs)."""
     count, gpus = session.execute(

@@ -16,6 +16,9 @@ from gpuyard.web.session import csrf_token
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.autoescape = True  # every variable is escaped, whatever the file name
 TEMPLATES.env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, sort_keys=True, default=str)
+TEMPLATES.env.filters["plural"] = lambda n, word, words=None: (
+    f"{n} {word if n == 1 else (words or word + 's')}"
+)
 TEMPLATES.env.filters["when"] = lambda t: (
     time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(t)) if isinstance(t, int | float) else "-"
 )

@@ -134,6 +134,15 @@ DETAIL = [
     ("started", lambda r: when(r.get("start_date"))),
 ]
 
+def _filters(query: Any) -> str | None:
+    """Machine filters in the query language (docs/query-language.md, "Writing a query back")."""
+    if not isinstance(query, dict) or not query:
+        return None
+    from gpuyard.query import OFFER_FIELDS, describe_query
+
+    return describe_query(query, OFFER_FIELDS)
+
+
 LAUNCH = [
     ("offer", "offer_id"),
     ("machine", "machine_id"),
@@ -150,7 +159,7 @@ LAUNCH = [
      else "on-demand"),
     ("$/hr", lambda c: number(c.get("dph_total"), "{:.4f}")),
     ("label", "label"),
-    ("machine filters", "extra_filters"),
+    ("machine filters", lambda c: _filters(c.get("extra_filters"))),
     ("volume", "volume_info"),
 ]
 

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Red
 from starlette.concurrency import run_in_threadpool
 
 from gpuyard.errors import GpuyardError, NotFound
-from gpuyard.query import OFFER_FIELDS, format_query
+from gpuyard.query import OFFER_FIELDS, describe_query
 from gpuyard.services import instance_logs
 from gpuyard.services import instance_rows as rows
 from gpuyard.services import instances as svc
@@ -103,12 +103,7 @@ def _row_or_404(session, user, instance_id: str) -> dict[str, Any]:
 
 
 def _filters_text(query: Any) -> str:
-    if not query:
-        return ""
-    try:
-        return format_query(query, OFFER_FIELDS)
-    except GpuyardError:
-        return str(query)
+    return describe_query(query, OFFER_FIELDS) if isinstance(query, dict) else ""
 
 
 def _instance_page(request: Request, row: dict[str, Any], *, status: int = 200,

@@ -9,17 +9,19 @@ they concern.
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from gpuyard.errors import GpuyardError, QueryError
-from gpuyard.query import OFFER_FIELDS, format_query, parse_query
+from gpuyard.errors import GpuyardError, InvalidInput
+from gpuyard.query import OFFER_FIELDS, describe_query, parse_query, split_query
+from gpuyard.query.text import describe_clauses
 from gpuyard.services import instances as svc
 from gpuyard.services import launch as merge_rules
-from gpuyard.services.offers import search_offers, search_volume_offers
+from gpuyard.services.allocation import GPU
+from gpuyard.services.offers import get_ask, search_offers, search_volume_offers
 from gpuyard.services.settle import settle, undo_if_failed_fast
 from gpuyard.services.templates import resolve_hash
 from gpuyard.services.volumes import list_volumes
@@ -34,6 +36,9 @@ from gpuyard.wire.types import to_id
 router = APIRouter(include_in_schema=False)
 
 OFFER_LIMIT = 100
+#: The list's order, and so the offer picked for you (the first): the fewest GPUs the filters
+#: allow, then the lowest price, then the best score (docs/console.md, "Launch").
+OFFER_ORDER = [["num_gpus", "asc"], ["dph_total", "asc"], ["score", "desc"]]
 FIELDS = ("template", "filters", "offer", "image", "env", "disk", "price", "label", "volume_mode",
           "volume_offer", "volume_size", "volume_name", "volume_id", "mount_path")
 
@@ -54,25 +59,51 @@ FIELD_OF_CODE = {
     "image_unavailable": "image",
     "invalid_query": "filters",
     "volume_in_use": "volume",
+    "volume_not_found": "volume",
+    "volume_offer_expected": "volume",
     "not_enough_disk": "volume",
     "template_not_found": "template",
     "template_id_expected": "offer",
     "id_expected": "offer",
     "id_out_of_range": "offer",
+    "too_long": None,  # by its first word (label, …)
 }
 #: Otherwise the first word of the message that names a field (checked in this order).
 FIELD_OF_WORD = (
-    ("volume", "volume"), ("mount_path", "volume"), ("extra_filters", "filters"), ("image", "image"),
-    ("env", "env"), ("disk", "disk"), ("price", "price"), ("bid", "price"), ("label", "label"),
-    ("offer", "offer"), ("template", "template"),
+    ("volume_info.mount_path", "mount_path"), ("volume_info.size", "volume_size"),
+    ("volume_info.name", "volume_name"), ("volume", "volume"), ("mount_path", "mount_path"),
+    ("extra_filters", "filters"), ("image", "image"), ("env", "env"), ("disk", "disk"),
+    ("price", "price"), ("bid", "price"), ("label", "label"), ("offer", "offer"),
+    ("template", "template"),
 )
+#: The API's names in messages → the form's words (its labels), for a message shown on the form.
+FORM_WORDS = (
+    ("volume_info.mount_path", "Mount path"), ("volume_info.size", "Volume size"),
+    ("volume_info.name", "Volume name"), ("volume_info", "Volume"),
+    ("extra_filters", "Machine filters"), ("mount_path", "Mount path"),
+)
+#: A message that starts with one of these API names starts with the form's label instead
+#: (others, such as disk, image, label, only get a capital letter).
+LEADING_WORDS = {"price": "Bid price", "env": "Environment"}
 
 
-def field_of(exc: GpuyardError) -> str | None:
-    """Which form field a service error is about (None: the form as a whole)."""
-    if exc.code in FIELD_OF_CODE:
-        return FIELD_OF_CODE[exc.code]
-    msg = exc.msg.lower()
+def field_of(exc: GpuyardError, form: dict[str, str] | None = None) -> str | None:
+    """Which form field a service error is about (None: the form as a whole). A volume error
+    goes next to what was chosen: the volume offer (a new volume) or my volume (a link)."""
+    field = FIELD_OF_CODE.get(exc.code)
+    if field is None:
+        field = _field_of_words(exc.msg.lower())
+    mode = (form or {}).get("volume_mode")
+    if field == "volume" and mode in ("create", "link"):
+        if exc.code == "not_enough_disk" and mode == "create":
+            return "volume_size"
+        return "volume_offer" if mode == "create" else "volume_id"
+    return field
+
+
+def _field_of_words(msg: str) -> str | None:
+    if msg.startswith("volume_info.volume_id"):
+        return "volume"
     for word, field in FIELD_OF_WORD:
         if msg.startswith(word):
             return field
@@ -80,6 +111,19 @@ def field_of(exc: GpuyardError) -> str | None:
         if word in msg:
             return field
     return None
+
+
+def in_form_words(msg: str, form: dict[str, str]) -> str:
+    """A service message in the form's words: its labels instead of the API's field names
+    (``volume_info.mount_path is required`` → ``Mount path is required``)."""
+    chosen = "Volume offer" if form.get("volume_mode") == "create" else "My volume"
+    msg = msg.replace("volume_info.volume_id", chosen)
+    for name, words in FORM_WORDS:
+        msg = re.sub(rf"(?<![\w.]){re.escape(name)}(?![\w])", words, msg)
+    first = re.match(r"[a-z_]+", msg)
+    if first and first.group(0) in LEADING_WORDS and msg[first.end():first.end() + 1] in (" ", ":"):
+        msg = LEADING_WORDS[first.group(0)] + msg[first.end():]
+    return msg[:1].upper() + msg[1:]
 
 
 def form_number(text: str) -> Any:
@@ -94,8 +138,14 @@ def form_number(text: str) -> Any:
     return text
 
 
+#: What a field holds when the form did not send it (a disabled field is not sent).
+FIELD_DEFAULTS = {"mount_path": "/data"}
+
+
 def read_form(values: Any) -> dict[str, str]:
-    return {k: str(values.get(k) or "") for k in FIELDS}
+    """The form as typed; a field the form did not send gets its default."""
+    return {k: str(values.get(k) or "") if k in values else FIELD_DEFAULTS.get(k, "")
+            for k in FIELDS}
 
 
 def body_of(form: dict[str, str], filters: dict[str, Any] | None, dry_run: bool) -> dict[str, Any]:
@@ -138,12 +188,9 @@ def _disk_for_search(form: dict[str, str], template: dict[str, Any] | None) -> f
 
 
 def filter_text(query: dict[str, Any] | None) -> str:
-    if not query:
-        return ""
-    try:
-        return format_query(query, OFFER_FIELDS)
-    except QueryError:
-        return json.dumps(query)
+    """Filters as people read them: the query language, and the clauses it cannot write apart
+    (docs/query-language.md, "Writing a query back as text")."""
+    return describe_query(query, OFFER_FIELDS)
 
 
 def load(session, user, form: dict[str, str], filters_given: bool,
@@ -151,18 +198,25 @@ def load(session, user, form: dict[str, str], filters_given: bool,
     """Everything the launch page shows, in one transaction. The chosen offer stays chosen
     (a submitted one the service then judges); ``pick_first``: unless the list lacks it."""
     ctx: dict[str, Any] = {"template": None, "template_error": None, "filters_error": None,
-                           "offers": [], "parsed_filters": None}
+                           "offers": [], "parsed_filters": None, "fixed_filters": ""}
     if form["template"].strip():
         try:
             ctx["template"] = resolve_hash(session, form["template"].strip())
         except GpuyardError as exc:
             ctx["template_error"] = exc.msg
     template = ctx["template"]
+    # The box holds the template's filters as query text; a field the text cannot write stays
+    # out of it, and still narrows the list while the box does not name it (the launch merges
+    # the template's filters by field, so it applies there too).
+    box_text, unwritable = split_query((template or {}).get("extra_filters") or {}, OFFER_FIELDS)
     if not filters_given:
-        form["filters"] = filter_text((template or {}).get("extra_filters"))
+        form["filters"] = box_text
     try:
         parsed = parse_query(form["filters"], OFFER_FIELDS)
-        search = {**parsed, "limit": OFFER_LIMIT, "allocated_storage": _disk_for_search(form, template)}
+        fixed = {k: v for k, v in unwritable.items() if k not in parsed}
+        ctx["fixed_filters"] = describe_clauses(fixed)
+        search = {**fixed, **parsed, "limit": OFFER_LIMIT, "order": OFFER_ORDER,
+                  "allocated_storage": _disk_for_search(form, template)}
         if form["price"].strip():
             search["type"] = "bid"
         query = parse(OfferSearch, search).checked(default_limit=OFFER_LIMIT, max_limit=OFFER_LIMIT)
@@ -173,18 +227,45 @@ def load(session, user, form: dict[str, str], filters_given: bool,
     ids = [str(o["id"]) for o in ctx["offers"]]
     if ids and (not form["offer"] or (pick_first and form["offer"] not in ids)):
         form["offer"] = ids[0]
-    ctx["volume_offers"] = search_volume_offers(session, user, volume_offers_query())
-    ctx["volumes"] = [v for v in list_volumes(session, user) if v["status"] == "available"]
+    machines = {str(o["id"]): o["machine_id"] for o in ctx["offers"]}
+    ctx.update(volume_choices(session, user, form["offer"], machines.get(form["offer"].strip())))
     return ctx
 
 
-def volume_offers_query():
-    return VolumeSearch(limit=OFFER_LIMIT).checked(default_limit=OFFER_LIMIT, max_limit=OFFER_LIMIT)
+def volume_offers_query(machine_id: int | None = None):
+    """Volume offers (of one machine), the largest free disk first."""
+    body: dict[str, Any] = {"limit": OFFER_LIMIT}
+    if machine_id is not None:
+        body.update(machine_id={"eq": machine_id}, order=[["disk_space", "desc"]])
+    return parse(VolumeSearch, body).checked(default_limit=OFFER_LIMIT, max_limit=OFFER_LIMIT)
+
+
+def volume_choices(session, user, offer: str, machine_id: int | None = None) -> dict[str, Any]:
+    """The volume offers and my available volumes of the machine of ``offer`` (a volume lives on
+    its machine, and an instance mounts only those of its own)."""
+    if machine_id is None and offer.strip():
+        try:
+            machine_id = get_ask(session, offer.strip(), GPU)[1].id
+        except GpuyardError:
+            machine_id = None
+    if machine_id is None:
+        return {"volume_machine": None, "volume_offers": [], "volumes": []}
+    volumes = [v for v in list_volumes(session, user)
+               if v["status"] == "available" and v["machine_id"] == machine_id]
+    return {"volume_machine": machine_id, "volumes": volumes,
+            "volume_offers": search_volume_offers(session, user, volume_offers_query(machine_id))}
 
 
 async def rent(request: Request, form: dict[str, str], filters: dict[str, Any] | None, dry_run: bool):
     """The launch the form stands for: checked first, merged in a read transaction, rented in a
     write transaction (as the API does)."""
+    mode = form["volume_mode"]
+    if mode == "link" and not form["volume_id"].strip():
+        raise InvalidInput("My volume: choose one of your volumes; those on the chosen offer's "
+                           "machine are listed (an instance mounts only volumes of its machine)")
+    if mode == "create" and not form["volume_offer"].strip():
+        raise InvalidInput("Volume offer: choose where the new volume goes; the volume offers of "
+                           "the chosen offer's machine are listed")
     body = parse(LaunchRequest, body_of(form, filters, dry_run=dry_run))
     ask_id = to_id(form["offer"].strip(), "offer")
     merged = await run(request, svc.prepare_launch, body)
@@ -243,6 +324,16 @@ async def launch_offers(request: Request):
     )
 
 
+@router.get("/launch/volumes")
+async def launch_volumes(request: Request):
+    """The volume choices of one offer's machine alone (the page's script asks for them when the
+    chosen offer changes)."""
+    form = read_form(request.query_params)
+    ctx = await run(request, volume_choices, form["offer"])
+    return TEMPLATES.TemplateResponse(request, "launch_volumes.html",
+                                      {"form": form, "field_errors": {}, **ctx})
+
+
 async def _submitted(request: Request) -> tuple[dict[str, str], dict[str, Any]]:
     raw = dict(await request.form())
     check_csrf(request, raw)
@@ -286,7 +377,8 @@ async def launch(request: Request):
 
 
 def _failed(request: Request, form: dict[str, str], ctx: dict[str, Any], exc: GpuyardError) -> HTMLResponse:
-    field = field_of(exc)
+    field = field_of(exc, form)
+    msg = in_form_words(exc.msg, form)
     if field is None:
-        return render(request, form, ctx, status=exc.status, error=exc.msg)
-    return render(request, form, ctx, status=exc.status, errors={field: exc.msg})
+        return render(request, form, ctx, status=exc.status, error=msg)
+    return render(request, form, ctx, status=exc.status, errors={field: msg})

@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from gpuyard.envspec import parse_env
 from gpuyard.errors import GpuyardError, InvalidInput, NotFound, QueryError
-from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, format_query, parse_query
-from gpuyard.query.fields import VERSION_FIELDS, FieldType
+from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, describe_query, format_query, parse_query
 from gpuyard.services import templates as svc
+from gpuyard.services.fleet import direct_port_ranges
 from gpuyard.services.identifiers import looks_like_hash, require_id
-from gpuyard.services.template_content import CONTENT_FIELDS, RUNTYPES, normalize_filters
+from gpuyard.services.template_content import CONTENT_FIELDS, RUNTYPES
 from gpuyard.store.models import User
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page
@@ -99,7 +99,9 @@ async def error_page(request: Request, exc: GpuyardError) -> Any:
 
 
 def show_field(key: str, value: Any) -> str:
-    return filters_text(value) if key == "extra_filters" else show_value(value)
+    if key == "extra_filters":
+        return describe_query(value, OFFER_FIELDS) if isinstance(value, dict) else show_value(value)
+    return show_value(value)
 
 
 def show_value(value: Any) -> str:
@@ -116,32 +118,14 @@ def show_value(value: Any) -> str:
 
 
 def filters_text(filters: Any) -> str:
-    """Stored offer filters as the text the form takes: the query language when it says exactly
-    the same thing (checked by reading it back the way the service does), JSON otherwise (the
-    form takes both)."""
+    """Stored offer filters as the edit form's box takes them: the query language, or JSON (which
+    the box takes too) when a value has no text form, so that saving keeps every filter."""
     if not filters:
         return ""
-    as_json = json.dumps(filters, sort_keys=True, ensure_ascii=False)
     try:
-        wire = {}
-        for name, ops in filters.items():
-            fld = OFFER_FIELDS.resolve(name)
-            plain = (fld.multiplier is None and fld.name not in VERSION_FIELDS
-                     and fld.type is not FieldType.DATE)
-            wire[name] = {op: _as_text(v) if plain else v for op, v in ops.items()}
-        text = format_query(wire, OFFER_FIELDS)
-        return text if normalize_filters(text) == filters else as_json
-    except (QueryError, AttributeError, TypeError, ValueError):
-        return as_json
-
-
-def _as_text(value: Any) -> Any:
-    """Numbers as the text form writes them (the service turns them back into numbers)."""
-    if isinstance(value, list):
-        return [_as_text(v) for v in value]
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return repr(value)
-    return value
+        return format_query(filters, OFFER_FIELDS)
+    except QueryError:
+        return json.dumps(filters, sort_keys=True, ensure_ascii=False)
 
 
 def form_from_content(content: dict[str, Any]) -> dict[str, Any]:
@@ -199,7 +183,10 @@ def field_of(msg: str) -> str | None:
     return None
 
 
-def env_preview(text: str) -> dict[str, Any]:
+def env_preview(text: str, port_ranges: list[tuple[int, int]] | None = None) -> dict[str, Any]:
+    """What an env sets. ``published`` says which host port a launch gives each ``-p`` port:
+    the service takes it from the machine's direct port range (docs/merge-rules.md), so a
+    ``HOST:`` outside every machine's range is never used (``port_ranges``: the fleet's)."""
     try:
         spec = parse_env(text)
     except InvalidInput as exc:
@@ -208,11 +195,24 @@ def env_preview(text: str) -> dict[str, Any]:
         "ok": True,
         "variables": [[k, v] for k, v in spec.variables.items()],
         "ports": [
-            {"spec": p.spec(), "container": p.container, "host": p.host, "proto": p.proto}
+            {"spec": p.spec(), "container": p.container, "host": p.host, "proto": p.proto,
+             "published": published_port(p.host, port_ranges or [])}
             for p in spec.ports.values()
         ],
         "options": [[flag, value] for flag, value in spec.options],
     }
+
+
+def published_port(host: int | None, ranges: list[tuple[int, int]]) -> str:
+    """The host port a launch really uses for ``-p [HOST:]CONTAINER``, in words."""
+    if host is None:
+        return "assigned at launch"
+    shown = ", ".join(f"{first}-{last}" for first, last in ranges[:4]) + (", …" if len(ranges) > 4 else "")
+    if not any(first <= host <= last for first, last in ranges):
+        if not ranges:
+            return f"assigned at launch ({host} if the machine's direct ports include it and it is free)"
+        return f"assigned at launch ({host} is outside the machines' direct ports ({shown}))"
+    return f"{host} where free in the machine's direct ports ({shown}); else assigned at launch"
 
 
 def share_link(request: Request, hash_id: str) -> str:
@@ -283,8 +283,8 @@ async def templates_page(request: Request, q: str = "", scope: str = "all", sort
 async def env_preview_json(request: Request):
     data = dict(await request.form())
     check_csrf(request, data)
-    await signed_in(request)
-    return JSONResponse(env_preview(str(data.get("env", ""))))
+    ranges = await run(request, lambda session, _user: direct_port_ranges(session))
+    return JSONResponse(env_preview(str(data.get("env", "")), ranges))
 
 
 # --------------------------------------------------------------------------------------------
@@ -292,8 +292,8 @@ async def env_preview_json(request: Request):
 # --------------------------------------------------------------------------------------------
 
 
-def form_page(request: Request, *, title: str, action: str, form: dict[str, Any], status: int = 200,
-              error: str | None = None, template: dict | None = None):
+async def form_page(request: Request, *, title: str, action: str, form: dict[str, Any],
+                    status: int = 200, error: str | None = None, template: dict | None = None):
     field_errors: dict[str, str] = {}
     top_error = None
     if error:
@@ -302,7 +302,10 @@ def form_page(request: Request, *, title: str, action: str, form: dict[str, Any]
             field_errors[field] = error
         else:
             top_error = error
-    preview = env_preview(form["env"]) if form["env"].strip() else None
+    preview = None
+    if form["env"].strip():
+        ranges = await run(request, lambda session, _user: direct_port_ranges(session))
+        preview = env_preview(form["env"], ranges)
     return page(
         request, "templates_form.html", title, status_code=status, section="templates", form=form,
         action=action, field_errors=field_errors, error=top_error, template=template,
@@ -313,7 +316,7 @@ def form_page(request: Request, *, title: str, action: str, form: dict[str, Any]
 @router.get("/templates/new")
 async def new_template_form(request: Request):
     await signed_in(request)
-    return form_page(request, title="New template", action="/templates/new", form=empty_form())
+    return await form_page(request, title="New template", action="/templates/new", form=empty_form())
 
 
 @router.post("/templates/new")
@@ -326,7 +329,7 @@ async def create_template(request: Request):
         row, created = await run(request, svc.create_template, body, write=True)
     except InvalidInput as exc:
         await signed_in(request)
-        return form_page(request, title="New template", action="/templates/new", form=form,
+        return await form_page(request, title="New template", action="/templates/new", form=form,
                          status=exc.status, error=exc.msg)
     set_flash(request, f"Template {row['id']} created, hash_id {row['hash_id']}" if created else
               f"You already have this exact template: id {row['id']}, hash_id {row['hash_id']}")
@@ -340,7 +343,7 @@ async def edit_template_form(request: Request, ref: str):
         row = await run(request, _owned, template_id)
     except GpuyardError as exc:
         return await error_page(request, exc)
-    return form_page(request, title=f"Edit {row['name'] or 'template'}",
+    return await form_page(request, title=f"Edit {row['name'] or 'template'}",
                      action=f"/templates/{row['id']}/edit", form=form_from_content(row), template=row)
 
 
@@ -360,7 +363,7 @@ async def edit_template(request: Request, ref: str):
                                         **payload_from_form(form)})
         row, changed = await run(request, svc.edit_by_id, body, write=True)
     except InvalidInput as exc:
-        return form_page(request, title=f"Edit {row['name'] or 'template'}",
+        return await form_page(request, title=f"Edit {row['name'] or 'template'}",
                          action=f"/templates/{template_id}/edit", form=form, status=exc.status,
                          error=exc.msg, template=row)
     except GpuyardError as exc:

@@ -17,6 +17,10 @@ document.addEventListener("click", (e) => {
   const b = e.target.closest("[data-copy]");
   if (b) { e.preventDefault(); gpuyard.copy(b.dataset.copy, b); }
 });
+// Logs open on their newest lines (the end of the panel).
+document.addEventListener("DOMContentLoaded", () => {
+  for (const el of document.querySelectorAll("[data-scroll-end]")) el.scrollTop = el.scrollHeight;
+});
 document.addEventListener("submit", (e) => {
   const f = e.target.closest("form[data-confirm]");
   if (f && !window.confirm(f.dataset.confirm)) { e.preventDefault(); }

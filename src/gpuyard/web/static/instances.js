@@ -1,4 +1,5 @@
-// Instances: live status without reloading (polls /instances/rows every 2 s) and, on an
+// Instances: the live list without reloading (polls /instances/rows every 2 s: new instances,
+// made here or elsewhere, appear; status, message, ports and labels change in place) and, on an
 // instance's page, its logs loaded in place. Without this script the pages work as plain links
 // and forms (the logs open on their own page).
 "use strict";
@@ -25,11 +26,55 @@
     el.className = "status-" + r.status;
   }
 
+  // A row as the server renders it (instances.html), for an instance that appeared since.
+  function newRow(r) {
+    const tr = document.createElement("tr");
+    tr.id = "instance-" + r.id;
+    tr.dataset.id = String(r.id);
+    const cell = (id, field, cls) => {
+      const td = document.createElement("td");
+      if (id) td.id = id + "-" + r.id;
+      if (field) td.dataset.field = field;
+      if (cls) td.className = cls;
+      tr.appendChild(td);
+      return td;
+    };
+    const link = document.createElement("a");
+    link.href = "/instances/" + r.id;
+    link.textContent = String(r.id);
+    cell().appendChild(link);
+    cell("label", null, "long");
+    cell("status", "status");
+    cell().textContent = r.gpus;
+    cell(null, null, "mono long").textContent = r.image;
+    const price = cell();
+    price.textContent = r.price;
+    if (r.is_bid) {
+      const bid = document.createElement("span");
+      bid.className = "hint";
+      bid.textContent = "bid";
+      price.append(" ", bid);
+    }
+    cell("ports", "ports", "mono long");
+    cell("age", "age");
+    cell("msg", "status_msg", "long");
+    return tr;
+  }
+
   function applyList(rows) {
+    const body = table.tBodies[0];
     const seen = new Set();
+    let before = null;  // rows come in the list's order: a new one goes after the one before it
     for (const r of rows) {
       seen.add(String(r.id));
-      if (!document.getElementById("instance-" + r.id)) { if (say) say.textContent = "New instances exist: reload the page to see them."; continue; }
+      let tr = document.getElementById("instance-" + r.id);
+      if (!tr) {
+        tr = newRow(r);
+        if (before && before.nextSibling) body.insertBefore(tr, before.nextSibling);
+        else if (before) body.appendChild(tr);
+        else body.insertBefore(tr, body.firstChild);
+      }
+      before = tr;
       setStatus(document.getElementById("status-" + r.id), r, statusText(r));
       setText(document.getElementById("msg-" + r.id), r.status_msg);
       setText(document.getElementById("label-" + r.id), r.label);
@@ -37,12 +82,22 @@
       const ports = document.getElementById("ports-" + r.id);
       if (ports && ports.textContent !== (r.ports.join("") || "-")) setLines(ports, r.ports, "-");
     }
-    for (const tr of table.querySelectorAll("tbody tr[data-id]")) {
+    for (const tr of body.querySelectorAll("tr[data-id]")) {
       if (!seen.has(tr.dataset.id)) {
         const cell = document.getElementById("status-" + tr.dataset.id);
         if (cell) { cell.textContent = "destroyed"; cell.className = "status-exited"; }
       }
     }
+    const any = body.rows.length > 0;
+    const count = document.getElementById("instance-count");
+    if (count) {
+      const n = rows.length;
+      setText(count, n + (n === 1 ? " instance" : " instances"));
+      count.hidden = n === 0;
+    }
+    table.hidden = !any;
+    const none = document.getElementById("no-instances");
+    if (none) none.hidden = any;
   }
 
   function applyOne(rows) {
@@ -65,7 +120,7 @@
         if (r.status === 200) {
           const data = await r.json();
           const more = table ? (applyList(data.instances), true) : applyOne(data.instances);
-          if (say) say.textContent = say.textContent.startsWith("New") ? say.textContent : "";
+          if (say) say.textContent = "";
           if (!more) return;
         } else if (r.redirected || r.status === 401) { return; }
       } catch { if (say) say.textContent = "Lost contact with the server; retrying…"; }
@@ -83,6 +138,7 @@
       const r = await fetch(logs.dataset.src + "&" + params.toString(), { headers: { "Accept": "text/plain" } });
       const text = await r.text();
       logs.textContent = r.ok ? (text || "(no output yet)") : "Could not load the logs: " + text;
+      logs.scrollTop = logs.scrollHeight;  // the newest lines, at the end
     }
     logsForm.addEventListener("submit", (e) => { e.preventDefault(); logs.textContent = "Loading…"; loadLogs(); });
     loadLogs();

@@ -1,5 +1,6 @@
-// Launch page: the offers list follows the filter box as you type, and only the fields of the
-// chosen volume option are enabled. Without this script the page works as plain forms.
+// Launch page: the offers list follows the filter box as you type, the volume choices follow the
+// chosen offer's machine, and only the fields of the chosen volume option are enabled. Without
+// this script the page works as plain forms.
 "use strict";
 (() => {
   const form = document.getElementById("launch-form");
@@ -22,11 +23,34 @@
     const box = document.createElement("div");
     box.innerHTML = html;
     const fresh = box.querySelector("#offers");
+    const before = chosenOffer();
     if (holder && fresh) holder.replaceWith(fresh);
-    sameMachine();
+    if (chosenOffer() !== before) refreshVolumes();
     const bad = !r.ok;
     filters.setAttribute("aria-invalid", bad ? "true" : "false");
     filters.setAttribute("aria-describedby", bad ? "filters-hint filters-error" : "filters-hint");
+  }
+  function chosenOffer() {
+    const picked = form.querySelector('input[name="offer"]:checked');
+    return picked ? picked.value : "";
+  }
+  // Volumes live on one machine: the choices are those of the chosen offer's machine.
+  let volumeSeq = 0;
+  async function refreshVolumes() {
+    const params = new URLSearchParams({ offer: chosenOffer() });
+    for (const key of ["volume_offer", "volume_id"]) {
+      const field = form.elements[key];
+      if (field && field.value) params.set(key, field.value);
+    }
+    const mine = ++volumeSeq;
+    const r = await fetch("/launch/volumes?" + params.toString(), { headers: { "Accept": "text/html" } });
+    if (mine !== volumeSeq || !r.ok) return;
+    const box = document.createElement("div");
+    box.innerHTML = await r.text();
+    const fresh = box.querySelector("#volume-choices");
+    const holder = document.getElementById("volume-choices");
+    if (holder && fresh) holder.replaceWith(fresh);
+    volumeMode();
   }
   if (filters) {
     filters.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(refreshOffers, 350); });
@@ -44,22 +68,11 @@
       for (const el of box.querySelectorAll("input, select")) el.disabled = !on;
     }
   }
-  // Volumes live on one machine: offer only those of the chosen offer's machine.
-  function sameMachine() {
-    const picked = form.querySelector('input[name="offer"]:checked');
-    const row = picked && picked.closest("tr[data-machine]");
-    const machine = row ? row.dataset.machine : null;
-    for (const option of form.querySelectorAll("#volume_offer option[data-machine], #volume_id option[data-machine]")) {
-      option.hidden = machine !== null && option.dataset.machine !== machine;
-      if (option.hidden && option.selected) option.selected = false;
-    }
-  }
   form.addEventListener("change", (e) => {
     if (e.target.name === "volume_mode") volumeMode();
-    if (e.target.name === "offer") sameMachine();
+    if (e.target.name === "offer") refreshVolumes();
   });
   volumeMode();
-  sameMachine();
   const first = document.querySelector(".field-error[role=alert]");
   const preview = document.getElementById("preview");
   if (first) {

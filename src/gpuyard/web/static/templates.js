@@ -18,16 +18,16 @@
   let timer = null;
   let asked = 0;
 
-  function cell(text, mono) {
+  function cell(text, className) {
     const td = document.createElement("td");
     td.textContent = text;
-    if (mono) { td.className = "mono"; }
+    if (className) { td.className = className; }
     return td;
   }
-  function row(kind, name, value) {
+  function row(kind, name, value, monoValue = true) {
     const tr = document.createElement("tr");
     tr.dataset.kind = kind;
-    tr.append(cell(kind, false), cell(name, true), cell(value, true));
+    tr.append(cell(kind, ""), cell(name, "mono long"), cell(value, monoValue ? "mono long" : "long"));
     return tr;
   }
   function describedBy(on) {
@@ -51,7 +51,7 @@
     describedBy(false);
     for (const [k, v] of answer.variables) { body.append(row("variable", k, v)); }
     for (const p of answer.ports) {
-      body.append(row("port", p.spec, "container " + p.container + "/" + p.proto + (p.host ? ", host " + p.host : "")));
+      body.append(row("port", p.spec, "container " + p.container + "/" + p.proto + ", host port " + p.published, false));
     }
     for (const [f, v] of answer.options) { body.append(row("option", f, v)); }
     table.hidden = body.rows.length === 0;
