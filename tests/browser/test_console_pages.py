@@ -22,12 +22,6 @@ def rent(api: httpx.Client, offer: int, **body) -> int:
     return r.json()["new_contract"]
 
 
-@pytest.fixture
-def api(alice):
-    with alice.http() as client:
-        yield client
-
-
 # -- the live instance list ----------------------------------------------------------------------
 def test_instances_made_elsewhere_appear_and_change_without_a_reload(signed_in: Page, api, fleet):
     page = signed_in

@@ -10,7 +10,7 @@ import sys
 import time
 
 import httpx
-from processes import GPUYARD, free_port, gpuyard
+from processes import GPUYARD, free_port, gpuyard, ready
 
 
 def test_help_does_not_load_the_http_stack_or_the_server(env):
@@ -79,12 +79,7 @@ def test_serve_demo_seeds_data_prints_a_key_and_answers_healthz(env, tmp_path):
             key = m.group(1) if m else None
         assert key, "serve --demo printed no API key"
         base = f"http://127.0.0.1:{port}"
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        assert ready(base, proc, seconds=max(1.0, deadline - time.time()), probe="/healthz")
         r = httpx.get(f"{base}/api/v0/template/", headers={"Authorization": f"Bearer {key}"},
                       params={"select_filters": json.dumps({"name": {"eq": "vLLM Inference Server"}})})
         assert r.status_code == 200

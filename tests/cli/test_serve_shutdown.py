@@ -10,7 +10,7 @@ import threading
 import time
 
 import httpx
-from processes import GPUYARD, free_port, gpuyard
+from processes import GPUYARD, free_port, gpuyard, ready
 
 
 def test_sigterm_exits_within_the_graceful_timeout_with_a_request_stuck(env, tmp_path):
@@ -24,13 +24,7 @@ def test_sigterm_exits_within_the_graceful_timeout_with_a_request_stuck(env, tmp
     base = f"http://127.0.0.1:{port}"
     lock = sqlite3.connect(db_file, isolation_level=None)
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        assert ready(base, proc, probe="/healthz")
         lock.execute("BEGIN IMMEDIATE")  # the server's writes now wait (up to 30 s)
         outcome: dict = {}
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 
 import httpx
 import pytest
-from processes import GPUYARD, free_port, gpuyard
+from processes import GPUYARD, free_port, gpuyard, ready
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -22,18 +21,6 @@ def start(db: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
                             stdin=subprocess.DEVNULL)
     return proc, f"http://127.0.0.1:{port}"
-
-
-def healthy(base: str, proc: subprocess.Popen, seconds: float = 60) -> bool:
-    deadline = time.time() + seconds
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(f"{base}/readyz").status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 def stop(*procs: subprocess.Popen) -> None:
@@ -51,7 +38,7 @@ def test_a_second_server_on_one_sqlite_file_is_refused(env, tmp_path):
     db = f"sqlite:///{tmp_path / 'one.db'}"
     first, base = start(db, env)
     try:
-        assert healthy(base, first)
+        assert ready(base, first)
         second, _ = start(db, env)
         code = second.wait(timeout=60)
         err = second.stderr.read()
@@ -87,7 +74,7 @@ def test_two_servers_started_together_on_a_fresh_postgresql_database(env):
     try:
         procs = [start(db, env) for _ in range(2)]
         for proc, base in procs:
-            assert healthy(base, proc), proc.stderr.read() if proc.poll() is not None else "no answer"
+            assert ready(base, proc), proc.stderr.read() if proc.poll() is not None else "no answer"
         engine = create_engine(db)
         with engine.connect() as conn:
             ids = conn.execute(text("SELECT value FROM server_settings WHERE key = 'installation_id'")).all()

@@ -7,7 +7,6 @@ import html
 import re
 
 import httpx
-import pytest
 
 
 def text_of(page: str, element_id: str) -> str:
@@ -21,12 +20,6 @@ def rent(api: httpx.Client) -> int:
     r = api.put(f"/api/v0/asks/{offer}/", json={"client_id": "me", "image": "busybox"})
     assert r.status_code == 200, r.text
     return r.json()["new_contract"]
-
-
-@pytest.fixture
-def api(alice):
-    with alice.http() as client:
-        yield client
 
 
 def test_compare_is_offered_only_with_two_versions_and_counts_read_right(console, api):
