@@ -20,6 +20,7 @@ from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.server_secret import load_server_secret
 from gpuyard.services import template_rows
+from gpuyard.services.apikeys import KeyUsage
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
 from gpuyard.store.crypto import Cipher, encrypt_plain_values, install_cipher
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.version = gpuyard.__version__
     app.state.secret_source = secret.source
+    app.state.key_usage = KeyUsage(app.state.sessions)
     install_cipher(engine, Cipher.from_secret(secret))
     with transaction(app.state.sessions) as session:
         app.state.installation = installation_id(session)
