@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from typing import Any
 
 from fastapi import Request
@@ -58,6 +59,7 @@ def sign_in(request: Request, session: Session, key: str) -> User:
             "without permissions, such as the key 'gpuyard admin create-user' printed)",
             "restricted_key",
         )
+    api_key.last_used_at = time.time()  # signing in to the console is a use of the key
     previous = request.session.get(TOKEN)
     if previous:
         console_sessions.end(session, str(previous))
