@@ -30,12 +30,13 @@ def test_create_a_key_with_the_permission_picker(signed_in: Page, shot):
     page.get_by_role("button", name="Create key").click()
 
     created = page.get_by_role("status").filter(has_text="created")
-    expect(created).to_contain_text("Key 2 created")
+    expect(created).to_contain_text(re.compile(r"Key \d+ created"))
+    key_id = re.search(r"Key (\d+) created", created.inner_text())[1]
     key = page.locator("#new-key").inner_text().strip()
     assert KEY.match(key), key
     expect(created).to_contain_text("It may call: instance_read; misc")
     expect(page.get_by_role("button", name="Copy key")).to_be_visible()
-    row = page.locator("#key-2")
+    row = page.locator(f"#key-{key_id}")
     expect(row).to_contain_text("ci reader")
     expect(row).to_contain_text("instance_read; misc")
     expect(row).to_contain_text("never")
@@ -46,9 +47,9 @@ def test_create_a_key_with_the_permission_picker(signed_in: Page, shot):
     assert key not in page.content()
 
     page.on("dialog", lambda dialog: dialog.accept())
-    page.get_by_role("button", name="Delete API key 2 ci reader").click()
-    expect(page.locator("#key-2")).to_have_count(0)
-    expect(page.get_by_role("status")).to_contain_text("Deleted API key 2")
+    page.get_by_role("button", name=f"Delete API key {key_id} ci reader").click()
+    expect(page.locator(f"#key-{key_id}")).to_have_count(0)
+    expect(page.get_by_role("status")).to_contain_text(f"Deleted API key {key_id}")
 
 
 def test_reveal_and_hide_a_secret(signed_in: Page):
