@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from gpuyard.envspec import env_from_pairs, parse_env
 from gpuyard.runtimes.base import LaunchSpec, Runtime, RuntimeError_, RuntimeState
+from gpuyard.services import secrets
 from gpuyard.services.allocation import gpu_list
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceEvent, Machine, Volume
@@ -191,7 +192,7 @@ class Reconciler:
                 return RuntimeState("stopped", None, None)
             if ref:
                 events.append("the runtime lost the instance; creating it again")
-            state = runtime.create(snap.spec)
+            state = runtime.create(self._with_secrets(snap.spec))
             events.append(f"created from {snap.spec.image_uuid}")
             return state
         if snap.want_running:
@@ -206,6 +207,12 @@ class Reconciler:
             events.append("stopping" + (f" ({snap.outbid_msg})" if snap.outbid_msg else ""))
             return runtime.stop(ref)
         return state
+
+    def _with_secrets(self, spec: LaunchSpec) -> LaunchSpec:
+        """The owner's account secrets added to the env, read now, for the container about to be
+        created (rows never hold their values)."""
+        with transaction(self.sessions, write=False) as session:
+            return secrets.with_secrets(session, spec)
 
     def _record(
         self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False

@@ -86,3 +86,37 @@ def test_upgrading_0005_data_marks_private_versions_and_drops_the_signing_secret
         settings = conn.execute(select(ServerSetting.key, ServerSetting.value)).all()
         assert [tuple(s) for s in settings] == [("installation_id", "abc")]
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+
+def test_0008_keeps_existing_keys_full_and_its_downgrade_drops_restricted_ones(fresh_engine):
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    from gpuyard.store import db as db_module
+    from gpuyard.store.models import ApiKey
+
+    migrate(fresh_engine, "0007")
+    now = time.time()
+    with fresh_engine.begin() as conn:
+        conn.execute(User.__table__.insert(), {"id": 1, "username": "alice", "created_at": now})
+        conn.execute(text("INSERT INTO api_keys (id, user_id, key_hash, created_at) "
+                          "VALUES (1, 1, :h, :t)"), {"h": "a" * 64, "t": now})
+    migrate(fresh_engine)
+    with fresh_engine.begin() as conn:
+        key = conn.execute(select(ApiKey.__table__)).one()
+        assert (key.permissions, key.name, key.last_used_at) == (None, None, None)  # a full key
+        conn.execute(ApiKey.__table__.insert(), {"id": 2, "user_id": 1, "key_hash": "b" * 64,
+                                                 "created_at": now, "permissions": {"api": {"misc": {}}}})
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(db_module.__file__).parent / "migrations"))
+    with fresh_engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+    with fresh_engine.connect() as conn:
+        # a restricted key would be a full key to the older release: it goes; the full one stays
+        assert conn.execute(text("SELECT id FROM api_keys")).scalars().all() == [1]
+        assert "secrets" not in inspect(conn).get_table_names()

@@ -14,7 +14,7 @@ import gpuyard
 from gpuyard.api.edge import JSONAnswer, RequestLimits
 from gpuyard.api.errors import install_error_handlers
 from gpuyard.api.openapi import install_openapi
-from gpuyard.api.routes import instances, meta, offers, templates, users, volumes
+from gpuyard.api.routes import accounts, instances, meta, offers, templates, users, volumes
 from gpuyard.metrics import Metrics, RequestMetrics
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
@@ -22,6 +22,7 @@ from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.server_secret import load_server_secret
 from gpuyard.services import template_rows
 from gpuyard.services.answer_cache import AnswerCache
+from gpuyard.services.apikeys import KeyUsage
 from gpuyard.services.installation import installation_id
 from gpuyard.settings import Settings
 from gpuyard.store.crypto import Cipher, encrypt_plain_values, install_cipher
@@ -50,7 +51,7 @@ class StripTrailingSlash:
 
 
 ROUTERS = (meta.router, users.router, templates.router, offers.router, instances.router,
-           instances.public, volumes.router)
+           instances.public, volumes.router, accounts.router)
 
 
 def _api(lifespan: Any = None) -> FastAPI:
@@ -93,6 +94,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.sessions = make_sessionmaker(engine)
     app.state.version = gpuyard.__version__
     app.state.secret_source = secret.source
+    app.state.key_usage = KeyUsage(app.state.sessions)
     install_cipher(engine, Cipher.from_secret(secret))
     with startup_lock(engine):  # replicas starting together migrate and initialize in turn
         if run_migrations:

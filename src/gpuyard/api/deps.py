@@ -1,8 +1,11 @@
 """Per-request plumbing: the caller, the database session, and running service calls.
 
 Authentication reads the ``Authorization: Bearer <key>`` header inside the call's own
-transaction (no cache: a revoked key is refused by the next request, in every process). The
-``bearer`` dependency only declares the scheme, so that ``/openapi.json`` shows it.
+transaction (no cache: a revoked or deleted key is refused by the next request, in every
+process). The key's permission document is applied there too, once per call, to the route the
+request matched (``services/permissions.py``): a restricted key gets a 403 naming what it lacks
+before the service runs. The ``bearer`` dependency only declares the scheme, so that
+``/openapi.json`` shows it.
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from gpuyard.api.edge import WireRoute
-from gpuyard.services.users import authenticate
+from gpuyard.services import permissions
+from gpuyard.services.users import authenticate, authenticate_key
 from gpuyard.store.db import transaction
-from gpuyard.store.models import User
+from gpuyard.store.models import ApiKey, User
 from gpuyard.wire.common import ErrorBody
 from gpuyard.workers import run_db
 
@@ -65,22 +69,59 @@ def writes(request: Request) -> bool:
 async def call(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Authenticate, then run ``fn(session, user, ...)`` in one transaction on a worker thread.
     The arguments are already validated (the wire models): nothing is parsed under the lock."""
-    return await _call(request, writes(request), fn, *args, **kwargs)
+    return await _call(request, writes(request), False, fn, *args, **kwargs)
 
 
 async def call_read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """As :func:`call`, for a POST/PUT that only reads (the offer searches): its transaction
     does not take SQLite's write lock."""
-    return await _call(request, False, fn, *args, **kwargs)
+    return await _call(request, False, False, fn, *args, **kwargs)
 
 
-async def _call(request: Request, write: bool, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def call_with_key(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """As :func:`call`, for services about the key itself: ``fn(session, user, api_key, ...)``."""
+    return await _call(request, writes(request), True, fn, *args, **kwargs)
+
+
+def _values(request: Request) -> Callable[[permissions.Param], Any]:
+    """The call's raw parameter values, for the constraints of a permission document: path
+    parameters (ids already numbers), query arguments and the JSON body (already validated by
+    the route's model)."""
+    body = getattr(request, "_json", None)
+
+    def value(param: permissions.Param) -> Any:
+        if param.source == "path":
+            return request.path_params.get(param.field)
+        if param.source == "query":
+            return request.query_params.get(param.field)
+        return body.get(param.field) if isinstance(body, dict) else None
+
+    return value
+
+
+def authorize(request: Request, api_key: ApiKey) -> None:
+    """403 unless ``api_key`` may call the route this request matched."""
+    if api_key.permissions is None:
+        return  # a full key
+    route = request.scope.get("route")
+    permissions.authorize(api_key.permissions, request.method, getattr(route, "path", None),
+                          _values(request))
+
+
+async def _call(request: Request, write: bool, with_key: bool, fn: Callable[..., T], *args: Any,
+                **kwargs: Any) -> T:
     factory = request.app.state.sessions
     key = bearer_key(request)
+    usage = getattr(request.app.state, "key_usage", None)
 
     def work() -> T:
         with transaction(factory, write=write) as session:
-            user: User = authenticate(session, key)
+            api_key, user = authenticate_key(session, key)
+            if usage is not None:
+                usage.note(api_key.id, api_key.last_used_at)  # in memory; written elsewhere
+            authorize(request, api_key)
+            if with_key:
+                return fn(session, user, api_key, *args, **kwargs)
             return fn(session, user, *args, **kwargs)
 
     return await run_db(request.app, work, write=write)
@@ -89,7 +130,7 @@ async def _call(request: Request, write: bool, fn: Callable[..., T], *args: Any,
 async def caller(request: Request) -> User:
     """The authenticated user, in a read transaction of its own (for calls that must know who
     asks before doing any work, e.g. a bulk create)."""
-    return await _call(request, False, lambda _session, user: user)
+    return await _call(request, False, False, lambda _session, user: user)
 
 
 async def call_public(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

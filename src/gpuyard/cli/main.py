@@ -13,11 +13,12 @@ from typing import Any
 HANDLERS = "gpuyard.cli.commands"
 
 VERBS = {
-    "create": "create a template, an instance or a volume",
+    "create": "create a template, an instance, a volume, an env var or an API key",
     "search": "search templates, offers or volume offers",
-    "show": "show instances, volumes, the user, or a template's versions",
-    "update": "update a template or an instance",
-    "delete": "delete a template or a volume",
+    "show": "show instances, volumes, the user, a template's versions, env vars or API keys",
+    "update": "update a template, an instance or an env var",
+    "delete": "delete a template, a volume, an env var or an API key",
+    "reset": "replace your API key by a new one",
     "start": "start stopped instances",
     "stop": "stop instances (their disk is kept)",
     "reboot": "restart an instance's container in place",
@@ -252,6 +253,40 @@ def add_volume_commands(nouns: Nouns, leaf: Leaf) -> None:
     dv.add_argument("id", type=int, help="volume id")
 
 
+def add_account_commands(nouns: Nouns, leaf: Leaf) -> None:
+    """Secrets (env vars) and API keys, with the official CLI's names and flags."""
+    sev = leaf(nouns["show"], "env-vars", "accounts:show_env_vars",
+               "your secrets (env vars every new instance gets); values hidden unless -s")
+    sev.add_argument("-s", "--show-values", dest="show_values", action="store_true",
+                     help="show the values")
+    for verb, what in (("create", "create a secret (env var) every new instance gets"),
+                       ("update", "change a secret's value")):
+        p = leaf(nouns[verb], "env-var", f"accounts:{verb}_env_var", what)
+        p.add_argument("name", help="the variable's name, e.g. HF_TOKEN")
+        p.add_argument("value", help="its value")
+    p = leaf(nouns["delete"], "env-var", "accounts:delete_env_var", "delete a secret (env var)")
+    p.add_argument("name", help="the variable's name")
+
+    ck = leaf(nouns["create"], "api-key", "accounts:create_api_key",
+              "create an API key, limited by a permission file (docs/api-keys.md); its text is "
+              "printed once")
+    ck.add_argument("--name", help="a name for the key")
+    ck.add_argument("--permission_file", "--permission-file", dest="permission_file",
+                    help='JSON permission document, e.g. {"api": {"misc": {}, "instance_read": {}}} '
+                         "(without it: a full key)")
+    ck.add_argument("--key_params", "--key-params", dest="key_params",
+                    help="text kept with the key (wildcard parameters; not interpreted)")
+    leaf(nouns["show"], "api-keys", "accounts:show_api_keys",
+         "your API keys: name, created, last used, permissions (never the keys)")
+    sk = leaf(nouns["show"], "api-key", "accounts:show_api_key", "one of your API keys")
+    sk.add_argument("id", type=int, help="API key id (from show api-keys)")
+    dk = leaf(nouns["delete"], "api-key", "accounts:delete_api_key",
+              "delete an API key (refused from the next request on)")
+    dk.add_argument("id", type=int, help="API key id (from show api-keys)")
+    leaf(nouns["reset"], "api-key", "accounts:reset_api_key",
+         "replace the key you use by a new one (printed once; the old one stops working)")
+
+
 def add_access_commands(admin_cmds: Any) -> None:
     db_help = "SQLAlchemy database URL (as for serve)"
     lk = admin_cmds.add_parser(
@@ -411,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_offer_commands(nouns, leaf)
     add_instance_commands(verbs, nouns, leaf)
     add_volume_commands(nouns, leaf)
+    add_account_commands(nouns, leaf)
 
     set_ = verbs.add_parser("set", help="save local settings")
     set_nouns = set_.add_subparsers(dest="noun", metavar="SETTING", required=True)

@@ -22,6 +22,10 @@ class Transport:
     def close(self) -> None:
         self._client.close()
 
+    def use_key(self, api_key: str) -> None:
+        """Send ``api_key`` from now on (after a key reset)."""
+        self._client.headers["Authorization"] = f"Bearer {api_key}"
+
     def fetch_text(self, url: str, timeout: float = 10.0) -> tuple[int, str]:
         """GET an absolute URL the server handed out (a log ``result_url``) without the API key,
         like the official client does; returns ``(status, text)``."""

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
-from gpuyard.services import allocation, launch, offers, volumes
+from gpuyard.services import allocation, launch, offers, secrets, volumes
 from gpuyard.services.identifiers import MAX_ID, require_id
 from gpuyard.services.templates import resolve_hash
 from gpuyard.store.models import Instance, Machine, Template, User
@@ -59,8 +59,12 @@ def _template(session: Session, user: User, request: LaunchRequest | InstanceUpd
 def prepare_launch(session: Session, user: User, request: LaunchRequest) -> dict[str, Any]:
     """The merged launch of a create-instance request (docs/merge-rules.md), computed in a read
     transaction before the rental's write transaction: template versions never change, so the
-    merge needs no lock."""
-    return launch.merge(request, _template(session, user, request))
+    merge needs no lock. ``secrets``: the names of the account's secrets the launch gets (a
+    secret never overrides the request's or the template's env; values are read only when the
+    container is created)."""
+    merged = launch.merge(request, _template(session, user, request))
+    merged["secrets"] = secrets.for_launch(session, user, merged["env_spec"])
+    return merged
 
 
 def _count_launch(session: Session, template_id: int | None, now: float) -> None:
@@ -213,7 +217,8 @@ def create_instance(
             image_login=merged["image_login"],
             disk_space=merged["disk_space"],
             extra_filters=merged["extra_filters"],
-            launch={**{k: merged[k] for k in LAUNCH_EXTRAS}, "extra_env": merged["extra_env"]},
+            launch={**{k: merged[k] for k in LAUNCH_EXTRAS}, "extra_env": merged["extra_env"],
+                    "secrets": merged.get("secrets") or []},
             template_id=merged["template_id"],
             template_hash_id=merged["template_hash_id"],
             template_name=merged["template_name"],
@@ -267,6 +272,7 @@ def _dry_run(row: dict[str, Any], ask_id: int, merged: dict[str, Any]) -> dict[s
     preview = {k: row.get(k) for k in keys}
     preview["offer_id"] = ask_id
     preview["runtype"] = merged["runtype"]
+    preview["secrets"] = secrets.masked(merged.get("secrets") or [])  # names only, values masked
     return preview
 
 
@@ -413,7 +419,8 @@ def update_from_template(session: Session, user: User, ref: Any, body: InstanceU
     for key in ("image", "tag", "env", "onstart", "runtype", "args", "template_id", "template_hash_id",
                 "template_name", "extra_filters"):
         setattr(inst, key, merged[key])
-    inst.launch = {**(inst.launch or {}), "pending": "recreate", "extra_env": merged["extra_env"]}
+    inst.launch = {**(inst.launch or {}), "pending": "recreate", "extra_env": merged["extra_env"],
+                   "secrets": secrets.for_launch(session, user, merged["env_spec"])}
     inst.generation += 1
     inst.updated_at = time.time()
     return Outcome(instance_id=inst.id, machine_ids={machine.id}, instance_ids={inst.id},

@@ -82,13 +82,18 @@ def key_holder(session: Session, digest: str) -> tuple[ApiKey, User]:
 
 
 def authenticate(session: Session, key: str | None) -> User:
+    return authenticate_key(session, key)[1]
+
+
+def authenticate_key(session: Session, key: str | None) -> tuple[ApiKey, User]:
+    """The key a request sent and its user (401 without one, or for a wrong one)."""
     if not key:
         raise Unauthorized(
             "missing API key: send the header 'Authorization: Bearer <key>' "
             "(the server's operator creates keys)",
             "auth_required",
         )
-    return key_holder(session, hash_key(key))[1]
+    return key_holder(session, hash_key(key))
 
 
 def find_user(session: Session, username: str) -> User:

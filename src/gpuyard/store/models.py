@@ -39,6 +39,28 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float)
+    name: Mapped[str | None] = mapped_column(String(200))
+    # Vast's permission document in normal form (services/permissions.py); NULL: a full key.
+    permissions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    key_params: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))  # kept, not interpreted
+    # Written at most about once a minute per key, off the request path (services/apikeys.py).
+    last_used_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Secret(Base):
+    """An account secret (env var): injected into the user's new containers, never stored on an
+    instance row. The value is encrypted at rest (store/crypto.py)."""
+
+    __tablename__ = "secrets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str] = mapped_column(EncryptedText)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("uq_secrets_user_name", "user_id", "name", unique=True),)
 
 
 class ConsoleSession(Base):

@@ -33,7 +33,8 @@ async def run(request: Request, fn: Callable[..., T], *args: Any, write: bool = 
             if touch and write:
                 console_sessions.touch(session, console_session.id)
                 touch = False
-            request.state.user = {"id": user.id, "username": user.username}
+            request.state.user = {"id": user.id, "username": user.username,
+                                  "api_key_id": console_session.api_key_id}
             result = fn(session, user, *args, **kwargs)
         if touch:  # a read-only page: note the visit in a short write of its own
             with transaction(factory) as session:

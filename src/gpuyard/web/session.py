@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from typing import Any
 
 from fastapi import Request
@@ -52,6 +53,13 @@ def sign_in(request: Request, session: Session, key: str) -> User:
         if exc.code != "invalid_api_key":
             raise  # revoked: the message says so
         raise Unauthorized("that API key is not valid; check it and try again", "invalid_key") from None
+    if api_key.permissions is not None:  # the console's pages are not split by permission
+        raise Forbidden(
+            "that API key is limited by a permission document; the console needs a full key (one made "
+            "without permissions, such as the key 'gpuyard admin create-user' printed)",
+            "restricted_key",
+        )
+    api_key.last_used_at = time.time()  # signing in to the console is a use of the key
     previous = request.session.get(TOKEN)
     if previous:
         console_sessions.end(session, str(previous))

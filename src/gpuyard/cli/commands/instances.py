@@ -152,6 +152,7 @@ LAUNCH = [
                                     if x) or None),
     ("runtype", "runtype"),
     ("env (merged)", lambda c: env_lines(c.get("extra_env")) or c.get("env")),
+    ("account secrets", lambda c: "\n".join(f"{k}={v}" for k, v in (c.get("secrets") or {}).items()) or None),
     ("onstart", "onstart"),
     ("args", lambda c: " ".join(c["args"]) if isinstance(c.get("args"), list) else c.get("args")),
     ("disk GB", "disk_space"),
