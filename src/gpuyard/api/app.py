@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import gpuyard
+from gpuyard.accounting import install_accounting
 from gpuyard.api.edge import JSONAnswer, RequestLimits
 from gpuyard.api.errors import install_error_handlers
 from gpuyard.api.openapi import install_openapi
@@ -107,6 +108,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.reconciler = Reconciler(
         app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
     )
+    install_accounting(app)  # credit on every session; the out-of-credit job beside the reconciler
     install_error_handlers(app)
     install_console(app, secret)
     app.add_middleware(StripTrailingSlash)
