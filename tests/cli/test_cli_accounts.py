@@ -1,14 +1,17 @@
-"""gpuyard admin credit / admin quota (on the test database while the server runs), show user's
-quota column, and serve --credit."""
+"""gpuyard admin credit / admin quota (on the test database while the server runs), gpuyard usage
+(through the server: a user's own usage, an administrator's everyone's), show user's quota
+column, and serve --credit."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
 from gpuyard.cli.main import build_parser, main
 from gpuyard.settings import Settings
+from usage_clock import HOUR, T0, controlled
 
 
 @pytest.fixture
@@ -76,6 +79,33 @@ def test_admin_quota_shows_sets_and_clears(admin, as_user, alice, fleet):
     assert code == 0 and re.search(r"max_dph\s*│\s*none", out)
     code, _out, err = admin("quota", "alice", "--max-volume-gb", "-3")
     assert code == 1 and "max_volume_gb must be 0 or more" in err
+
+
+def test_usage_prints_a_table_by_template_label_machine_and_user(app, as_user, alice, bob, make_account,
+                                                                fleet):
+    with controlled(app) as clock:
+        ours, theirs = rent(alice, "RTX 4090"), rent(bob, "RTX 3090")
+        clock.advance(2 * HOUR)
+        for account, iid in ((alice, ours), (bob, theirs)):
+            with account.http() as client:
+                client.request("DELETE", f"/api/v0/instances/{iid}/", json={})
+        clock.t = T0 + 5 * HOUR
+        code, out, err = as_user(alice, "usage", "--since", "2026-01-01")
+        assert code == 0, err
+        assert out.startswith("Usage of you from 2026-01-01 00:00 to 2026-01-01 05:00 UTC, by template:")
+        assert re.search(r"\(no template\)\s*│\s*2\.00\s*│\s*20\.0\s*│\s*0\.80\s*│\s*0\.00\s*│\s*0\.80", out)
+        code, out, _ = as_user(alice, "usage", "--by", "label", "--since", "2026-01-01")
+        assert "RTX 4090" in out and "RTX 3090" not in out  # bob's is not alice's
+        root = make_account("root", admin=True)
+        code, out, _ = as_user(root, "usage", "--by", "user", "--since", str(int(T0)))
+        assert out.startswith("Usage of everyone") and re.search(r"\bbob\b.*0\.40", out)
+        code, out, _ = as_user(root, "usage", "--by", "machine", "--since", "2026-01-01", "--raw")
+        report = json.loads(out)
+        assert {row["key"] for row in report["rows"]} == {"box-4090 (machine 1)", "box-3090 (machine 2)"}
+        code, out, _ = as_user(alice, "usage", "--since", "2026-01-02")
+        assert code == 0 and "No usage in that window." in out
+        code, _out, err = as_user(alice, "usage", "--since", "yesterday")
+        assert code == 1 and "since must be epoch seconds or a date" in err
 
 
 def test_serve_takes_credit_from_the_flag_or_the_environment(monkeypatch):

@@ -300,7 +300,7 @@ def add_access_commands(admin_cmds: Any) -> None:
     eu.add_argument("--db", help=db_help)
 
 
-def add_account_commands(admin_cmds: Any) -> None:
+def add_account_commands(verbs: Any, admin_cmds: Any, leaf: Leaf) -> None:
     db_help = "SQLAlchemy database URL (as for serve)"
     cr = admin_cmds.add_parser(
         "credit", help="grant a user credit (a negative amount takes some back)",
@@ -329,6 +329,13 @@ def add_account_commands(admin_cmds: Any) -> None:
                     help="remove every limit (before setting the ones given)")
     qu.add_argument("--db", help=db_help)
 
+    us = leaf(verbs, "usage", "accounts:show_usage",
+              "GPU-hours, disk GB-hours and cost per template, label, machine or user "
+              "(administrators see everyone)")
+    us.add_argument("--by", choices=["user", "template", "label", "machine"], default="template",
+                    help="group by (default template)")
+    us.add_argument("--since", help="start: YYYY-MM-DD (UTC) or epoch seconds (default: 30 days ago)")
+    us.add_argument("--until", help="end: YYYY-MM-DD (UTC) or epoch seconds (default: now)")
 
 
 def _json_object(text: str) -> dict:
@@ -410,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
 
     add_access_commands(admin_cmds)
-    add_account_commands(admin_cmds)
+    add_account_commands(verbs, admin_cmds, leaf)
 
     nouns = {
         verb: verbs.add_parser(verb, help=text, description=text).add_subparsers(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, parse_order, parse_query
+from gpuyard.sdk.accounts import AccountsMixin
 from gpuyard.sdk.config import resolve_api_key, resolve_url
 from gpuyard.sdk.http import Transport
 from gpuyard.sdk.instances import InstancesMixin
@@ -90,7 +91,7 @@ def _update_template_signature(
     """
 
 
-class VastAI(InstancesMixin, OffersMixin):
+class VastAI(InstancesMixin, OffersMixin, AccountsMixin):
     """A client for a gpuyard server with the official ``VastAI`` SDK's method signatures.
 
     Templates are here; instances are in :mod:`gpuyard.sdk.instances`, offers and volumes in

@@ -1,10 +1,12 @@
-"""admin credit, admin quota: on the database, like the other admin commands."""
+"""admin credit, admin quota (on the database, like the other admin commands) and usage (through
+the server)."""
 
 from __future__ import annotations
 
 import argparse
 
-from gpuyard.cli.output import fail, print_table
+from gpuyard.cli.commands._common import handles_errors, sdk_from
+from gpuyard.cli.output import fail, print_json, print_table, when
 
 
 def _run(args: argparse.Namespace, work):
@@ -52,3 +54,26 @@ def set_quota(args: argparse.Namespace) -> int:
     ], [("quota", "quota"), ("limit", "limit"), ("in use", "in use")])
     return 0
 
+
+@handles_errors
+def show_usage(args: argparse.Namespace) -> int:
+    with sdk_from(args) as sdk:
+        report = sdk.usage(by=args.by, since=args.since, until=args.until)
+    if getattr(args, "raw", False):
+        print_json(report)
+        return 0
+    who = "everyone" if report["everyone"] else "you"
+    print(f"Usage of {who} from {when(report['since'])} to {when(report['until'])} UTC, by {report['by']}:")
+    rows = [*report["rows"], report["total"]] if report["rows"] else []
+    if not rows:
+        print("No usage in that window.")
+        return 0
+    print_table(rows, [
+        (report["by"], "key"),
+        ("GPU-hours", lambda r: f"{r['gpu_hours']:.2f}"),
+        ("disk GB-hours", lambda r: f"{r['disk_gb_hours']:.1f}"),
+        ("GPU $", lambda r: f"{r['gpu_cost']:.2f}"),
+        ("disk $", lambda r: f"{r['disk_cost']:.2f}"),
+        ("cost $", lambda r: f"{r['cost']:.2f}"),
+    ])
+    return 0
