@@ -4,6 +4,7 @@ stops what runs when it reaches zero) and quotas (GPUs, $/hour, volume GB), show
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 
@@ -12,11 +13,14 @@ import pytest
 from test_instances_api import offer, offers, rent, rented
 
 from gpuyard.accounting import run_out_of_credit
+from gpuyard.api.app import create_app
 from gpuyard.periodic import claim
 from gpuyard.services import billing
 from gpuyard.services.fleet import load_fleet, parse_yaml
+from gpuyard.settings import Settings
 from gpuyard.store.db import transaction
 from instance_reads import show, wait_status
+from serving import serving
 from usage_clock import HOUR, controlled, credit_enforced
 
 settle = functools.partial(wait_status, timeout=2.0)
@@ -109,6 +113,24 @@ def test_the_job_stops_what_runs_when_the_credit_is_gone_and_credit_lets_it_star
     assert run_out_of_credit(app) == []
     me = api.get("/api/v0/users/current").json()
     assert me["balance"] == pytest.approx(6 - 4 * (0.40 + 10 * 0.1 / 720), abs=1e-4)
+
+
+def test_a_server_with_credit_runs_the_job_by_itself(app, alice, fleet, db_url, data_dir):
+    settings = Settings.build(db_url=db_url, sim_boot_seconds=0, data_dir=data_dir, credit=True)
+    app.state.reconciler.stop()  # this test's server drives the instance alone
+    try:
+        server = create_app(dataclasses.replace(settings, billing_seconds=0.1))
+        with controlled(server) as clock, serving(server) as url:
+            grant(server, "alice", 1.0)
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {alice.key}"}) as client:
+                iid = rented(client, offer(client)["id"], image="busybox")
+                settle(client, iid, "running")
+                clock.advance(3 * HOUR)  # $1.20 of GPU time: the next run of the job stops it
+                row = settle(client, iid, "stopped")
+                assert row["status_msg"] == "out of credit"
+        server.state.engine.dispose()
+    finally:
+        app.state.reconciler.start()
 
 
 def test_the_job_does_nothing_unless_credit_is_enforced(api, fleet, app, clock):

@@ -40,7 +40,8 @@ def run(app, api, fleet, bob):
         clock.t = T0 + DAY + HOUR
         assert api.delete("/api/v0/volumes/", params={"id": volume}).status_code == 200
         clock.t = T0 + DAY + 6 * HOUR
-        yield {"instance": iid, "volume": volume, "other": other, "clock": clock}
+        yield {"instance": iid, "volume": volume, "other": other, "clock": clock,
+               "machines": fleet.machine_ids}
 
 
 def get(api, path: str, **params):
@@ -60,7 +61,8 @@ def test_legacy_invoices_list_charges_and_payments_in_the_window(api, run):
     charges = [row for row in body["invoices"] if row["type"] == "charge"]
     gpu = [c for c in charges if c["instance_id"] == run["instance"] and "GPU" in c["description"]]
     assert [(c["quantity"], c["rate"], c["amount"]) for c in gpu] == [(3.0, 0.4, pytest.approx(1.2))]
-    assert gpu[0]["description"] == f"instance {run['instance']} (train): GPU time, 1 GPU on machine 1"
+    box = run["machines"]["box-4090"]
+    assert gpu[0]["description"] == f"instance {run['instance']} (train): GPU time, 1 GPU on machine {box}"
     storage = [c for c in charges if c["volume_id"] == run["volume"]]
     assert [(c["day"], c["quantity"]) for c in storage] == [(T0, pytest.approx(23.0)),
                                                             (T0 + DAY, pytest.approx(1.0))]
@@ -137,24 +139,28 @@ def test_usage_report_groups_and_admins_see_everyone(api, run, make_account):
         assert users["everyone"] is True
         assert {row["key"] for row in users["rows"]} == {"alice", "bob"}
         machines = get(root, "/api/v0/usage/", by="machine", since=T0).json()
-        assert {row["key"] for row in machines["rows"]} == {"box-4090 (machine 1)", "box-3090 (machine 2)"}
+        assert {row["key"] for row in machines["rows"]} == {
+            f"{host} (machine {ident})" for host, ident in run["machines"].items()}
 
 
 @pytest.mark.parametrize(("path", "params", "words"), [
     ("/api/v0/users/me/invoices", {"sdate": "soon"}, "sdate must be epoch seconds"),
     ("/api/v0/users/me/invoices", {"sdate": 2000, "edate": 1000}, "edate (1000) is before sdate"),
     ("/api/v0/users/me/invoices", {"inc_charges": "maybe"}, "inc_charges must be true or false"),
+    ("/api/v0/users/me/invoices", {"sdate": ""}, "sdate must be epoch seconds"),
     ("/api/v0/users/me/invoices", {"owner": "bob"}, "owner"),
     ("/api/v0/charges/", {"select_filters": {"when": {"gte": 1}}}, "unknown select_filters field(s) when"),
     ("/api/v0/charges/", {"select_filters": {"day": {"near": 1}}}, "select_filters.day takes gte"),
     ("/api/v0/charges/", {"select_filters": {"day": {"gte": -5}}}, "between 0 and"),
     ("/api/v0/charges/", {"select_filters": {"type": {"in": "volume"}}}, "takes a list of names"),
     ("/api/v0/charges/", {"select_filters": "[1"}, "must be JSON"),
+    ("/api/v0/charges/", {"select_filters": "null"}, "select_filters must be a JSON object"),
     ("/api/v0/charges/", {"limit": 500}, "limit must be a whole number from 1 to 100"),
     ("/api/v0/charges/", {"after_token": "abc"}, "not a token this server gave"),
     ("/api/v1/invoices/", {"latest_first": "soon"}, "latest_first must be true or false"),
     ("/api/v0/usage/", {"by": "color"}, "by must be one of"),
     ("/api/v0/usage/", {"since": "2026-13-01"}, "since must be epoch seconds or a date"),
+    ("/api/v0/usage/", {"since": "1969-12-31"}, "since must be epoch seconds between 0 and"),
     ("/api/v0/usage/", {"since": "2024-01-01", "until": "2026-01-01"}, "the limit is 400 days"),
 ])
 def test_arguments_that_do_not_fit_are_400s_that_say_why(api, path, params, words):

@@ -101,7 +101,8 @@ def test_usage_prints_a_table_by_template_label_machine_and_user(app, as_user, a
         assert out.startswith("Usage of everyone") and re.search(r"\bbob\b.*0\.40", out)
         code, out, _ = as_user(root, "usage", "--by", "machine", "--since", "2026-01-01", "--raw")
         report = json.loads(out)
-        assert {row["key"] for row in report["rows"]} == {"box-4090 (machine 1)", "box-3090 (machine 2)"}
+        assert {row["key"] for row in report["rows"]} == {
+            f"{host} (machine {ident})" for host, ident in fleet.machine_ids.items()}
         code, out, _ = as_user(alice, "usage", "--since", "2026-01-02")
         assert code == 0 and "No usage in that window." in out
         code, _out, err = as_user(alice, "usage", "--since", "yesterday")

@@ -33,13 +33,14 @@ def epoch(value: Any, name: str) -> float:
     """Epoch seconds (a number, numeric text, or a ``YYYY-MM-DD`` date meaning UTC midnight)."""
     if isinstance(value, str) and len(value.strip()) == 10 and value.strip()[4:5] == "-":
         try:
-            return datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+            number = datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
         except ValueError:
             raise InvalidInput(f"{name} must be epoch seconds or a date such as 2026-01-31, not "
                                f"{show(value)}", "invalid_date") from None
-    if isinstance(value, bool):
+    elif isinstance(value, bool):
         raise InvalidInput(f"{name} must be epoch seconds, not {show(value)}", "invalid_date")
-    number = to_number(value, name, "epoch seconds or a date such as 2026-01-31")
+    else:
+        number = to_number(value, name, "epoch seconds or a date such as 2026-01-31")
     if not 0 <= number <= MAX_EPOCH:
         raise InvalidInput(f"{name} must be epoch seconds between 0 and {MAX_EPOCH:.0f} (the year "
                            f"3000), not {show(value)}", "invalid_date")
@@ -92,12 +93,12 @@ class InvoicesQuery:
 
     @classmethod
     def parse(cls, sdate: Any, edate: Any, inc_charges: Any) -> InvoicesQuery:
-        since = None if sdate in (None, "") else epoch(sdate, "sdate")
-        until = None if edate in (None, "") else epoch(edate, "edate")
+        since = None if sdate is None else epoch(sdate, "sdate")
+        until = None if edate is None else epoch(edate, "edate")
         if since is not None and until is not None and until < since:
             raise InvalidInput(f"edate ({until:g}) is before sdate ({since:g}): the window must "
                                "end after it starts", "invalid_window")
-        charges = True if inc_charges in (None, "") else _flag(inc_charges, "inc_charges")
+        charges = True if inc_charges is None else _flag(inc_charges, "inc_charges")
         return cls(since, until, charges)
 
 
@@ -117,8 +118,7 @@ class BillingQuery:
     @classmethod
     def parse(cls, filters: Any, *, date_field: str, kind_field: str, latest_first: Any = None,
               limit: Any = None, after_token: Any = None) -> BillingQuery:
-        filters = {} if filters is None else filters
-        if not isinstance(filters, dict):
+        if not isinstance(filters, dict):  # null included: leave the argument out instead
             raise InvalidInput(f'select_filters must be a JSON object such as {{"{date_field}": '
                                '{"gte": 1761955200, "lte": 1762300800}}')
         unknown = sorted(str(k) for k in filters if k not in (date_field, kind_field))
@@ -147,7 +147,7 @@ class BillingQuery:
                                    + ("a list of names" if op == "in" else "a name")
                                    + f", not {show(values)}")
             kinds = tuple(values)
-        return cls(tuple(bounds), kinds, False if latest_first in (None, "") else
+        return cls(tuple(bounds), kinds, False if latest_first is None else
                    _flag(latest_first, "latest_first"), _limit(limit), _offset(after_token))
 
     def admits(self, t: float) -> bool:
@@ -193,11 +193,11 @@ class UsageQuery:
 
     @classmethod
     def parse(cls, by: Any, since: Any, until: Any) -> UsageQuery:
-        group = "template" if by in (None, "") else by
+        group = "template" if by is None else by
         if group not in USAGE_GROUPS:
             raise InvalidInput(f"by must be one of {', '.join(USAGE_GROUPS)}, not {show(by)}")
-        start = None if since in (None, "") else epoch(since, "since")
-        end = None if until in (None, "") else epoch(until, "until")
+        start = None if since is None else epoch(since, "since")
+        end = None if until is None else epoch(until, "until")
         if start is not None and end is not None:
             if end < start:
                 raise InvalidInput(f"until ({end:g}) is before since ({start:g})", "invalid_window")
@@ -304,9 +304,10 @@ class ContractsFetch(WireModel):
     what = "contracts fetch"
     label: Text(500) | None = None
     contract_ids: Annotated[list[int] | None, BeforeValidator(_contract_ids),
-                            WithJsonSchema({"type": "array", "maxItems": MAX_LIST,
-                                            "items": {"type": "integer", "minimum": 1,
-                                                      "maximum": MAX_WIRE_ID}})] = None
+                            WithJsonSchema({"anyOf": [
+                                {"type": "array", "maxItems": MAX_LIST,
+                                 "items": {"type": "integer", "minimum": 1, "maximum": MAX_WIRE_ID}},
+                                {"type": "null"}]})] = None
 
 
 class Contract(BaseModel):

@@ -32,6 +32,13 @@ Filters = Annotated[str | None, Query(max_length=4000, description="filters as J
 Token = Annotated[str | None, Query(max_length=40, description="next_token of the previous page")]
 Limit = Annotated[str | None, Query(max_length=20, description="page size, 1 to 100 (default 20)")]
 Flag = Annotated[str | None, Query(max_length=10, description="true or false")]
+
+
+def _filters(text: str | None, example: str) -> object:
+    """``select_filters`` decoded (left out: none; ``null`` stays null and is refused)."""
+    return {} if text is None else json_arg(text, "select_filters", example)
+
+
 SDATE = "window start, epoch seconds (default: 24 hours before edate)"
 
 
@@ -60,7 +67,8 @@ async def invoices_v1(
 ):
     """Your invoices: the credit the operator granted (service ``credit``). Filters: ``when``
     (epoch seconds: gte gt lte lt eq) and ``service`` (in, eq); the last 7 days by default."""
-    query = BillingQuery.parse(json_arg(select_filters, "select_filters", '{"when":{"gte":0}}'),
+    filters = _filters(select_filters, '{"when":{"gte":0}}')
+    query = BillingQuery.parse(filters,
                                date_field="when", kind_field="service", latest_first=latest_first,
                                limit=limit, after_token=after_token)
     return JSONAnswer(await call(request, svc.invoices_page, query))
@@ -79,7 +87,8 @@ async def charges_v1(
     """Your charges, one result per instance or volume and UTC day with its parts as ``items``.
     Filters: ``day`` (the day's UTC midnight, epoch seconds: gte gt lte lt eq) and ``type`` (in,
     eq: instance, volume, serverless); the last 7 days by default."""
-    query = BillingQuery.parse(json_arg(select_filters, "select_filters", '{"day":{"gte":0}}'),
+    filters = _filters(select_filters, '{"day":{"gte":0}}')
+    query = BillingQuery.parse(filters,
                                date_field="day", kind_field="type", latest_first=latest_first,
                                limit=limit, after_token=after_token)
     return JSONAnswer(await call(request, svc.charges_page, query))
