@@ -71,9 +71,11 @@ def test_without_credit_enforced_anyone_launches_and_the_balance_goes_negative(a
 
 def test_launching_starting_and_volumes_need_a_positive_balance(api, app, fleet, clock, credit):
     msg = refused(rent(api, offer(api)["id"], image="busybox"), "no_credit")
-    assert "no credit left" in msg and "$0.00" in msg and "operator" in msg
+    assert msg == ("your account has no credit left (balance $0.00): you need a positive balance "
+                   "to launch or start instances. Ask the operator for credit")
     ask = api.post("/api/v0/volumes/search/", json={}).json()["offers"][0]
-    refused(api.put("/api/v0/volumes/", json={"id": ask["id"], "size": 10}), "no_credit")
+    msg = refused(api.put("/api/v0/volumes/", json={"id": ask["id"], "size": 10}), "no_credit")
+    assert "to create a volume" in msg
     assert api.get("/api/v0/users/current").json()["can_pay"] is False
 
     grant(app, "alice", 1.0)

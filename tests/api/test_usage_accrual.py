@@ -1,6 +1,6 @@
 """Usage accrues from recorded state changes (docs/usage.md): a simulated run driven by a clock
-the test moves (start, stop, start again, destroy; a bid outbid and resumed, its bid changed; a
-volume), charged per part, per instance and per UTC day, and still right after the server
+the test moves (start, stop, start again, reboot, destroy; a bid outbid and resumed, its bid
+changed; a volume), charged per part, per instance and per UTC day, and still right after the server
 restarts."""
 
 from __future__ import annotations
@@ -57,7 +57,10 @@ def test_an_on_demand_run_is_charged_for_gpu_time_while_running_and_disk_until_d
     clock.advance(3 * HOUR)  # stopped: disk only
     state(api, iid, "running")
     settle(api, iid, "running")
-    clock.advance(1 * HOUR)
+    clock.advance(HOUR / 2)
+    assert api.put(f"/api/v0/instances/reboot/{iid}/", json={}).status_code == 200  # runs on
+    settle(api, iid, "running")
+    clock.advance(HOUR / 2)
     assert api.request("DELETE", f"/api/v0/instances/{iid}/", json={}).status_code == 200
     clock.advance(5 * HOUR)  # destroyed: nothing
 

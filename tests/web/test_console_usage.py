@@ -96,3 +96,24 @@ def test_the_usage_page_needs_a_sign_in(anonymous):
 def test_an_empty_window_says_so(console):
     page = console.get("/usage").text
     assert 'id="no-usage"' in page and "No usage in this window" in page
+
+
+def test_the_launch_page_says_when_credit_or_a_quota_stands_in_the_way(console, api, app, fleet):
+    from usage_clock import credit_enforced
+
+    offer = next(o for o in api.post("/api/v0/bundles/", json={}).json()["offers"] if o["num_gpus"] == 1)
+    form = {"offer": str(offer["id"]), "image": "busybox", "filters": ""}
+    with credit_enforced(app):
+        r = console.post("/launch", form)
+        assert r.status_code == 403
+        error = page_error(r.text)
+        assert error.startswith("your account has no credit left") and "to launch or start" in error
+    with transaction(app.state.sessions) as session:
+        billing.set_quota(session, "alice", max_gpus=0)
+    r = console.post("/launch", form)
+    assert r.status_code == 403
+    assert page_error(r.text).startswith("quota exceeded: max_gpus is 0")
+
+
+def page_error(page: str) -> str:
+    return html.unescape(re.search(r'id="page-error">([^<]*)<', page).group(1))

@@ -171,19 +171,18 @@ def _gpus(n: float) -> str:
 
 
 def check(session: Session, user: User, *, gpus: int = 0, dph: float = 0.0, volume_gb: float = 0.0,
-          needs_credit: bool = True) -> None:
+          needs_credit: bool = True, action: str = "launch or start instances") -> None:
     """Refuse a change that adds ``gpus``, ``dph`` ($/hour) and ``volume_gb`` to what the user
     has, when it goes over a quota (403 ``quota_exceeded``) or, with credit enforced and
-    ``needs_credit``, when the balance is not positive (403 ``no_credit``). Locks the account
-    first: call it before locking anything else."""
+    ``needs_credit``, when the balance is not positive (403 ``no_credit``; ``action`` says what
+    needs it). Locks the account first: call it before locking anything else."""
     lock_account(session, user)
     if needs_credit and credit_enforced(session):
         left = balance(session, user.id)
         if left <= EPSILON:
             raise Forbidden(
-                f"your account has no credit left (balance {money(left)}): launching or starting "
-                "instances and creating volumes need a positive balance. Ask the operator for "
-                "credit", "no_credit")
+                f"your account has no credit left (balance {money(left)}): you need a positive "
+                f"balance to {action}. Ask the operator for credit", "no_credit")
     quota = session.get(UserQuota, user.id)
     if quota is None or not (gpus > 0 or dph > EPSILON or volume_gb > EPSILON):
         return

@@ -144,7 +144,7 @@ def create_volume(session: Session, user: User, body: VolumeCreate) -> dict[str,
     """``PUT /api/v0/volumes/`` with ``{"size": GB, "id": volume offer id, "name"?}``; returns
     the new volume's row. Needs credit and room in the volume quota (services/billing.py)."""
     assert body.id is not None  # the model requires it
-    billing.check(session, user, volume_gb=body.size)  # the account's lock first
+    billing.check(session, user, volume_gb=body.size, action="create a volume")  # the lock first
     ask, machine = _get_ask(session, body.id)
     machine = lock_machine(session, machine.id)
     _fits(session, machine, body.size, "size")
