@@ -51,6 +51,10 @@ class Settings:
     # Where the server keeps its files: the default SQLite database, and the server secret
     # (``secret_key``) when GPUYARD_SECRET_KEY is not set (docs/security.md).
     data_dir: Path = field(default_factory=_default_data_dir)
+    # Credit (docs/usage.md): launching needs a positive balance, and the running instances of
+    # accounts whose balance reached zero are stopped every ``billing_seconds``.
+    credit: bool = False
+    billing_seconds: float = 30.0
 
     @classmethod
     def build(
@@ -64,6 +68,7 @@ class Settings:
         max_body: int | None = None,
         graceful_seconds: float | None = None,
         data_dir: Path | str | None = None,
+        credit: bool | None = None,
     ) -> Settings:
         """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
         folder = Path(data_dir) if data_dir is not None else _default_data_dir()
@@ -82,4 +87,9 @@ class Settings:
             max_body=max_body or int(os.environ.get("GPUYARD_MAX_BODY") or DEFAULT_MAX_BODY),
             graceful_seconds=10.0 if graceful_seconds is None else graceful_seconds,
             read_threads=int(os.environ.get("GPUYARD_READ_THREADS") or max(2, os.cpu_count() or 2)),
+            credit=credit if credit is not None else _flag(os.environ.get("GPUYARD_CREDIT")),
         )
+
+
+def _flag(text: str | None) -> bool:
+    return (text or "").strip().lower() in ("1", "true", "yes", "on")

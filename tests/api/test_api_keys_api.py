@@ -24,6 +24,11 @@ HASH = "0" * 32
 #: For every route of the permission table: a request whose body and query pass validation (so
 #: the permission check is reached) and which changes nothing that matters when it is let in.
 SAMPLES: dict[str, tuple[str, str, dict | None, dict | None]] = {
+    "api.billing.invoices": ("GET", "/api/v0/users/me/invoices", {"owner": "me"}, None),
+    "api.billing.invoices_v1": ("GET", "/api/v1/invoices/", None, None),
+    "api.billing.charges": ("GET", "/api/v0/charges/", None, None),
+    "api.billing.contracts": ("POST", "/api/v0/contracts/fetch/", None, {"label": "x", "contract_ids": []}),
+    "api.billing.usage": ("GET", "/api/v0/usage/", None, None),
     "api.instance.list": ("GET", "/api/v1/instances/", None, None),
     "api.instance.list_all": ("GET", "/api/v0/instances/", None, None),
     "api.instance.filters": ("GET", "/api/v0/instances/filters/", None, None),

@@ -120,3 +120,62 @@ def test_0008_keeps_existing_keys_full_and_its_downgrade_drops_restricted_ones(f
         # a restricted key would be a full key to the older release: it goes; the full one stays
         assert conn.execute(text("SELECT id FROM api_keys")).scalars().all() == [1]
         assert "secrets" not in inspect(conn).get_table_names()
+
+
+def test_upgrading_0007_data_opens_a_usage_interval_for_what_exists(fresh_engine):
+    from gpuyard.store.models import Instance, Machine, UsageInterval, Volume
+
+    migrate(fresh_engine, "0007")
+    now = time.time()
+    machine = {"hostname": "m", "gpu_name": "RTX 4090", "num_gpus": 2, "gpu_ram": 24, "cpu_cores": 8,
+               "cpu_ram": 64, "disk_space": 500, "inet_down": 1, "inet_up": 1, "dph_per_gpu": 0.4,
+               "min_bid_per_gpu": 0.1, "reliability": 1, "created_at": now, "updated_at": now}
+    instance = {"owner_id": 1, "machine_id": 1, "gpus": "0", "num_gpus": 1, "dph_base": 0.4,
+                "storage_cost": 0.1, "image": "busybox", "tag": "latest", "disk_space": 72,
+                "runtime": "simulated", "start_date": now, "created_at": now, "updated_at": now,
+                "label": None, "is_bid": False, "bid_price": None, "destroyed_at": None}
+    with fresh_engine.begin() as conn:
+        conn.execute(User.__table__.insert(), {"id": 1, "username": "alice", "created_at": now})
+        conn.execute(Machine.__table__.insert(), {"id": 1, **machine})
+        conn.execute(Instance.__table__.insert(), [
+            {**instance, "id": 1, "actual_status": "running", "label": "a"},
+            {**instance, "id": 2, "gpus": "1", "actual_status": "running", "is_bid": True, "bid_price": 0.2},
+            {**instance, "id": 3, "actual_status": "stopped"},
+            {**instance, "id": 4, "actual_status": "stopped", "destroyed_at": now},
+        ])
+        conn.execute(Volume.__table__.insert(), [
+            {"id": 1, "owner_id": 1, "machine_id": 1, "size": 72, "storage_cost": 0.1, "created_at": now,
+             "deleted_at": None},
+            {"id": 2, "owner_id": 1, "machine_id": 1, "size": 72, "storage_cost": 0.1, "created_at": now,
+             "deleted_at": now},
+        ])
+    migrate(fresh_engine)
+    with fresh_engine.connect() as conn:
+        rows = conn.execute(select(UsageInterval.instance_id, UsageInterval.volume_id, UsageInterval.gpus,
+                                   UsageInterval.gpu_dph, UsageInterval.disk_dph, UsageInterval.label,
+                                   UsageInterval.ended_at).order_by(UsageInterval.id)).all()
+        assert [tuple(r) for r in rows] == [
+            (1, None, 1, 0.4, pytest.approx(0.01), "a", None),
+            (2, None, 1, 0.2, pytest.approx(0.01), None, None),  # a bid at its bid
+            (3, None, 0, 0.0, pytest.approx(0.01), None, None),  # stopped: disk only
+            (None, 1, 0, 0.0, pytest.approx(0.01), None, None),
+        ]
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    migrate_down(fresh_engine, "0007")  # and back
+    assert "usage_intervals" not in inspect(fresh_engine).get_table_names()
+    assert "stop_reason" not in {c["name"] for c in inspect(fresh_engine).get_columns("instances")}
+
+
+def migrate_down(engine: Engine, revision: str) -> None:
+    from pathlib import Path
+
+    from alembic import command
+    from alembic.config import Config
+
+    import gpuyard.store.db
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(gpuyard.store.db.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)

@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import gpuyard
+from gpuyard.accounting import install_accounting
 from gpuyard.api.edge import JSONAnswer, RequestLimits
 from gpuyard.api.errors import install_error_handlers
 from gpuyard.api.openapi import install_openapi
-from gpuyard.api.routes import accounts, instances, meta, offers, templates, users, volumes
+from gpuyard.api.routes import accounts, billing, instances, meta, offers, templates, users, volumes
 from gpuyard.metrics import Metrics, RequestMetrics
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
@@ -51,7 +52,7 @@ class StripTrailingSlash:
 
 
 ROUTERS = (meta.router, users.router, templates.router, offers.router, instances.router,
-           instances.public, volumes.router, accounts.router)
+           instances.public, volumes.router, accounts.router, billing.router)
 
 
 def _api(lifespan: Any = None) -> FastAPI:
@@ -114,6 +115,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.reconciler = Reconciler(
         app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
     )
+    install_accounting(app)  # credit on every session; the out-of-credit job beside the reconciler
     install_error_handlers(app)
     install_console(app, secret)
     app.state.answers = AnswerCache()

@@ -18,6 +18,7 @@ from fastapi.openapi.utils import get_openapi
 
 from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, VOLUME_FIELDS
 from gpuyard.query.fields import INSTANCE_FIELDS
+from gpuyard.wire.billing import select_filters_schema
 from gpuyard.wire.common import ErrorBody
 from gpuyard.wire.filters import filter_properties, filter_schema, ops_components, order_schema
 from gpuyard.wire.templates import ROW_FIELDS
@@ -39,8 +40,11 @@ JSON_QUERY: dict[tuple[str, str], dict[str, Any]] = {
     **{(path, "select_cols"): ANY_COLS for path in ("/api/v1/instances", "/api/v0/instances")},
     **{(path, "order_by"): order_schema(INSTANCE_FIELDS, instance_form=True)
        for path in ("/api/v1/instances", "/api/v0/instances")},
+    ("/api/v1/invoices", "select_filters"): select_filters_schema("when", "service"),
+    ("/api/v0/charges", "select_filters"): select_filters_schema("day", "type"),
 }
-LIMITS = {"/api/v0/template": 10000, "/api/v1/instances": 1000, "/api/v0/instances": 1000}
+LIMITS = {"/api/v0/template": 10000, "/api/v1/instances": 1000, "/api/v0/instances": 1000,
+          "/api/v1/invoices": 100, "/api/v0/charges": 100}
 SEARCH_BODIES = {"OfferSearch": OFFER_FIELDS, "VolumeSearch": VOLUME_FIELDS}
 
 

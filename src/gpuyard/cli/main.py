@@ -335,6 +335,44 @@ def add_access_commands(admin_cmds: Any) -> None:
     eu.add_argument("--db", help=db_help)
 
 
+def add_billing_commands(verbs: Any, admin_cmds: Any, leaf: Leaf) -> None:
+    db_help = "SQLAlchemy database URL (as for serve)"
+    cr = admin_cmds.add_parser(
+        "credit", help="grant a user credit (a negative amount takes some back)",
+        description="Add AMOUNT dollars to a user's credit; a negative amount takes some back "
+                    "(a correction). Charges draw the credit down; with 'serve --credit' a user "
+                    "needs a positive balance to launch (docs/usage.md).")
+    cr.set_defaults(handler="billing:grant_credit")
+    cr.add_argument("name", help="user name")
+    cr.add_argument("amount", help="dollars, e.g. 25 or -5")
+    cr.add_argument("--note", help="a note shown with the entry in the user's invoices")
+    cr.add_argument("--db", help=db_help)
+
+    qu = admin_cmds.add_parser(
+        "quota", help="show or set a user's quotas",
+        description="Show a user's quotas and current use, or set them: the GPUs and $/hour of "
+                    "their instances that run or want to, and the GB of their volumes. A launch, "
+                    "start, bid raise or volume over a quota is refused (403 quota_exceeded).")
+    qu.set_defaults(handler="billing:set_quota")
+    qu.add_argument("name", help="user name")
+    qu.add_argument("--max-gpus", dest="max_gpus", type=int, metavar="N", help="GPUs at once")
+    qu.add_argument("--max-dph", dest="max_dph", type=float, metavar="X",
+                    help="$/hour at once (GPUs and disk, as dph_total)")
+    qu.add_argument("--max-volume-gb", dest="max_volume_gb", type=float, metavar="G",
+                    help="GB of volumes in all")
+    qu.add_argument("--clear", action="store_true",
+                    help="remove every limit (before setting the ones given)")
+    qu.add_argument("--db", help=db_help)
+
+    us = leaf(verbs, "usage", "billing:show_usage",
+              "GPU-hours, disk GB-hours and cost per template, label, machine or user "
+              "(administrators see everyone)")
+    us.add_argument("--by", choices=["user", "template", "label", "machine"], default="template",
+                    help="group by (default template)")
+    us.add_argument("--since", help="start: YYYY-MM-DD (UTC) or epoch seconds (default: 30 days ago)")
+    us.add_argument("--until", help="end: YYYY-MM-DD (UTC) or epoch seconds (default: now)")
+
+
 def _json_object(text: str) -> dict:
     import json
 
@@ -376,6 +414,9 @@ def build_parser() -> argparse.ArgumentParser:
                             "(default: DOCKER_HOST), e.g. unix:///var/run/docker.sock")
     serve.add_argument("--demo", action="store_true",
                        help="seed demo data and print a ready API key")
+    serve.add_argument("--credit", action="store_true",
+                       help="enforce credit: launching needs a positive balance, and running "
+                            "instances stop when it reaches zero (default: GPUYARD_CREDIT, off)")
     serve.add_argument("--max-body", dest="max_body", type=int, metavar="BYTES",
                        help="refuse request bodies over this size with 413 (default: "
                             "GPUYARD_MAX_BODY, or 1048576 = 1 MiB)")
@@ -411,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     rt.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
 
     add_access_commands(admin_cmds)
+    add_billing_commands(verbs, admin_cmds, leaf)
 
     nouns = {
         verb: verbs.add_parser(verb, help=text, description=text).add_subparsers(

@@ -13,6 +13,7 @@ from typing import Any
 
 from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, parse_order, parse_query
 from gpuyard.sdk.accounts import AccountsMixin
+from gpuyard.sdk.billing import BillingMixin
 from gpuyard.sdk.config import resolve_api_key, resolve_url
 from gpuyard.sdk.http import Transport
 from gpuyard.sdk.instances import InstancesMixin
@@ -91,11 +92,12 @@ def _update_template_signature(
     """
 
 
-class VastAI(InstancesMixin, OffersMixin, AccountsMixin):
+class VastAI(InstancesMixin, OffersMixin, AccountsMixin, BillingMixin):
     """A client for a gpuyard server with the official ``VastAI`` SDK's method signatures.
 
     Templates are here; instances are in :mod:`gpuyard.sdk.instances`, offers and volumes in
-    :mod:`gpuyard.sdk.offers`, secrets and API keys in :mod:`gpuyard.sdk.accounts`."""
+    :mod:`gpuyard.sdk.offers`, secrets and API keys in :mod:`gpuyard.sdk.accounts`, invoices
+    and usage in :mod:`gpuyard.sdk.billing`."""
 
     def __init__(self, api_key: str | None = None, server_url: str | None = None, **_ignored: Any):
         self.api_key = resolve_api_key(api_key)

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
-from gpuyard.services import allocation, launch, offers, secrets, volumes
+from gpuyard.services import allocation, billing, launch, offers, secrets, usage, volumes
 from gpuyard.services.identifiers import MAX_ID, require_id
 from gpuyard.services.templates import resolve_hash
-from gpuyard.store.models import Instance, Machine, Template, User
+from gpuyard.store.models import Ask, Instance, Machine, Template, User
 from gpuyard.wire.instances import (
     BidChange,
     BulkDestroy,
@@ -180,6 +180,7 @@ def create_instance(
 ) -> Outcome:
     """Rent offer ``ask_id`` with the launch ``merged`` from ``request`` (VAST-WIRE §6.1;
     :func:`prepare_launch`)."""
+    _check_account(session, user, ask_id, request, merged)
     ask, machine = offers.get_ask(session, ask_id, allocation.GPU)
     machine = allocation.lock_machine(session, machine.id)
     session.expire(ask)  # read it again under the machine's lock: a rival may just have rented it
@@ -257,6 +258,27 @@ def create_instance(
     )
 
 
+def _check_account(session: Session, user: User, ask_id: Any, request: LaunchRequest,
+                   merged: dict[str, Any]) -> None:
+    """Credit and quotas for renting ``ask_id`` (services/billing.py), under the account's lock
+    and before the offer's availability: over a quota, no other offer would do either."""
+    ask = session.get(Ask, ask_id) if isinstance(ask_id, int) and 0 < ask_id <= MAX_ID else None
+    machine = session.get(Machine, ask.machine_id) if ask is not None and ask.kind == allocation.GPU else None
+    if ask is None or machine is None:
+        billing.check(session, user)  # credit only: get_ask says what is wrong with the offer
+        return
+    gpu_price = merged["bid_price"] if merged["is_bid"] else machine.dph_per_gpu * ask.num_gpus
+    running = request.state == "running"
+    info = request.volume_info
+    billing.check(
+        session, user,
+        gpus=ask.num_gpus if running else 0,
+        dph=gpu_price + usage.disk_dph(merged["disk_space"], machine.storage_cost) if running else 0.0,
+        volume_gb=float(info.size if info.size is not None else volumes.DEFAULT_LAUNCH_SIZE)
+        if info is not None and info.create_new else 0.0,
+    )
+
+
 LAUNCH_EXTRAS = (
     "docker_login_repo", "jupyter_dir", "use_jupyter_lab", "python_utf8", "lang_utf8", "extra",
 )
@@ -299,8 +321,13 @@ def _refresh(session: Session, machine_ids: set[int]) -> set[int]:
 
 
 def set_state(session: Session, user: User, refs: list[Any], state: str) -> Outcome:
-    """Start (``"running"``) or stop (``"stopped"``) instances."""
+    """Start (``"running"``) or stop (``"stopped"``) instances. Starting stopped ones needs
+    credit and room in the quotas (services/billing.py)."""
+    if state == "running":
+        billing.lock_account(session, user)  # before the instances' locks
     targets = [owned(session, user, ref) for ref in refs]
+    if state == "running":
+        _check_start(session, user, [i for i in targets if i.intended_status != "running"])
     out = Outcome(machine_ids={i.machine_id for i in targets})
     for inst in targets:
         inst.intended_status = state
@@ -313,6 +340,12 @@ def set_state(session: Session, user: User, refs: list[Any], state: str) -> Outc
     word = "starting" if state == "running" else "stopping"
     out.msg = f"{word} instance(s) {', '.join(str(i.id) for i in targets)}"
     return out
+
+
+def _check_start(session: Session, user: User, starting: list[Instance]) -> None:
+    if starting:
+        billing.check(session, user, gpus=sum(i.num_gpus for i in starting),
+                      dph=sum(usage.instance_dph(i) for i in starting))
 
 
 def set_state_bulk(session: Session, user: User, body: BulkState) -> Outcome:
@@ -340,7 +373,9 @@ def edit(session: Session, user: User, ref: Any, body: InstanceEdit) -> Outcome:
 
 
 def reboot(session: Session, user: User, ref: Any) -> Outcome:
+    billing.lock_account(session, user)  # rebooting a stopped instance starts it
     inst = owned(session, user, ref)
+    _check_start(session, user, [inst] if inst.intended_status != "running" else [])
     inst.launch = {**(inst.launch or {}), "pending": "restart"}
     inst.generation += 1
     inst.intended_status = inst.cur_state = "running"
@@ -370,6 +405,7 @@ def destroy_bulk(session: Session, user: User, body: BulkDestroy) -> Outcome:
 
 
 def change_bid(session: Session, user: User, ref: Any, body: BidChange) -> Outcome:
+    billing.lock_account(session, user)  # a higher bid counts against the $/hour quota
     inst = owned(session, user, ref)
     price = body.price
     assert price is not None  # the model requires it
@@ -385,6 +421,9 @@ def change_bid(session: Session, user: User, ref: Any, body: BidChange) -> Outco
             f"GPU(s) on machine {machine.id}",
             "bid_too_low",
         )
+    raise_by = price - usage.gpu_price(inst)
+    if inst.intended_status == "running" and raise_by > 0:
+        billing.check(session, user, dph=raise_by, needs_credit=False)
     inst.bid_price = price
     inst.updated_at = time.time()
     _holdings, moved = allocation.refresh_machine(session, machine)

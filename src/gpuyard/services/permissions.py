@@ -27,7 +27,7 @@ CATEGORIES: dict[str, str] = {
     "instance_write": "create, start, stop, change and destroy instances; create and delete volumes",
     "user_read": "see the account, its API keys, secrets (env vars) and templates",
     "user_write": "create and change API keys, secrets (env vars) and templates",
-    "billing_read": "see invoices and charges (no gpuyard call yet)",
+    "billing_read": "see invoices, charges and usage",
     "billing_write": "move credit (no gpuyard call yet)",
     "machine_read": "see the machines you host (no gpuyard call yet)",
     "machine_write": "manage the machines you host (no gpuyard call yet)",
@@ -148,6 +148,12 @@ RULES: tuple[Rule, ...] = (
     Rule("api.apikey.delete", "user_write", "DELETE", "/api/v0/auth/apikeys/{key_id:int}",
          (_path_id("the API key id (path)", "key_id"),)),
     Rule("api.apikey.reset", "user_write", "PUT", "/api/v0/commands/reset_apikey"),
+    # billing_read
+    Rule("api.billing.invoices", "billing_read", "GET", "/api/v0/users/me/invoices"),
+    Rule("api.billing.invoices_v1", "billing_read", "GET", "/api/v1/invoices"),
+    Rule("api.billing.charges", "billing_read", "GET", "/api/v0/charges"),
+    Rule("api.billing.contracts", "billing_read", "POST", "/api/v0/contracts/fetch"),
+    Rule("api.billing.usage", "billing_read", "GET", "/api/v0/usage"),
     # misc
     Rule("api.offer.search", "misc", "POST", "/api/v0/bundles"),
     Rule("api.offer.search_asks", "misc", "PUT", "/api/v0/search/asks"),

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
-from gpuyard.services import offers
+from gpuyard.services import billing, offers
 from gpuyard.services.allocation import (
     VOLUME,
     live_instances,
@@ -26,6 +26,9 @@ from gpuyard.services.allocation import (
 from gpuyard.services.identifiers import MAX_ID
 from gpuyard.store.models import Ask, Instance, Machine, User, Volume
 from gpuyard.wire.volumes import TYPES, VolumeCreate, VolumeLaunch
+
+#: GB of a volume created at launch without a size.
+DEFAULT_LAUNCH_SIZE = 15
 
 # ---------------------------------------------------------------- lookups
 
@@ -139,8 +142,9 @@ def _row(session: Session, volume: Volume) -> dict[str, Any]:
 
 def create_volume(session: Session, user: User, body: VolumeCreate) -> dict[str, Any]:
     """``PUT /api/v0/volumes/`` with ``{"size": GB, "id": volume offer id, "name"?}``; returns
-    the new volume's row."""
+    the new volume's row. Needs credit and room in the volume quota (services/billing.py)."""
     assert body.id is not None  # the model requires it
+    billing.check(session, user, volume_gb=body.size, action="create a volume")  # the lock first
     ask, machine = _get_ask(session, body.id)
     machine = lock_machine(session, machine.id)
     _fits(session, machine, body.size, "size")
@@ -208,7 +212,7 @@ def for_launch(
     both fit."""
     target = int(info.volume_id)
     if info.create_new:
-        size = float(info.size if info.size is not None else 15)
+        size = float(info.size if info.size is not None else DEFAULT_LAUNCH_SIZE)
         volume = _create_for_launch(session, user, machine, target, size, info.name, reserve)
     else:
         volume = _link_for_launch(session, user, machine, target)

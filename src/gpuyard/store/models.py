@@ -266,6 +266,9 @@ class Instance(Base):
     actual_status: Mapped[str] = mapped_column(String(20), default="loading")
     cur_state: Mapped[str] = mapped_column(String(20), default="running")
     status_msg: Mapped[str | None] = mapped_column(Text)
+    # Why gpuyard itself stopped the instance ("out of credit"): kept as its status_msg until it
+    # is started again (services/usage.py).
+    stop_reason: Mapped[str | None] = mapped_column(String(200))
     # Bumped by changes the runtime must act on (reboot, update from a template).
     generation: Mapped[int] = mapped_column(Integer, default=1)
     applied_generation: Mapped[int] = mapped_column(Integer, default=0)
@@ -325,3 +328,70 @@ class ServerSetting(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+# -- accounts: usage, credit, quotas (docs/usage.md) --------------------------------------------
+
+
+class UsageInterval(Base):
+    """A stretch of time during which an instance or a volume accrued at constant rates.
+
+    Written only when something that sets a rate changes (services/usage.py: the instance starts
+    or stops running, a bid changes, it is destroyed …): the open interval (``ended_at`` NULL)
+    is closed and a new one opened. Charges for any window are computed from these rows, so
+    nothing is written while an instance simply keeps running."""
+
+    __tablename__ = "usage_intervals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(10))  # "instance" | "volume"
+    instance_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    volume_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    machine_id: Mapped[int] = mapped_column(Integer)
+    template_id: Mapped[int | None] = mapped_column(Integer)
+    template_name: Mapped[str | None] = mapped_column(String(500))
+    label: Mapped[str | None] = mapped_column(String(500))
+    gpus: Mapped[int] = mapped_column(Integer)  # GPUs accruing GPU time (0 unless running)
+    gpu_dph: Mapped[float] = mapped_column(Float)  # $/hour for them (0 unless running)
+    disk_gb: Mapped[float] = mapped_column(Float)
+    disk_dph: Mapped[float] = mapped_column(Float)  # $/hour for the disk
+    started_at: Mapped[float] = mapped_column(Float, index=True)
+    ended_at: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (Index("ix_usage_intervals_user_started", "user_id", "started_at"),)
+
+
+class CreditEntry(Base):
+    """Credit the operator granted (a positive amount) or took back (negative)."""
+
+    __tablename__ = "credit_entries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    amount: Mapped[float] = mapped_column(Float)
+    at: Mapped[float] = mapped_column(Float, index=True)
+    note: Mapped[str | None] = mapped_column(String(500))
+
+
+class UserQuota(Base):
+    """A user's limits (NULL: no limit)."""
+
+    __tablename__ = "user_quotas"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    max_gpus: Mapped[int | None] = mapped_column(Integer)
+    max_dph: Mapped[float | None] = mapped_column(Float)
+    max_volume_gb: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class Lease(Base):
+    """A periodic job's turn: whoever moves ``expires_at`` forward runs the job this period
+    (gpuyard/periodic.py), so that several worker processes run it once per period."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[float] = mapped_column(Float)

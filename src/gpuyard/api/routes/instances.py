@@ -109,7 +109,7 @@ async def create_instances(request: Request, body: BulkLaunch | None = None):
             outcome = await call(request, svc.create_instance, ask_id, body, merged,
                                  runtime=_runtime(request))
         except GpuyardError as exc:
-            if exc.status in (401, 403):
+            if exc.status in (401, 403) and exc.code not in ("quota_exceeded", "no_credit"):
                 raise  # the key stopped working: no point going on
             errors.append({"id": ask_id, "error": exc.code, "msg": exc.msg})  # this offer only
             continue

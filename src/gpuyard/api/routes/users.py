@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from gpuyard.api.deps import AUTHENTICATED, call
 from gpuyard.api.edge import JSONAnswer
-from gpuyard.services.users import user_row
+from gpuyard.services.billing import account_row
 from gpuyard.wire.users import UserRow
 
 router = APIRouter(tags=["users"], **AUTHENTICATED)
@@ -14,5 +14,6 @@ router = APIRouter(tags=["users"], **AUTHENTICATED)
 
 @router.get("/api/v0/users/current", response_model=UserRow)
 async def current_user(request: Request):
-    """You: id, name, balance and the fields the official client shows."""
-    return JSONAnswer(await call(request, lambda _session, user: user_row(user)))
+    """You: id, name, balance and credit, quota and what counts against it, and the fields the
+    official client shows."""
+    return JSONAnswer(await call(request, account_row))

@@ -56,7 +56,7 @@ def serve(args: argparse.Namespace) -> int:
 
     settings = Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime,
                               docker_url=args.docker_url, max_body=args.max_body,
-                              graceful_seconds=args.graceful)
+                              graceful_seconds=args.graceful, credit=args.credit or None)
     from gpuyard.store.db import DatabaseInUse, claim_sqlite
 
     try:
@@ -71,6 +71,8 @@ def serve(args: argparse.Namespace) -> int:
     except ServerSecretError as exc:
         return fail(str(exc))
     print(f"gpuyard: server secret from {app.state.secret_source}", file=sys.stderr)
+    if settings.credit:
+        print("gpuyard: credit enforced (launches need a positive balance)", file=sys.stderr)
     if args.demo:
         from gpuyard.services.demo import seed_demo
         from gpuyard.services.fleet import fleet_size

@@ -1,0 +1,97 @@
+"""Periodic jobs that run once per period, however many server processes run them.
+
+Each process runs a :class:`PeriodicJob` thread that wakes every ``period`` seconds and tries to
+take the job's turn: a row of ``leases`` whose ``expires_at`` it moves forward by a period, in a
+short transaction, only when the row has expired (:func:`claim`). Whoever moves it runs the job;
+the others see a lease that has not expired and wait for the next period. A process that dies
+simply stops renewing, and the next process to wake after the expiry takes over.
+
+The turn lasts 90% of a period, so the process that holds it is not skipped over by its own
+timer jitter. Lease times are wall-clock times (``time.time``): processes on several hosts need
+roughly synchronized clocks, as any lease does.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+from sqlalchemy import exc
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpuyard.store.db import transaction
+from gpuyard.store.models import Lease
+
+log = logging.getLogger("gpuyard.periodic")
+TURN = 0.9  # of a period
+
+
+def holder_name() -> str:
+    """This process, as lease rows name it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def claim(sessions: sessionmaker[Session], name: str, seconds: float, holder: str,
+          now: float | None = None) -> bool:
+    """Take the turn of job ``name`` for ``seconds`` when nobody holds it; whether we did."""
+    at = time.time() if now is None else now
+    try:
+        with transaction(sessions) as session:
+            lease = session.get(Lease, name, with_for_update=True)
+            if lease is None:
+                session.add(Lease(name=name, holder=holder, expires_at=at + seconds))
+                session.flush()  # two first claims at once: one of them fails here
+                return True
+            if lease.expires_at > at:
+                return False
+            lease.holder, lease.expires_at = holder, at + seconds
+            return True
+    except exc.IntegrityError:
+        return False
+
+
+class PeriodicJob:
+    """``work()`` every ``period`` seconds in a background thread, when this process gets the
+    turn (:func:`claim`). An exception is logged and the job goes on."""
+
+    def __init__(self, name: str, period: float, work: Callable[[], object],
+                 sessions: sessionmaker[Session]):
+        self.name = name
+        self.period = period
+        self.work = work
+        self.sessions = sessions
+        self.holder = holder_name()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_once(self) -> bool:
+        """Take the turn and run the job; whether it ran."""
+        if not claim(self.sessions, self.name, self.period * TURN, self.holder):
+            return False
+        self.work()
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # the database may be briefly unavailable; try next period
+                log.exception("periodic job %s failed", self.name)
+            self._stop.wait(self.period)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name=f"gpuyard-{self.name}", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
