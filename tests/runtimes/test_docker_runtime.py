@@ -330,3 +330,37 @@ def test_reboot_restarts_the_container_and_deleted_volumes_leave_the_engine(app,
     assert api.request("DELETE", "/api/v0/volumes/", params={"id": volume_id}, json={}).status_code == 200
     app.state.reconciler.collect_garbage()
     assert engine_volume not in {v.name for v in engine.volumes.list()}
+
+
+STOP_GRACE = 5  # seconds the runtime gives a container to stop (STOP_SECONDS) before the kill
+
+
+@pytest.mark.parametrize("runtype", ["args", "ssh"])
+def test_stop_and_reboot_end_a_shell_that_ignores_sigterm_at_once(api, box, engine, test_image,
+                                                                   runtype):
+    # As a container's PID 1, a shell without a TERM handler ignores SIGTERM: without an init
+    # process the engine waits out the whole grace period and kills it (exit code 137).
+    iid = rent(api, image=test_image, runtype=runtype,
+               onstart="echo started; while :; do sleep 1; done")
+    wait(api, iid, "running")
+    logs(api, iid, until="started")
+    began = time.monotonic()
+    assert api.put(f"/api/v0/instances/{iid}/", json={"state": "stopped"}).json()["success"]
+    stopped = wait(api, iid, "stopped")
+    took = time.monotonic() - began
+    assert stopped["status_msg"] == "stopped" and stopped["intended_status"] == "stopped"
+    [container] = containers(engine, iid)
+    assert container.attrs["State"]["ExitCode"] == 143  # ended by the TERM, not killed (137)
+    assert took < STOP_GRACE, f"the stop took {took:.1f} s: the shell waited for the kill"
+
+    api.put(f"/api/v0/instances/{iid}/", json={"state": "running"})
+    wait(api, iid, "running")
+    [before] = containers(engine, iid)
+    began = time.monotonic()
+    assert api.put(f"/api/v0/instances/reboot/{iid}/", json={}).json()["success"]
+    rebooted = wait(api, iid, "running")
+    took = time.monotonic() - began
+    [after] = containers(engine, iid)
+    assert after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
+    assert rebooted["status_msg"].startswith("running")
+    assert took < STOP_GRACE, f"the reboot took {took:.1f} s: the shell waited for the kill"

@@ -12,7 +12,8 @@ What an instance becomes:
   ``GPUYARD_INSTANCE_ID``, ``PUBLIC_IPADDR`` and ``VAST_TCP_PORT_<port>`` for each published port;
 * the merged ports published on the host ports the service chose from the machine's direct
   port range;
-* the main process by runtype (see :func:`main_process`);
+* the main process by runtype (see :func:`main_process`), under the engine's init process
+  (``init: true``), which passes the stop signal on and reaps orphans;
 * the disk size as a storage limit where the engine supports one (overlay2 on xfs with pquota);
   elsewhere it runs without and says so;
 * the instance's GPUs as a device request (``gpu_runtime: nvidia``) or CDI devices
@@ -38,6 +39,14 @@ LABEL = "gpuyard.managed"
 INSTALLATION = "gpuyard.installation"  # which gpuyard server made it
 STOP_SECONDS = 5
 KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+NO_DISK_LIMIT = "disk limit not enforced: this engine's storage driver has none"
+NO_INIT = "no init process: this engine has none (Docker ships docker-init; Podman needs catatonit)"
+
+
+def _init_missing(msg: str) -> bool:
+    """Whether an engine refused ``init: true`` because it has no init binary."""
+    text = msg.lower()
+    return any(word in text for word in ("docker-init", "catatonit", "container-init", "init binary"))
 
 
 def main_process(spec: LaunchSpec) -> tuple[list[str] | None, list[str] | None]:
@@ -119,6 +128,8 @@ class _Job:
     done: bool = False
     error: str | None = None
     cancelled: bool = False
+    no_init: bool = False  # the engine has no init binary: run without one
+    no_disk_limit: bool = False  # the engine's storage driver has no size limit
     notes: list[str] = field(default_factory=list)
 
 
@@ -187,11 +198,10 @@ class DockerEngine:
             if job.cancelled:
                 return
             job.msg = f"starting {spec.image_uuid}"
-            container = self._create_container(ref, spec, job)
+            self._create_and_start(ref, spec, job)
             if job.cancelled:
                 self._remove(ref)
                 return
-            self._call("start", container.start)
             job.msg = "running"
         except RuntimeError_ as exc:
             job.error = exc.msg
@@ -273,6 +283,9 @@ class DockerEngine:
             },
             "ports": {key: host for key, host in spec.ports.items()},
             "detach": True,
+            # An init as PID 1: the main process gets the stop signal with its default action
+            # (a shell as PID 1 would ignore SIGTERM and be killed after the grace period)
+            "init": not job.no_init,
         }
         if entrypoint is not None:
             kwargs["entrypoint"] = entrypoint
@@ -290,7 +303,7 @@ class DockerEngine:
         elif spec.gpus and gpu_runtime == "cdi":
             kwargs["devices"] = [f"nvidia.com/gpu={g}" for g in spec.gpus]
         client = self.client()
-        if spec.disk_gb:
+        if spec.disk_gb and not job.no_disk_limit:
             try:
                 return self._call("create", client.containers.create, spec.image_uuid,
                                   storage_opt={"size": f"{int(spec.disk_gb)}G"}, **kwargs)
@@ -298,8 +311,26 @@ class DockerEngine:
                 if "storage" not in exc.msg.lower() and "size" not in exc.msg.lower():
                     raise
                 self._remove(ref)
-                job.notes.append("disk limit not enforced: this engine's storage driver has none")
+                job.no_disk_limit = True
+                job.notes.append(NO_DISK_LIMIT)
         return self._call("create", client.containers.create, spec.image_uuid, **kwargs)
+
+    def _create_and_start(self, ref: str, spec: LaunchSpec, job: _Job) -> None:
+        """Create the container and start it; an engine without an init binary gets the
+        container again without ``init`` (and the instance's status says so)."""
+        for _attempt in range(2):
+            try:
+                container = self._create_container(ref, spec, job)
+                if job.cancelled:
+                    return
+                self._call("start", container.start)
+                return
+            except RuntimeError_ as exc:
+                if job.no_init or not _init_missing(exc.msg):
+                    raise
+                self._remove(ref)
+                job.no_init = True
+                job.notes.append(NO_INIT)
 
     def _ensure_volume(self, name: str) -> None:
         import docker
