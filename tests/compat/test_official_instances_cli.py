@@ -9,7 +9,6 @@ so each invocation checks several things; outcomes are read back through the raw
 from __future__ import annotations
 
 import ast
-import functools
 import json
 import os
 import re
@@ -109,7 +108,7 @@ def volume_offer(api: httpx.Client, machine_id: int) -> dict:
     return row
 
 
-settle = functools.partial(wait_status, timeout=2.0)
+settle = wait_status
 
 
 def rent(api: httpx.Client, offer_id: int, **body) -> int:

@@ -9,6 +9,9 @@ answers and has a busybox image; when there is none, the tests that need one are
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -147,3 +150,38 @@ def remove_managed_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
             client.volumes.get(name).remove(force=True)
         except Exception:
             pass
+
+
+@pytest.fixture
+def slow_registry() -> Iterator[str]:
+    """``localhost:PORT`` of a "registry" that accepts each connection, says nothing, and hangs up
+    half a second later: the engine's pull of any image there fails, after retries that take
+    several seconds (more than any fixed window would allow on a loaded machine)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        held: list[tuple[float, socket.socket]] = []
+        while not stop.is_set():
+            try:
+                conn, _addr = server.accept()
+                held.append((time.monotonic() + 0.5, conn))
+            except OSError:
+                pass
+            now = time.monotonic()
+            for item in [h for h in held if h[0] <= now]:
+                item[1].close()
+                held.remove(item)
+        for _until, conn in held:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"localhost:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    server.close()

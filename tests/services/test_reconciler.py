@@ -3,8 +3,6 @@ failures, and cleaning up after destroyed instances."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from gpuyard.reconciler import Reconciler
@@ -60,12 +58,17 @@ def events(app, iid: int) -> list[str]:
 
 
 def test_boot_delay_shows_loading_then_running(app, fleet, owner):
-    rec = Reconciler(app.state.sessions, {"simulated": SimulatedRuntime(boot_seconds=0.3)})
+    now = [1000.0]  # the runtime's clock, moved by hand: no race with a real boot delay
+    runtime = SimulatedRuntime(boot_seconds=30, clock=lambda: now[0])
+    rec = Reconciler(app.state.sessions, {"simulated": runtime})
     iid = rent(app, owner)
     rec.reconcile(iid)
     first = row(app, iid)
     assert first.actual_status == "loading" and "starting busybox:latest" in first.status_msg
-    time.sleep(0.35)
+    now[0] += 29.9
+    rec.sweep()
+    assert row(app, iid).actual_status == "loading"
+    now[0] += 0.1
     assert rec.sweep() >= 1
     assert row(app, iid).actual_status == "running"
     assert "loading → running" in events(app, iid)

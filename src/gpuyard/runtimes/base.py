@@ -57,6 +57,15 @@ class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError
         self.msg = msg
 
 
+class EngineUnreachable(RuntimeError_):
+    """The machine's engine did not answer (down, or the network to it is)."""
+
+
+class ImageUnavailable(RuntimeError_):
+    """The engine cannot get the launch's image (no such image or tag, a registry that refuses,
+    a bad registry login)."""
+
+
 class Runtime(Protocol):
     name: str
 

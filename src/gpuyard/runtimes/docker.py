@@ -33,11 +33,20 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from gpuyard.runtimes.base import LaunchSpec, RuntimeError_, RuntimeState
+from gpuyard.runtimes.base import (
+    EngineUnreachable,
+    ImageUnavailable,
+    LaunchSpec,
+    RuntimeError_,
+    RuntimeState,
+)
 
 LABEL = "gpuyard.managed"
 INSTALLATION = "gpuyard.installation"  # which gpuyard server made it
 STOP_SECONDS = 5
+# How long a launch waits for the engine's verdict on an image it does not have (the pull's
+# first layers, or its failure) before the rental goes ahead with the pull still running.
+IMAGE_CHECK_SECONDS = 60.0
 KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 NO_DISK_LIMIT = "disk limit not enforced: this engine's storage driver has none"
 NO_INIT = "no init process: this engine has none (Docker ships docker-init; Podman needs catatonit)"
@@ -121,6 +130,17 @@ def _size(n: float) -> str:
 
 
 @dataclass
+class _Pull:
+    """An image pull on one engine, shared by the launches that need the image."""
+
+    image_uuid: str
+    msg: str
+    error: str | None = None
+    known: threading.Event = field(default_factory=threading.Event)  # layers coming, or over
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+@dataclass
 class _Job:
     """A create in progress: pull, create, start."""
 
@@ -144,6 +164,7 @@ class DockerEngine:
         self.gpu_runtime = gpu_runtime
         self._client: Any = None
         self._jobs: dict[str, _Job] = {}
+        self._pulls: dict[tuple[str, str], _Pull] = {}
         self._lock = threading.Lock()
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -156,7 +177,7 @@ class DockerEngine:
                     base_url=self.url, timeout=60, **connection_options(self.url)
                 )
             except docker.errors.DockerException as exc:
-                raise RuntimeError_(f"cannot reach the Docker engine at {self.url}: {exc}") from None
+                raise EngineUnreachable(f"cannot reach the Docker engine at {self.url}: {exc}") from None
         return self._client
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
@@ -171,7 +192,8 @@ class DockerEngine:
                 requests.exceptions.RequestException) as exc:
             if isinstance(exc, docker.errors.APIError):
                 raise RuntimeError_(f"{what}: {exc.explanation or exc}") from None
-            raise RuntimeError_(f"the Docker engine at {self.url} is unreachable ({what}): {exc}") from None
+            raise EngineUnreachable(
+                f"the Docker engine at {self.url} is unreachable ({what}): {exc}") from None
 
     def _container(self, ref: str) -> Any | None:
         import docker
@@ -183,11 +205,17 @@ class DockerEngine:
 
     # -- create (in a worker thread) -----------------------------------------------------------
     def create(self, spec: LaunchSpec) -> RuntimeState:
+        """With the image on the engine, create and start the container now (a moment), so the
+        engine's verdict is known when this returns; otherwise pull, create and start in a worker
+        thread, and answer "loading" at once."""
         self._call("ping", self.client().ping)  # an unreachable engine fails the create at once
         ref = f"gpuyard-i{spec.instance_id}-{uuid.uuid4().hex[:8]}"
         job = _Job(msg=f"preparing {spec.image_uuid}")
         with self._lock:
             self._jobs[ref] = job
+        if self._has_image(spec.image_uuid):
+            self._run_job(ref, spec, job)
+            return self.status(ref)
         threading.Thread(target=self._run_job, args=(ref, spec, job), name=f"create-{ref}",
                          daemon=True).start()
         return RuntimeState("loading", job.msg, ref)
@@ -212,26 +240,46 @@ class DockerEngine:
         finally:
             job.done = True
 
-    def _ensure_image(self, spec: LaunchSpec, job: _Job) -> None:
+    def _has_image(self, image_uuid: str) -> bool:
         import docker
 
-        client = self.client()
         try:
-            self._call("image lookup", client.images.get, spec.image_uuid)
-            return
+            self._call("image lookup", self.client().images.get, image_uuid)
+            return True
         except docker.errors.NotFound:
-            pass
-        auth, _registry = parse_login(spec.image_login)
-        job.msg = f"pulling {spec.image_uuid}"
+            return False
+
+    def _pull(self, image: str, tag: str, login: str | None) -> _Pull:
+        """The pull of ``image:tag`` in progress with this login, or a new one (in a thread of
+        its own, so that a launch's check and its create share one pull)."""
+        image_uuid = f"{image}:{tag}" if tag else image
+        try:
+            auth, _registry = parse_login(login)
+        except RuntimeError_ as exc:
+            raise ImageUnavailable(exc.msg) from None
+        key = (image_uuid, login or "")
+        with self._lock:
+            pull = self._pulls.get(key)
+            if pull is not None and not pull.done.is_set():
+                return pull
+            pull = self._pulls[key] = _Pull(image_uuid, msg=f"pulling {image_uuid}")
+        threading.Thread(target=self._run_pull, args=(pull, image, tag, auth), daemon=True,
+                         name=f"pull-{image_uuid}").start()
+        return pull
+
+    def _run_pull(self, pull: _Pull, image: str, tag: str, auth: dict[str, str] | None) -> None:
+        import docker
+
+        image_uuid = pull.image_uuid
         layers: dict[str, tuple[int, int]] = {}
         try:
-            stream = client.api.pull(spec.image, tag=spec.tag or None, stream=True, decode=True,
-                                     auth_config=auth)
+            stream = self.client().api.pull(image, tag=tag or None, stream=True, decode=True,
+                                            auth_config=auth)
             for event in stream:
-                if job.cancelled:
-                    return
                 if "error" in event:
-                    raise RuntimeError_(f"pulling {spec.image_uuid} failed: {event['error']}")
+                    raise ImageUnavailable(f"pulling {image_uuid} failed: {event['error']}")
+                if event.get("id"):  # layers are coming: the registry has the image
+                    pull.known.set()
                 detail = event.get("progressDetail") or {}
                 if event.get("id") and detail.get("total"):
                     layers[event["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
@@ -239,21 +287,54 @@ class DockerEngine:
                     current = sum(c for c, _ in layers.values())
                     total = sum(t for _, t in layers.values())
                     pct = int(100 * current / total) if total else 0
-                    job.msg = (f"pulling {spec.image_uuid}: {pct}% ({_size(current)} of "
-                               f"{_size(total)})")
+                    pull.msg = f"pulling {image_uuid}: {pct}% ({_size(current)} of {_size(total)})"
+            if not self._has_image(image_uuid):
+                raise ImageUnavailable(f"image {image_uuid} not found after the pull")
         except docker.errors.NotFound:
-            raise RuntimeError_(f"image {spec.image_uuid} not found: check the name and tag, or "
-                                "the registry login") from None
+            pull.error = (f"image {image_uuid} not found: check the name and tag, or the registry "
+                          "login")
         except docker.errors.APIError as exc:
-            raise RuntimeError_(f"pulling {spec.image_uuid} failed: {exc.explanation or exc}") from None
-        except RuntimeError_:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise RuntimeError_(f"pulling {spec.image_uuid} failed: {exc}") from None
-        try:
-            self._call("image lookup", client.images.get, spec.image_uuid)
-        except docker.errors.NotFound:
-            raise RuntimeError_(f"image {spec.image_uuid} not found after the pull") from None
+            pull.error = f"pulling {image_uuid} failed: {exc.explanation or exc}"
+        except ImageUnavailable as exc:
+            pull.error = exc.msg
+        except RuntimeError_ as exc:
+            pull.error = f"pulling {image_uuid} failed: {exc.msg}"
+        except Exception as exc:  # noqa: BLE001 - reported to the user, never lost
+            pull.error = f"pulling {image_uuid} failed: {exc}"
+        finally:
+            pull.done.set()
+            pull.known.set()
+
+    def prepare_image(self, image: str, tag: str, login: str | None = None,
+                      wait: float = IMAGE_CHECK_SECONDS) -> str:
+        """Before a rental (no database transaction open): make sure the engine can get the
+        image. Answers "present" when the engine has it; otherwise starts the pull and waits for
+        the engine's verdict: layers coming ("pulling": the pull goes on, and the instance shows
+        its progress), the image pulled ("present"), or a failure (raises
+        :class:`ImageUnavailable`). After ``wait`` seconds without a verdict (a registry that
+        does not answer) it answers "pulling" too. Raises :class:`EngineUnreachable` when the
+        engine does not answer."""
+        self._call("ping", self.client().ping)
+        if self._has_image(f"{image}:{tag}" if tag else image):
+            return "present"
+        pull = self._pull(image, tag, login)
+        pull.known.wait(wait)
+        if pull.error:
+            raise ImageUnavailable(pull.error)
+        return "present" if pull.done.is_set() else "pulling"
+
+    def _ensure_image(self, spec: LaunchSpec, job: _Job) -> None:
+        if self._has_image(spec.image_uuid):
+            return
+        pull = self._pull(spec.image, spec.tag, spec.image_login)
+        job.msg = pull.msg
+        while not pull.done.wait(0.2):
+            if job.cancelled:
+                return
+            job.msg = pull.msg
+        job.msg = pull.msg
+        if pull.error:
+            raise ImageUnavailable(pull.error)
 
     def _environment(self, spec: LaunchSpec) -> dict[str, str]:
         env = dict(spec.env)

@@ -19,7 +19,7 @@ from gpuyard.errors import GpuyardError
 from gpuyard.services import instance_logs as logs
 from gpuyard.services import instance_rows as rows
 from gpuyard.services import instances as svc
-from gpuyard.services.settle import settle, undo_if_failed_fast
+from gpuyard.services.settle import check_image, settle, undo_if_failed_fast
 from gpuyard.wire.common import Done, EmptyBody
 from gpuyard.wire.instances import (
     DEFAULT_PAGE,
@@ -74,6 +74,9 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
     """Rent an offer with an image or a template (by hash) plus overrides (docs/merge-rules.md)."""
     body = body or LaunchRequest()
     merged = await call_read(request, svc.prepare_launch, body)
+    if not body.dry_run:  # the machine's verdict on the image, before anything is rented
+        await check_image(request.app.state.sessions, request.app.state.reconciler, ask_id, merged,
+                          _runtime(request))
     outcome = await call(request, svc.create_instance, ask_id, body, merged, runtime=_runtime(request))
     if outcome.launch is not None:
         return JSONAnswer({"success": True, "dry_run": True, "launch": outcome.launch,
@@ -93,6 +96,8 @@ async def create_instances(request: Request, body: BulkLaunch | None = None):
     errors: list[dict[str, Any]] = []
     for ask_id in body.ids:
         try:
+            await check_image(request.app.state.sessions, request.app.state.reconciler, ask_id,
+                              merged, _runtime(request))
             outcome = await call(request, svc.create_instance, ask_id, body, merged,
                                  runtime=_runtime(request))
         except GpuyardError as exc:
