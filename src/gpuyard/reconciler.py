@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from gpuyard.envspec import env_from_pairs, parse_env
 from gpuyard.runtimes.base import LaunchSpec, Runtime, RuntimeError_, RuntimeState
-from gpuyard.services.allocation import gpu_list
+from gpuyard.services.allocation import gpu_list, lock_machine, reserved_ports
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceEvent, Machine, Volume
 
@@ -47,7 +47,10 @@ class Snapshot:
     spec: LaunchSpec
 
 
-def launch_spec(inst: Instance, machine: Machine, volume: Volume | None) -> LaunchSpec:
+def launch_spec(inst: Instance, machine: Machine, volume: Volume | None,
+                reserved: frozenset[int] = frozenset()) -> LaunchSpec:
+    """The runtime's spec of ``inst``; ``reserved``: host ports other instances of the machine
+    hold (a runtime that finds a port taken moves it to a free one of the range, not to those)."""
     pairs = (inst.launch or {}).get("extra_env")
     # the pairs stored at launch: a sweep costs the same for a 10-byte env as for a 64 KiB one
     env = env_from_pairs(pairs) if pairs is not None else parse_env(inst.env, limit=None)
@@ -59,6 +62,9 @@ def launch_spec(inst: Instance, machine: Machine, volume: Volume | None) -> Laun
         tag=inst.tag,
         env=dict(env.variables),
         ports=dict(inst.port_map or {}),
+        port_range=(machine.direct_port_start, machine.direct_port_count)
+        if machine.direct_port_count > 0 else None,
+        reserved_ports=reserved,
         options=tuple(env.options),
         onstart=inst.onstart,
         runtype=inst.runtype or "ssh",
@@ -132,7 +138,8 @@ class Reconciler:
                 status_msg=inst.status_msg,
                 outbid_msg=inst.outbid_msg,
                 volume_id=inst.volume_id,
-                spec=launch_spec(inst, machine, volume),
+                spec=launch_spec(inst, machine, volume,
+                                 frozenset(reserved_ports(session, inst.machine_id, inst.id))),
             )
 
     def runtime_for(self, name: str, endpoint: str | None = None) -> Runtime:
@@ -213,11 +220,23 @@ class Reconciler:
         status = "stopped" if state.status == "missing" else state.status
         if status == "exited" and not snap.want_running and not (state.msg or "").startswith("error"):
             status = "stopped"  # it ended because it was stopped
+        ports = state.ports
+        moved = (ports is not None and not snap.destroyed and set(ports) == set(snap.spec.ports)
+                 and ports != snap.spec.ports)
         with transaction(self.sessions) as session:
+            if moved:  # the machine first (as a rental does): its port assignment reads port_map
+                lock_machine(session, snap.spec.machine_id)
             inst = session.get(Instance, snap.instance_id, with_for_update=True)
             if inst is None:
                 return
             now = time.time()
+            if moved and ports is not None and set(ports) == set(inst.port_map or {}):
+                for key, port in sorted(ports.items()):
+                    old = (inst.port_map or {}).get(key)
+                    if old != port:
+                        events.append(f"host port {old} for {key} is taken on the machine; "
+                                      f"published on {port} instead")
+                inst.port_map = dict(ports)
             if clear_ref:
                 inst.runtime_ref = None
             elif state.ref is not None or snap.ref is not None:

@@ -293,16 +293,46 @@ machines:
     assert api.get("/api/v1/instances/").json()["instances"] == []
 
 
-def test_a_taken_host_port_is_a_clear_error_and_rents_nothing(api, box, test_image):
-    with socket.socket() as squatter:
-        squatter.bind(("0.0.0.0", box["ports"]))  # the first port of the machine's range
+def host_port(row: dict, key: str = "8000/tcp") -> int:
+    return int(row["ports"][key][0]["HostPort"])
+
+
+def answer(port: int) -> str:
+    deadline = time.time() + PATIENCE
+    while True:
+        try:
+            return urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode().strip()
+        except OSError:
+            assert time.time() < deadline
+            time.sleep(0.2)
+
+
+SERVE = "mkdir -p /www && echo served-by-$GPUYARD_INSTANCE_ID > /www/index.html && httpd -f -p 8000 -h /www"
+
+
+def test_a_host_port_taken_by_something_else_is_skipped(api, box, engine, test_image):
+    first = box["ports"]
+    with socket.socket() as squatter:  # a process of the machine holds the range's first port
+        squatter.bind(("0.0.0.0", first))
         squatter.listen()
-        offer = gpu_offer(api)
-        r = api.put(f"/api/v0/asks/{offer}/", json={**BODY, "image": test_image, "env": "-p 8000:8000",
-                                                     "runtype": "args", "onstart": "sleep 60"})
-    assert r.status_code == 409, r.text
-    assert r.json()["error"] == "engine_refused" and str(box["ports"]) in r.json()["msg"]
-    assert gpu_offer(api) == offer and api.get("/api/v1/instances/").json()["instances"] == []
+        iid = rent(api, image=test_image, env="-p 8000:8000", runtype="args", onstart=SERVE)
+        current = wait(api, iid, "running")
+        assert host_port(current) == first + 1  # the next free port of the range
+        [container] = containers(engine, iid)
+        assert container.attrs["HostConfig"]["PortBindings"]["8000/tcp"][0]["HostPort"] == str(first + 1)
+        assert f"VAST_TCP_PORT_8000={first + 1}" in container.attrs["Config"]["Env"]
+        assert answer(first + 1) == f"served-by-{iid}"
+
+        # a container gpuyard did not make publishes the next one
+        foreign = engine.containers.run(test_image, ["sleep", "600"], detach=True,
+                                        ports={"80/tcp": first + 2})
+        try:
+            other = rent(api, image=test_image, env="-p 8000:8000", runtype="args", onstart=SERVE)
+            assert host_port(wait(api, other, "running")) == first + 3
+            assert answer(first + 3) == f"served-by-{other}"
+            assert host_port(row(api, iid)) == first + 1
+        finally:
+            foreign.remove(force=True)
 
 
 def test_a_container_the_machine_lost_is_made_again(app, api, box, engine,

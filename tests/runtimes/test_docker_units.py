@@ -188,3 +188,25 @@ def test_a_failed_pull_is_a_clear_error():
     with pytest.raises(RuntimeError_) as err:
         engine_with(client)._ensure_image(spec(), _Job("x"))
     assert err.value.msg == "pulling img:1 failed: manifest for img:1 not found"
+
+
+@pytest.mark.parametrize("msg", [
+    "cannot listen on the TCP port: listen tcp4 :41000: bind: address already in use",  # Podman
+    "driver failed programming external connectivity on endpoint gpuyard-i7-x (0123): Bind for "
+    "0.0.0.0:41000 failed: port is already allocated",  # Docker
+])
+def test_a_taken_host_port_moves_to_the_next_free_one_of_the_range(msg):
+    taken = spec(ports={"8000/tcp": 41000, "22/tcp": 41001}, port_range=(41000, 5),
+                 reserved_ports=frozenset({41002}))
+    tried: set[int] = set()
+    assert DockerEngine._move_taken_port(taken, msg, tried) == {"8000/tcp": 41003, "22/tcp": 41001}
+    assert tried == {41000}
+    assert DockerEngine._move_taken_port(taken, "no such device nvidia.com/gpu=0", set()) is None
+
+
+def test_a_range_without_a_free_port_is_a_clear_error():
+    full = spec(ports={"8000/tcp": 41000}, port_range=(41000, 2), reserved_ports=frozenset({41001}))
+    with pytest.raises(RuntimeError_) as err:
+        DockerEngine._move_taken_port(full, "listen tcp4 :41000: bind: address already in use", set())
+    assert err.value.msg == ("host port 41000 for 8000/tcp is taken on the machine and its direct "
+                             "port range (41000-41001) has no free port left")

@@ -23,6 +23,10 @@ class LaunchSpec:
     tag: str
     env: dict[str, str] = field(default_factory=dict)  # variables, passed verbatim
     ports: dict[str, int] = field(default_factory=dict)  # "8000/tcp" → host port
+    # The machine's direct port range (first, count), and the host ports of it that other
+    # instances hold: where a runtime may move a port that something else on the machine took.
+    port_range: tuple[int, int] | None = None
+    reserved_ports: frozenset[int] = frozenset()
     options: tuple[tuple[str, str], ...] = ()  # -h / -v / -n as given
     onstart: str | None = None
     runtype: str = "ssh"
@@ -47,6 +51,9 @@ class RuntimeState:
     status: str
     msg: str | None = None
     ref: str | None = None
+    # The host ports really published ("8000/tcp" → port), when the runtime knows them; they
+    # differ from the spec's when a port was taken on the machine and the runtime moved it.
+    ports: dict[str, int] | None = None
 
 
 class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError

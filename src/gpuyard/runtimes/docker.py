@@ -11,7 +11,7 @@ What an instance becomes:
 * the merged env as container environment, values verbatim (never through a host shell), plus
   ``GPUYARD_INSTANCE_ID``, ``PUBLIC_IPADDR`` and ``VAST_TCP_PORT_<port>`` for each published port;
 * the merged ports published on the host ports the service chose from the machine's direct
-  port range;
+  port range (one that something else on the machine holds is moved to the next free one);
 * the main process by runtype (see :func:`main_process`), under the engine's init process
   (``init: true``), which passes the stop signal on and reaps orphans;
 * the disk size as a storage limit where the engine supports one (overlay2 on xfs with pquota);
@@ -26,11 +26,12 @@ thread, so no API request waits for a pull.
 
 from __future__ import annotations
 
+import re
 import shlex
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gpuyard.runtimes.base import (
@@ -48,6 +49,8 @@ STOP_SECONDS = 5
 # first layers, or its failure) before the rental goes ahead with the pull still running.
 IMAGE_CHECK_SECONDS = 60.0
 KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+# How engines say a host port is held by something else (Podman, Docker)
+PORT_TAKEN = ("address already in use", "port is already allocated")
 NO_DISK_LIMIT = "disk limit not enforced: this engine's storage driver has none"
 NO_INIT = "no init process: this engine has none (Docker ships docker-init; Podman needs catatonit)"
 
@@ -122,6 +125,20 @@ def connection_options(url: str) -> dict[str, Any]:
     return {}
 
 
+def published_ports(attrs: dict[str, Any]) -> dict[str, int]:
+    """A container's published host ports, ``"8000/tcp"`` → port, from its inspect data."""
+    out: dict[str, int] = {}
+    bindings = (attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    for key, binds in bindings.items():
+        for bind in binds or []:
+            try:
+                out[key] = int((bind or {}).get("HostPort"))
+                break
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
 def _size(n: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
@@ -150,6 +167,7 @@ class _Job:
     cancelled: bool = False
     no_init: bool = False  # the engine has no init binary: run without one
     no_disk_limit: bool = False  # the engine's storage driver has no size limit
+    ports: dict[str, int] | None = None  # the host ports published (after any move)
     notes: list[str] = field(default_factory=list)
 
 
@@ -397,21 +415,55 @@ class DockerEngine:
         return self._call("create", client.containers.create, spec.image_uuid, **kwargs)
 
     def _create_and_start(self, ref: str, spec: LaunchSpec, job: _Job) -> None:
-        """Create the container and start it; an engine without an init binary gets the
-        container again without ``init`` (and the instance's status says so)."""
-        for _attempt in range(2):
+        """Create the container and start it. A host port that something else on the machine
+        holds (a process, a container gpuyard did not make) is moved to the next free port of
+        the machine's range, and the container made again with it; an engine without an init
+        binary gets the container again without ``init`` (and the instance's status says so)."""
+        tried: set[int] = set()
+        while True:
             try:
                 container = self._create_container(ref, spec, job)
                 if job.cancelled:
                     return
                 self._call("start", container.start)
+                job.ports = dict(spec.ports)
                 return
             except RuntimeError_ as exc:
+                moved = self._move_taken_port(spec, exc.msg, tried)
+                if moved is not None:
+                    self._remove(ref)
+                    spec = replace(spec, ports=moved)
+                    continue
                 if job.no_init or not _init_missing(exc.msg):
                     raise
                 self._remove(ref)
                 job.no_init = True
                 job.notes.append(NO_INIT)
+
+    @staticmethod
+    def _move_taken_port(spec: LaunchSpec, msg: str, tried: set[int]) -> dict[str, int] | None:
+        """The spec's ports with the one the engine could not bind (``msg``) moved to the next
+        free port of the machine's range; None when ``msg`` is about something else. Raises when
+        the range has no free port left."""
+        if not any(phrase in msg.lower() for phrase in PORT_TAKEN):
+            return None
+        mentioned = {int(n) for n in re.findall(r":(\d{1,5})\b", msg)}
+        taken = [key for key, port in spec.ports.items() if port in mentioned]
+        if not taken and len(spec.ports) == 1:
+            taken = list(spec.ports)
+        if not taken or spec.port_range is None:
+            return None
+        key = taken[0]
+        tried.add(spec.ports[key])
+        first, count = spec.port_range
+        avoid = tried | set(spec.reserved_ports) | set(spec.ports.values())
+        free = next((p for p in range(first, first + count) if p not in avoid), None)
+        if free is None:
+            raise RuntimeError_(
+                f"host port {spec.ports[key]} for {key} is taken on the machine and its direct "
+                f"port range ({first}-{first + count - 1}) has no free port left"
+            )
+        return {**spec.ports, key: free}
 
     def _ensure_volume(self, name: str) -> None:
         import docker
@@ -452,19 +504,21 @@ class DockerEngine:
         state = container.attrs.get("State", {})
         status = state.get("Status", "")
         notes = f" ({'; '.join(job.notes)})" if job is not None and job.notes else ""
+        ports = published_ports(container.attrs)
         if status == "running":
-            return RuntimeState("running", "running" + notes, ref)
+            return RuntimeState("running", "running" + notes, ref, ports)
         if status in ("created", "configured"):
-            return RuntimeState("loading", f"starting {container.attrs.get('Config', {}).get('Image')}", ref)
+            image = container.attrs.get("Config", {}).get("Image")
+            return RuntimeState("loading", f"starting {image}", ref, ports)
         if status in ("exited", "dead", "stopped"):
             # The engine cannot tell a stop from an exit; the reconciler, which knows whether
             # the instance should run, reads "exited" of an instance it stopped as "stopped".
             code, error = state.get("ExitCode"), state.get("Error")
             msg = f"exited with code {code}" + (f": {error}" if error else "")
-            return RuntimeState("exited", msg, ref)
+            return RuntimeState("exited", msg, ref, ports)
         if status == "paused":
-            return RuntimeState("stopped", "paused", ref)
-        return RuntimeState("loading", status or "unknown state", ref)
+            return RuntimeState("stopped", "paused", ref, ports)
+        return RuntimeState("loading", status or "unknown state", ref, ports)
 
     def start(self, ref: str) -> RuntimeState:
         container = self._container(ref)

@@ -59,6 +59,17 @@ def live_instances(session: Session, machine_id: int) -> list[Instance]:
     )
 
 
+def reserved_ports(session: Session, machine_id: int, except_id: int | None = None) -> set[int]:
+    """The host ports of the machine's direct port range that its instances hold (all but
+    ``except_id``)."""
+    return {
+        port
+        for inst in live_instances(session, machine_id)
+        if inst.id != except_id
+        for port in (inst.port_map or {}).values()
+    }
+
+
 @dataclass
 class Holdings:
     """The outcome of allocating one machine's GPUs."""
