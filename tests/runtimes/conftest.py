@@ -185,3 +185,88 @@ def slow_registry() -> Iterator[str]:
     stop.set()
     thread.join(timeout=5)
     server.close()
+
+
+class EngineProxy:
+    """A unix socket that forwards every connection to the test engine's socket. ``down()``
+    makes the engine unreachable through it (the socket is gone and open connections are cut),
+    as a machine whose engine stopped answering; ``up()`` makes it answer again."""
+
+    def __init__(self, target: str, path: str):
+        self.target, self.path = target, path
+        self.url = f"unix://{path}"
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        if self._server is not None:
+            return
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(self.path)
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def down(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            try:
+                server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            server.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _addr = server.accept()
+            except OSError:
+                return  # down()
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def engine_proxy(docker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProxy]:
+    """An :class:`EngineProxy` in front of the test engine, up (needs a unix:// engine URL)."""
+    if not docker_url.startswith("unix://"):
+        pytest.skip("the engine proxy forwards to a unix socket; the test engine is at " + docker_url)
+    folder = tmp_path_factory.mktemp("proxy")
+    proxy = EngineProxy(docker_url[len("unix://"):], str(folder / "engine.sock"))
+    proxy.up()
+    yield proxy
+    proxy.down()

@@ -45,6 +45,10 @@ def free_range(count: int = 20) -> int:
 @pytest.fixture
 def box(app, docker_url) -> dict:
     """One docker machine (no GPU devices: gpu_runtime none) on the test engine."""
+    return load_box(app, docker_url)
+
+
+def load_box(app, docker_url: str) -> dict:
     start = free_range()
     fleet = f"""
 machines:
@@ -406,3 +410,56 @@ def test_stop_and_reboot_end_a_shell_that_ignores_sigterm_at_once(api, box, engi
     assert after.attrs["State"]["StartedAt"] != before.attrs["State"]["StartedAt"]
     assert rebooted["status_msg"].startswith("running")
     assert took < STOP_GRACE, f"the reboot took {took:.1f} s: the shell waited for the kill"
+
+
+# -- an engine that stops answering (through a proxy socket in front of the test engine) -------
+@pytest.fixture
+def far_box(app, engine_proxy) -> dict:
+    """A docker machine whose engine is reached through ``engine_proxy``."""
+    return {**load_box(app, engine_proxy.url), "proxy": engine_proxy}
+
+
+def sweep(app) -> None:
+    """What the server's background sweep does, now (it would within seconds)."""
+    app.state.reconciler.sweep(everything=True)
+
+
+def test_an_unreachable_engine_shows_unknown_and_then_the_real_status(app, api, far_box, engine,
+                                                                      test_image):
+    iid = rent(api, image=test_image, env="-p 8000:8000", runtype="ssh")
+    before = wait(api, iid, "running")
+    far_box["proxy"].down()
+    sweep(app)
+    lost = wait(api, iid, "unknown")
+    assert lost["status_msg"].startswith("engine unreachable since "), lost["status_msg"]
+    assert lost["ports"] == before["ports"] and lost["ssh_port"] == before["ssh_port"]
+    assert lost["intended_status"] == "running"
+    since = lost["status_msg"]
+    sweep(app)
+    assert row(api, iid)["status_msg"] == since  # since the first time, not the last
+
+    # a stop asked meanwhile is carried out once the engine answers
+    assert api.put(f"/api/v0/instances/{iid}/", json={"state": "stopped"}).json()["success"]
+    assert row(api, iid)["actual_status"] == "unknown"
+    [container] = containers(engine, iid)
+    assert container.status == "running"
+    far_box["proxy"].up()
+    sweep(app)
+    stopped = wait(api, iid, "stopped")
+    assert stopped["status_msg"] == "stopped"
+    assert containers(engine, iid)[0].status in ("exited", "stopped")
+    api.put(f"/api/v0/instances/{iid}/", json={"state": "running"})
+    assert wait(api, iid, "running")["ports"] == before["ports"]
+
+
+def test_a_running_instance_reads_running_again_when_its_engine_answers(app, api, far_box,
+                                                                        test_image):
+    iid = rent(api, image=test_image, runtype="ssh")
+    wait(api, iid, "running")
+    far_box["proxy"].down()
+    sweep(app)
+    wait(api, iid, "unknown")
+    far_box["proxy"].up()
+    sweep(app)
+    back = wait(api, iid, "running")  # this sweep, or the next once the engine is tried again
+    assert back["status_msg"].startswith("running")

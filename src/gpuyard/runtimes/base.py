@@ -4,11 +4,13 @@ the reconciler calls them outside any transaction and records what they report."
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 # What a runtime reports. "missing" means it has nothing for that reference (never made, or
-# lost, e.g. the simulated runtime after a server restart).
+# lost, e.g. the simulated runtime after a server restart). The reconciler adds "unknown" for
+# an instance whose engine does not answer (it raised EngineUnreachable).
 STATUSES = ("loading", "running", "stopped", "exited", "missing")
 
 
@@ -65,7 +67,12 @@ class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError
 
 
 class EngineUnreachable(RuntimeError_):
-    """The machine's engine did not answer (down, or the network to it is)."""
+    """The machine's engine did not answer (down, or the network to it is); ``since``: when it
+    first failed to answer (epoch seconds)."""
+
+    def __init__(self, msg: str, since: float | None = None):
+        super().__init__(msg)
+        self.since = since if since is not None else time.time()
 
 
 class ImageUnavailable(RuntimeError_):

@@ -184,6 +184,7 @@ class DockerEngine:
         self._jobs: dict[str, _Job] = {}
         self._pulls: dict[tuple[str, str], _Pull] = {}
         self._lock = threading.Lock()
+        self.unreachable_since: float | None = None  # when it stopped answering (epoch)
 
     # -- plumbing ------------------------------------------------------------------------------
     def client(self) -> Any:
@@ -195,23 +196,33 @@ class DockerEngine:
                     base_url=self.url, timeout=60, **connection_options(self.url)
                 )
             except docker.errors.DockerException as exc:
-                raise EngineUnreachable(f"cannot reach the Docker engine at {self.url}: {exc}") from None
+                raise self._unreachable(f"cannot reach the Docker engine at {self.url}: {exc}") from None
         return self._client
+
+    def _unreachable(self, msg: str) -> EngineUnreachable:
+        with self._lock:
+            if self.unreachable_since is None:
+                self.unreachable_since = time.time()
+            return EngineUnreachable(msg, self.unreachable_since)
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         import docker
         import requests
 
         try:
-            return fn(*args, **kwargs)
+            answer = fn(*args, **kwargs)
         except docker.errors.NotFound:
+            self.unreachable_since = None  # it answered
             raise
         except (requests.exceptions.ConnectionError, docker.errors.DockerException,
                 requests.exceptions.RequestException) as exc:
             if isinstance(exc, docker.errors.APIError):
+                self.unreachable_since = None
                 raise RuntimeError_(f"{what}: {exc.explanation or exc}") from None
-            raise EngineUnreachable(
+            raise self._unreachable(
                 f"the Docker engine at {self.url} is unreachable ({what}): {exc}") from None
+        self.unreachable_since = None
+        return answer
 
     def _container(self, ref: str) -> Any | None:
         import docker
