@@ -9,6 +9,7 @@ import random
 import socket
 import time
 import urllib.request
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -25,13 +26,28 @@ BODY = {"client_id": "me", "image": None, "env": {}, "price": None, "disk": 1, "
         "onstart": None, "force": False, "template_hash_id": None}
 
 
+def _ephemeral_ports() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(n) for n in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_range(count: int = 20) -> int:
-    """A start port with ``count`` free ports after it."""
+    """A start port with ``count`` free ports after it, above the ephemeral range when there is
+    room: outgoing connections (the tests make thousands) take their local ports from that range
+    and would race the instances for them, and their TIME-WAIT leftovers linger there."""
+    low, high = _ephemeral_ports()
+    first, last = (high + 1, 65535) if 65535 - high >= 1000 else (max(1024, low - 10000), low)
     for _ in range(200):
-        start = random.randrange(42000, 60000)
+        start = random.randrange(first, last - count)
         ok = True
         for port in range(start, start + count):
             with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as engines bind
                 try:
                     s.bind(("0.0.0.0", port))
                 except OSError:
@@ -43,9 +59,21 @@ def free_range(count: int = 20) -> int:
 
 
 @pytest.fixture
-def box(app, docker_url) -> dict:
+def box(app, docker_url) -> Iterator[dict]:
     """One docker machine (no GPU devices: gpu_runtime none) on the test engine."""
-    return load_box(app, docker_url)
+    yield load_box(app, docker_url)
+    destroy_all(app)
+
+
+def destroy_all(app) -> None:
+    """Destroy what a test left, through the reconciler: otherwise the server's background sweep
+    would make the containers of its running instances again after the test removed them, and
+    the next test (whose instance ids start over) would find them."""
+    with transaction(app.state.sessions) as session:
+        for inst in session.query(Instance).filter(Instance.destroyed_at.is_(None)):
+            inst.destroyed_at = time.time()
+            inst.intended_status = "stopped"
+    app.state.reconciler.sweep()
 
 
 def load_box(app, docker_url: str) -> dict:
@@ -116,11 +144,13 @@ def logs_daemon(api, iid: int) -> str:
     return httpx.get(url).text
 
 
-def containers(engine, iid: int) -> list:
+def containers(engine, iid: int, sparse: bool = False) -> list:
     """This server's containers for instance ``iid`` (ids restart with every test's empty
-    database, so the installation label keeps earlier tests' leftovers out)."""
+    database, so the installation label keeps earlier tests' leftovers out). ``sparse``: without
+    inspecting each, for a container the reconciler may be removing meanwhile (Podman answers
+    500, not 404, to the inspection of a container it has just removed)."""
     labels = [f"gpuyard.instance={iid}", f"gpuyard.installation={INSTALLATION}"]
-    return engine.containers.list(all=True, filters={"label": labels})
+    return engine.containers.list(all=True, filters={"label": labels}, sparse=sparse)
 
 
 def test_seed_env_merge_reaches_the_container(api, box, engine, test_image):
@@ -317,6 +347,7 @@ SERVE = "mkdir -p /www && echo served-by-$GPUYARD_INSTANCE_ID > /www/index.html 
 def test_a_host_port_taken_by_something_else_is_skipped(api, box, engine, test_image):
     first = box["ports"]
     with socket.socket() as squatter:  # a process of the machine holds the range's first port
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("0.0.0.0", first))
         squatter.listen()
         iid = rent(api, image=test_image, env="-p 8000:8000", runtype="args", onstart=SERVE)
@@ -369,7 +400,7 @@ def test_reboot_restarts_the_container_and_deleted_volumes_leave_the_engine(app,
     assert api.put(f"/api/v0/instances/reboot/{iid}/", json={}).json()["success"]
     wait(api, iid, "running")
     [after] = containers(engine, iid)
-    assert after.id == before.id and after.attrs["State"]["StartedAt"] != started
+    assert after.id == before.id and after.attrs["State"]["StartedAt"] != started, logs_daemon(api, iid)
     volume_id = row(api, iid)["volume_info"][0]["id"]
     engine_volume = before.attrs["Mounts"][0]["Name"]
     api.request("DELETE", f"/api/v0/instances/{iid}/", json={})
@@ -414,9 +445,10 @@ def test_stop_and_reboot_end_a_shell_that_ignores_sigterm_at_once(api, box, engi
 
 # -- an engine that stops answering (through a proxy socket in front of the test engine) -------
 @pytest.fixture
-def far_box(app, engine_proxy) -> dict:
+def far_box(app, engine_proxy) -> Iterator[dict]:
     """A docker machine whose engine is reached through ``engine_proxy``."""
-    return {**load_box(app, engine_proxy.url), "proxy": engine_proxy}
+    yield {**load_box(app, engine_proxy.url), "proxy": engine_proxy}
+    destroy_all(app)
 
 
 def sweep(app) -> None:
