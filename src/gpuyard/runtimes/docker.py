@@ -231,6 +231,10 @@ class DockerEngine:
             return self._call("inspect", self.client().containers.get, ref)
         except docker.errors.NotFound:
             return None
+        except RuntimeError_ as exc:
+            if "no such container" in exc.msg.lower():  # Podman, of one being removed (a 500)
+                return None
+            raise
 
     # -- create (in a worker thread) -----------------------------------------------------------
     def create(self, spec: LaunchSpec) -> RuntimeState:
