@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from gpuyard.envspec import env_from_pairs, parse_env
 from gpuyard.runtimes.base import EngineUnreachable, LaunchSpec, Runtime, RuntimeError_, RuntimeState
-from gpuyard.services.allocation import gpu_list, lock_machine, reserved_ports
+from gpuyard.services.allocation import gpu_list, lock_machine, refresh_machine, reserved_ports
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceEvent, Machine, Volume
 
@@ -265,8 +265,11 @@ class Reconciler:
         moved = (ports is not None and not snap.destroyed and set(ports) == set(snap.spec.ports)
                  and ports != snap.spec.ports)
         with transaction(self.sessions) as session:
-            if moved:  # the machine first (as a rental does): its port assignment reads port_map
-                lock_machine(session, snap.spec.machine_id)
+            machine = None
+            if moved or (clear_ref and snap.ref):
+                # the machine first (as a rental does): its port assignment reads port_map, and a
+                # removed container gives back what its destroyed instance held
+                machine = lock_machine(session, snap.spec.machine_id)
             inst = session.get(Instance, snap.instance_id, with_for_update=True)
             if inst is None:
                 return
@@ -303,6 +306,10 @@ class Reconciler:
                 inst.updated_at = now  # (an engine that did not answer changed nothing itself)
             for text in events:
                 session.add(InstanceEvent(instance_id=inst.id, at=now, text=text))
+            if machine is not None and clear_ref and inst.destroyed_at is not None:
+                _holdings, changed = refresh_machine(session, machine)
+                if changed:  # bids that can run again
+                    self.wake()
 
     # -- many ----------------------------------------------------------------------------------
     def sweep(self, everything: bool = False) -> int:

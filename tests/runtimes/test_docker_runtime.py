@@ -19,7 +19,7 @@ from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.services.fleet import load_fleet, parse_yaml
 from gpuyard.store.db import transaction
-from gpuyard.store.models import Instance
+from gpuyard.store.models import Instance, InstanceEvent
 from instance_reads import PATIENCE, show, wait_status
 
 BODY = {"client_id": "me", "image": None, "env": {}, "price": None, "disk": 1, "label": None,
@@ -495,3 +495,80 @@ def test_a_running_instance_reads_running_again_when_its_engine_answers(app, api
     sweep(app)
     back = wait(api, iid, "running")  # this sweep, or the next once the engine is tried again
     assert back["status_msg"].startswith("running")
+
+
+def gpu_offer_counts(api) -> list[int]:
+    """The GPU counts of the offers, in id order."""
+    found = api.post("/api/v0/bundles/", json={"order": [["id", "asc"]]}).json()["offers"]
+    return sorted(o["num_gpus"] for o in found)
+
+
+def dry_run_port(api, test_image) -> int:
+    """The host port the next launch with ``-p 8000:8000`` would get (a dry run rents nothing)."""
+    r = api.put(f"/api/v0/asks/{gpu_offer(api)}/", json={**BODY, "image": test_image,
+                                                         "env": "-p 8000:8000", "runtype": "args",
+                                                         "dry_run": True})
+    assert r.status_code == 200, r.text
+    return host_port(r.json()["launch"])
+
+
+def events_of(app, iid: int) -> list[str]:
+    with transaction(app.state.sessions, write=False) as session:
+        return [e.text for e in session.query(InstanceEvent).filter_by(instance_id=iid)
+                .order_by(InstanceEvent.id)]
+
+
+def test_destroy_while_the_engine_is_unreachable_holds_gpus_and_ports_until_the_container_goes(
+        app, api, far_box, engine, test_image):
+    iid = rent(api, image=test_image, env="-p 8000:8000", runtype="args", onstart="sleep 600")
+    port = host_port(wait(api, iid, "running"))
+    assert gpu_offer_counts(api) == [1]  # the other GPU
+    far_box["proxy"].down()
+    gone = api.request("DELETE", f"/api/v0/instances/{iid}/", json={})
+    assert gone.status_code == 200 and gone.json()["success"], gone.text
+    assert row(api, iid) is None  # destroyed for its owner
+    sweep(app)
+    # its container may still run there: its GPU and its host port are not handed out
+    assert gpu_offer_counts(api) == [1]
+    assert dry_run_port(api, test_image) != port
+    [container] = containers(engine, iid)
+    assert container.status == "running"
+    assert any(e.startswith("not removed yet: ") for e in events_of(app, iid))
+
+    far_box["proxy"].up()
+    sweep(app)  # (or the next one, once the engine is tried again)
+    deadline = time.time() + PATIENCE
+    while containers(engine, iid, sparse=True):
+        assert time.time() < deadline
+        time.sleep(0.1)
+    deadline = time.time() + PATIENCE
+    while gpu_offer_counts(api) != [1, 2]:
+        assert time.time() < deadline
+        time.sleep(0.1)
+    assert dry_run_port(api, test_image) == port
+    assert "removed from the machine" in events_of(app, iid)
+
+
+def test_a_machine_declared_lost_gives_back_what_its_destroyed_instances_held(
+        app, api, far_box, engine, test_image, db_url, capsys):
+    from gpuyard.cli.main import main
+
+    iid = rent(api, image=test_image, env="-p 8000:8000", runtype="args", onstart="sleep 600")
+    port = host_port(wait(api, iid, "running"))
+    far_box["proxy"].down()
+    assert api.request("DELETE", f"/api/v0/instances/{iid}/", json={}).json()["success"]
+    assert gpu_offer_counts(api) == [1]
+
+    capsys.readouterr()
+    code = main(["admin", "machine-lost", str(far_box["machine_id"]), "--db", db_url])
+    out = capsys.readouterr().out
+    assert code == 0 and f"instance(s) {iid}" in out, out
+    assert gpu_offer_counts(api) == [1, 2]
+    assert dry_run_port(api, test_image) == port
+    # should the machine answer again after all, its container is an orphan, and goes
+    far_box["proxy"].up()
+    deadline = time.time() + PATIENCE
+    while containers(engine, iid, sparse=True):  # (the engine is tried again within a second)
+        assert time.time() < deadline
+        app.state.reconciler.collect_garbage(min_age=0)
+        time.sleep(0.1)

@@ -561,10 +561,18 @@ class DockerEngine:
         return self.status(ref)
 
     def destroy(self, ref: str) -> None:
+        """Remove the container; raises (EngineUnreachable, …) when it may still be there."""
+        import docker
+
         job = self._job(ref)
         if job is not None:
             job.cancelled = True
-        self._remove(ref)
+        container = self._container(ref)
+        if container is not None:
+            try:
+                self._call("remove", container.remove, force=True)
+            except docker.errors.NotFound:  # removed meanwhile
+                pass
         with self._lock:
             if job is None or job.done:
                 self._jobs.pop(ref, None)
