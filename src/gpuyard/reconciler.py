@@ -20,9 +20,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from gpuyard.envspec import env_from_pairs, parse_env
-from gpuyard.runtimes.base import LaunchSpec, Runtime, RuntimeError_, RuntimeState
+from gpuyard.runtimes.base import EngineUnreachable, LaunchSpec, Runtime, RuntimeError_, RuntimeState
 from gpuyard.services import secrets
-from gpuyard.services.allocation import gpu_list
+from gpuyard.services.allocation import gpu_list, lock_machine, refresh_machine, reserved_ports
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceEvent, Machine, Volume
 
@@ -30,6 +30,13 @@ log = logging.getLogger("gpuyard.reconciler")
 RETRY_AFTER_FAILURE = 15.0
 ORPHAN_MIN_AGE = 60.0  # a container younger than this may belong to a create in flight
 FULL_SWEEP_EVERY = 10.0
+PROBE_EVERY = 1.0  # an engine that does not answer is tried again this often (one instance)
+UNKNOWN = "unknown"  # the actual status of an instance whose engine does not answer
+
+
+def unreachable_msg(since: float) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(since))
+    return f"engine unreachable since {stamp}"
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,10 @@ class Snapshot:
     spec: LaunchSpec
 
 
-def launch_spec(inst: Instance, machine: Machine, volume: Volume | None) -> LaunchSpec:
+def launch_spec(inst: Instance, machine: Machine, volume: Volume | None,
+                reserved: frozenset[int] = frozenset()) -> LaunchSpec:
+    """The runtime's spec of ``inst``; ``reserved``: host ports other instances of the machine
+    hold (a runtime that finds a port taken moves it to a free one of the range, not to those)."""
     pairs = (inst.launch or {}).get("extra_env")
     # the pairs stored at launch: a sweep costs the same for a 10-byte env as for a 64 KiB one
     env = env_from_pairs(pairs) if pairs is not None else parse_env(inst.env, limit=None)
@@ -60,6 +70,9 @@ def launch_spec(inst: Instance, machine: Machine, volume: Volume | None) -> Laun
         tag=inst.tag,
         env=dict(env.variables),
         ports=dict(inst.port_map or {}),
+        port_range=(machine.direct_port_start, machine.direct_port_count)
+        if machine.direct_port_count > 0 else None,
+        reserved_ports=reserved,
         options=tuple(env.options),
         onstart=inst.onstart,
         runtype=inst.runtype or "ssh",
@@ -85,7 +98,7 @@ def _needs_work():
             Instance.destroyed_at.is_(None),
             or_(
                 Instance.generation != Instance.applied_generation,
-                Instance.actual_status == "loading",
+                Instance.actual_status.in_(("loading", UNKNOWN)),
                 and_(running, ~Instance.outbid, Instance.actual_status.not_in(("running", "exited"))),
                 and_(or_(~running, Instance.outbid), Instance.actual_status.in_(("running", "loading"))),
             ),
@@ -102,6 +115,9 @@ class Reconciler:
         self._locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._failed: dict[int, float] = {}
+        # engines that did not answer: (runtime, endpoint) → when to try one of theirs again
+        self._down: dict[tuple[str, str | None], float] = {}
+        self._noted: set[int] = set()  # destroyed instances whose removal failure is in the log
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -133,7 +149,8 @@ class Reconciler:
                 status_msg=inst.status_msg,
                 outbid_msg=inst.outbid_msg,
                 volume_id=inst.volume_id,
-                spec=launch_spec(inst, machine, volume),
+                spec=launch_spec(inst, machine, volume,
+                                 frozenset(reserved_ports(session, inst.machine_id, inst.id))),
             )
 
     def runtime_for(self, name: str, endpoint: str | None = None) -> Runtime:
@@ -154,15 +171,22 @@ class Reconciler:
             if snap is None:
                 return
             events: list[str] = []
+            engine = (snap.runtime, snap.spec.docker_url)
             try:
                 runtime = self.runtime_for(snap.runtime, snap.spec.docker_url)
                 if snap.destroyed:
                     if snap.ref:
                         runtime.destroy(snap.ref)
                         events.append("removed from the machine")
+                    self._down.pop(engine, None)
+                    self._noted.discard(instance_id)
                     self._record(snap, RuntimeState("stopped", "destroyed", None), events, clear_ref=True)
                     return
                 state = self._act(runtime, snap, events)
+            except EngineUnreachable as exc:
+                self._down[engine] = time.monotonic() + PROBE_EVERY
+                self._record_unreachable(snap, exc)
+                return
             except RuntimeError_ as exc:
                 self._failed[instance_id] = time.monotonic()
                 events.append(f"error: {exc.msg}")
@@ -174,7 +198,31 @@ class Reconciler:
                 self._record(snap, RuntimeState("exited", f"error: {exc}", snap.ref), [f"error: {exc}"])
                 return
             self._failed.pop(instance_id, None)
+            self._down.pop(engine, None)
             self._record(snap, state, events)
+
+    def _record_unreachable(self, snap: Snapshot, exc: EngineUnreachable) -> None:
+        """The engine did not answer: the instance reads "unknown" (not "exited": it may well
+        still run), with the time the engine stopped answering; its ports, its reference and its
+        pending changes stay, to be carried out when the engine answers again."""
+        with transaction(self.sessions) as session:
+            inst = session.get(Instance, snap.instance_id, with_for_update=True)
+            if inst is None:
+                return
+            now = time.time()
+            if inst.destroyed_at is not None:
+                if snap.instance_id not in self._noted:  # said once, not at every retry
+                    session.add(InstanceEvent(instance_id=inst.id, at=now,
+                                              text=f"not removed yet: {exc.msg}"))
+                    self._noted.add(snap.instance_id)
+                return
+            if inst.actual_status == UNKNOWN and (inst.status_msg or "").startswith("engine unreachable"):
+                return  # since the first time
+            session.add(InstanceEvent(instance_id=inst.id, at=now, text=f"error: {exc.msg}"))
+            session.add(InstanceEvent(instance_id=inst.id, at=now,
+                                      text=f"{inst.actual_status} → {UNKNOWN}"))
+            inst.actual_status = UNKNOWN
+            inst.status_msg = unreachable_msg(exc.since)
 
     def _act(self, runtime: Runtime, snap: Snapshot, events: list[str]) -> RuntimeState:
         ref = snap.ref
@@ -220,11 +268,26 @@ class Reconciler:
         status = "stopped" if state.status == "missing" else state.status
         if status == "exited" and not snap.want_running and not (state.msg or "").startswith("error"):
             status = "stopped"  # it ended because it was stopped
+        ports = state.ports
+        moved = (ports is not None and not snap.destroyed and set(ports) == set(snap.spec.ports)
+                 and ports != snap.spec.ports)
         with transaction(self.sessions) as session:
+            machine = None
+            if moved or (clear_ref and snap.ref):
+                # the machine first (as a rental does): its port assignment reads port_map, and a
+                # removed container gives back what its destroyed instance held
+                machine = lock_machine(session, snap.spec.machine_id)
             inst = session.get(Instance, snap.instance_id, with_for_update=True)
             if inst is None:
                 return
             now = time.time()
+            if moved and ports is not None and set(ports) == set(inst.port_map or {}):
+                for key, port in sorted(ports.items()):
+                    old = (inst.port_map or {}).get(key)
+                    if old != port:
+                        events.append(f"host port {old} for {key} is taken on the machine; "
+                                      f"published on {port} instead")
+                inst.port_map = dict(ports)
             if clear_ref:
                 inst.runtime_ref = None
             elif state.ref is not None or snap.ref is not None:
@@ -246,31 +309,47 @@ class Reconciler:
                     volume.runtime_ref = snap.spec.volume_ref
             if inst.applied_generation < snap.generation:
                 inst.applied_generation = snap.generation
-            inst.updated_at = now if status != snap.actual else inst.updated_at
+            if status != snap.actual and UNKNOWN not in (snap.actual, status):
+                inst.updated_at = now  # (an engine that did not answer changed nothing itself)
             for text in events:
                 session.add(InstanceEvent(instance_id=inst.id, at=now, text=text))
+            if machine is not None and clear_ref and inst.destroyed_at is not None:
+                _holdings, changed = refresh_machine(session, machine)
+                if changed:  # bids that can run again
+                    self.wake()
 
     # -- many ----------------------------------------------------------------------------------
     def sweep(self, everything: bool = False) -> int:
         """Reconcile the instances that need it (all live ones with ``everything``)."""
         with transaction(self.sessions, write=False) as session:
-            stmt = select(Instance.id)
+            stmt = select(Instance.id, Instance.runtime, Machine.docker_url).join(
+                Machine, Machine.id == Instance.machine_id)
             if everything:
                 stmt = stmt.where(or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
             else:
                 stmt = stmt.where(_needs_work())
-            ids = list(session.scalars(stmt.order_by(Instance.id)))
+            # destroyed ones first: an engine that answers again gets their leftovers removed
+            # before anything else happens on it
+            rows = list(session.execute(stmt.order_by(Instance.destroyed_at.is_(None), Instance.id)))
         if everything:
             self.collect_garbage()
-        now = time.monotonic()
         done = 0
-        for instance_id in ids:
+        for instance_id, runtime, endpoint in rows:
+            now = time.monotonic()
             failed = self._failed.get(instance_id)
             if failed is not None and now - failed < RETRY_AFTER_FAILURE:
+                continue
+            if not self._may_try((runtime, endpoint), now):
                 continue
             self.reconcile(instance_id)
             done += 1
         return done
+
+    def _may_try(self, engine: tuple[str, str | None], now: float) -> bool:
+        """Whether to call an engine now: always when it answered last time; once per
+        PROBE_EVERY when it did not (the first call that gets an answer lets the rest go)."""
+        until = self._down.get(engine)
+        return until is None or now >= until
 
     # -- leftovers -----------------------------------------------------------------------------
     def collect_garbage(self, min_age: float = ORPHAN_MIN_AGE) -> None:
@@ -291,6 +370,8 @@ class Reconciler:
                         Volume.deleted_at.is_not(None), Volume.runtime_ref.is_not(None)))
             ]
         for endpoint in endpoints:
+            if not self._may_try(("docker", endpoint), time.monotonic()):
+                continue
             try:
                 engine = self.runtime_for("docker", endpoint)
             except RuntimeError_:

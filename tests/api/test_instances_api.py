@@ -3,7 +3,6 @@ lifecycle on the simulated runtime, logs, lists, and who may see what."""
 
 from __future__ import annotations
 
-import functools
 import json
 
 import httpx
@@ -19,7 +18,7 @@ BODY = {
 }
 
 
-wait_for = functools.partial(wait_status, timeout=1.0)
+wait_for = wait_status
 
 
 def offers(client: httpx.Client, **filters) -> list[dict]:

@@ -124,15 +124,20 @@ def test_a_60_kb_env_is_accepted_and_a_longer_one_refused(api):
     assert body["error"] == "invalid_env" and "the limit is 65536" in body["msg"]
 
 
+BOUND = 5.0  # seconds: "at once" and "not stalled", generously
+
+
 def test_a_1_mb_env_does_not_stall_other_users(alice, bob, fleet):
-    """One user's 1 MB env (one token) is refused at once, while another user's writes go on."""
+    """One user's 1 MB env (one token) is refused at once, while another user's writes go on.
+    (shlex needs about 10 s to split such an env; the bounds below are generous for a loaded
+    machine and still far below that.)"""
     latencies: list[float] = []
     stop = threading.Event()
 
     def write_templates() -> None:
         with bob.http() as client:
             i = 0
-            while not stop.is_set():
+            while not stop.is_set() or i < 3:
                 start = time.monotonic()
                 r = client.post("/api/v0/template/", json={"image": "busybox", "name": f"b{i}"})
                 latencies.append(time.monotonic() - start)
@@ -150,13 +155,12 @@ def test_a_1_mb_env_does_not_stall_other_users(alice, bob, fleet):
                 r = client.request("POST" if "template" in path else "PUT", path, json=body)
                 took = time.monotonic() - start
                 assert r.status_code == 400 and r.json()["error"] == "invalid_env", r.text
-                assert took < 1.0, f"the refusal took {took:.2f} s"
-        time.sleep(0.5)
+                assert took < BOUND, f"the refusal took {took:.2f} s"
     finally:
-        stop.set()
+        stop.set()  # the writer stops once it has made at least 3 writes
         writer.join()
     assert len(latencies) >= 3
-    assert max(latencies) < 1.0, f"another user's write waited {max(latencies):.2f} s"
+    assert max(latencies) < BOUND, f"another user's write waited {max(latencies):.2f} s"
 
 
 def test_bulk_create_authenticates_before_any_work(live_server, alice, fleet):

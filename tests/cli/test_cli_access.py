@@ -14,7 +14,7 @@ from gpuyard.cli.main import main
 from gpuyard.services.users import add_key, find_user
 from gpuyard.store.db import transaction
 from gpuyard.store.models import ApiKey, Instance
-from instance_reads import wait_status
+from instance_reads import PATIENCE, wait_status
 
 
 @pytest.fixture
@@ -117,12 +117,12 @@ def test_disable_with_stop_stops_the_users_running_instances(app, admin, bob, fl
             assert r.status_code == 200, r.text
             launched.append(r.json()["new_contract"])
         for iid in launched:
-            wait_status(api, iid, "running", timeout=5)
+            wait_status(api, iid, "running")
 
     code, out, _ = admin("disable-user", "bob", "--stop")
     assert code == 0
     assert f"Stopping its running instance(s) {launched[0]}, {launched[1]} (disks kept)." in out
-    deadline = time.time() + 5  # the server's reconciler stops them; bob cannot look now
+    deadline = time.time() + PATIENCE  # the server's reconciler stops them; bob cannot look now
     while True:
         with transaction(app.state.sessions, write=False) as session:
             states = {(i.intended_status, i.actual_status)
@@ -134,7 +134,7 @@ def test_disable_with_stop_stops_the_users_running_instances(app, admin, bob, fl
     assert admin("enable-user", "bob")[0] == 0
     with bob.http() as api:
         for iid in launched:
-            assert wait_status(api, iid, "stopped", timeout=1)["intended_status"] == "stopped"
+            assert wait_status(api, iid, "stopped")["intended_status"] == "stopped"
 
 
 @pytest.mark.parametrize("args, message", [

@@ -89,6 +89,21 @@ def test_missing_file_and_bad_yaml(tmp_path, db, capsys):
     assert "is not valid YAML" in capsys.readouterr().err
 
 
+def test_machine_lost_with_nothing_to_forget_and_an_unknown_machine(tmp_path, db, capsys):
+    path = tmp_path / "fleet.yaml"
+    path.write_text(FLEET)
+    assert main(["admin", "load-fleet", str(path), "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["admin", "machine-lost", "1", "--db", db]) == 0
+    assert capsys.readouterr().out == (
+        "Machine 1 (box-a) has no destroyed instance waiting for its container to be removed; "
+        "nothing to do.\n")
+    assert main(["admin", "machine-lost", "99", "--db", db]) == 1
+    assert "machine 99 not found" in capsys.readouterr().err
+    assert main(["admin", "machine-lost", "box-a", "--db", db]) == 1
+    assert "machine id" in capsys.readouterr().err
+
+
 def test_load_fleet_as_a_real_process(tmp_path, db):
     path = tmp_path / "fleet.yaml"
     path.write_text(FLEET)

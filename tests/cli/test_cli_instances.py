@@ -222,6 +222,31 @@ def test_show_instances_table_has_the_address_and_port_mappings(run):
     assert str(iid) in out.split()
 
 
+def test_an_instance_whose_engine_does_not_answer_shows_unknown_with_its_ports(run, app):
+    from gpuyard.reconciler import Reconciler
+    from gpuyard.runtimes.base import EngineUnreachable
+    from gpuyard.runtimes.simulated import SimulatedRuntime
+
+    class Unreachable(SimulatedRuntime):
+        def status(self, ref):
+            raise EngineUnreachable("the Docker engine at ssh://gpu-box is unreachable (inspect)")
+
+    iid = launched(run, "--image", "ubuntu:22.04", "--env", "-p 8000:8000", "--wait")
+    host_port = raw(run, "show", "instance", str(iid))["ports"]["8000/tcp"][0]["HostPort"]
+    background = app.state.reconciler
+    background.stop()  # only the reconciler below looks at the instance meanwhile
+    try:
+        Reconciler(app.state.sessions, {"simulated": Unreachable()}).reconcile(iid)
+        code, out, err = run("show", "instances")
+        assert code == 0, err
+        assert "unknown" in out and "engine unreachable since" in out
+        assert f"10.0.0.5:{host_port} → 8000/tcp" in out  # it may well still run there
+        code, out, err = run("show", "instance", str(iid))
+        assert code == 0 and "unknown" in out and "engine unreachable since" in out, out
+    finally:
+        background.start()
+
+
 def test_show_instance_details_and_missing_instance(run):
     iid = launched(run, "--image", "ubuntu:22.04", "--env", "-e GREETING=hi")
     code, out, err = run("show", "instance", str(iid))

@@ -9,7 +9,6 @@ so each invocation checks several things; outcomes are read back through the raw
 from __future__ import annotations
 
 import ast
-import functools
 import json
 import os
 import re
@@ -109,7 +108,7 @@ def volume_offer(api: httpx.Client, machine_id: int) -> dict:
     return row
 
 
-settle = functools.partial(wait_status, timeout=2.0)
+settle = wait_status
 
 
 def rent(api: httpx.Client, offer_id: int, **body) -> int:
@@ -273,6 +272,47 @@ def test_label_stop_start_reboot_destroy(vastai, api, fleet):
     r = vastai("show", "instance", str(iid))
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.strip() == f"Instance {iid} not found or no longer exists."
+
+
+class UnreachableEngine:
+    """A runtime whose engine does not answer: every verb raises EngineUnreachable."""
+
+    name = "simulated"
+
+    def __getattr__(self, verb):
+        from gpuyard.runtimes.base import EngineUnreachable
+
+        def fail(*_args, **_kwargs):
+            raise EngineUnreachable("the Docker engine at ssh://gpu-box is unreachable (inspect)")
+
+        return fail
+
+
+def test_an_instance_whose_engine_does_not_answer_reads_unknown(vastai, app, api, fleet):
+    from gpuyard.reconciler import Reconciler
+
+    iid = rent(api, offer(api)["id"], runtype="ssh_direc ssh_proxy")
+    before = settle(api, iid, "running")
+    background = app.state.reconciler
+    background.stop()  # only the reconciler below looks at the instance meanwhile
+    try:
+        Reconciler(app.state.sessions, {"simulated": UnreachableEngine()}).reconcile(iid)
+        row = show(api, iid)
+        assert row["actual_status"] == "unknown" and row["ports"] == before["ports"]
+        assert row["status_msg"].startswith("engine unreachable since ")
+
+        r = vastai("show", "instances")
+        assert r.returncode == 0, r.stderr
+        assert re.search(rf"\b{iid}\b.*\bunknown\b", r.stdout), r.stdout
+        r = vastai("show", "instance", str(iid))
+        assert r.returncode == 0 and re.search(rf"^\s*1\s+{iid}\s+\d+\s+unknown\s", r.stdout, re.M), r.stdout
+        # the direct SSH address still works from the row: the instance may well still run
+        port = before["ports"]["22/tcp"][0]["HostPort"]
+        r = vastai("ssh-url", str(iid))
+        assert r.stdout.strip() == f"ssh://root@10.0.0.5:{port}", r.stdout + r.stderr
+    finally:
+        background.start()
+    assert settle(api, iid, "running")["status_msg"] == "running"  # the engine answers again
 
 
 def test_bid_create_and_change_bid(vastai, api, fleet):

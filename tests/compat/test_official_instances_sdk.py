@@ -4,7 +4,6 @@ point into ``tmp_path`` so no real key file is read; outcomes are read back thro
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,7 @@ def http_error(call) -> tuple[int, str]:
     return response.status_code, response.json()["msg"]
 
 
-settle = functools.partial(wait_status, timeout=2.0)
+settle = wait_status
 
 
 def pick(rows: list[dict], gpu: str = "RTX 4090", n: int = 1) -> dict:

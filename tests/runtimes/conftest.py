@@ -9,6 +9,9 @@ answers and has a busybox image; when there is none, the tests that need one are
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -147,3 +150,123 @@ def remove_managed_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
             client.volumes.get(name).remove(force=True)
         except Exception:
             pass
+
+
+@pytest.fixture
+def slow_registry() -> Iterator[str]:
+    """``localhost:PORT`` of a "registry" that accepts each connection, says nothing, and hangs up
+    half a second later: the engine's pull of any image there fails, after retries that take
+    several seconds (more than any fixed window would allow on a loaded machine)."""
+    server = socket.socket()
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        held: list[tuple[float, socket.socket]] = []
+        while not stop.is_set():
+            try:
+                conn, _addr = server.accept()
+                held.append((time.monotonic() + 0.5, conn))
+            except OSError:
+                pass
+            now = time.monotonic()
+            for item in [h for h in held if h[0] <= now]:
+                item[1].close()
+                held.remove(item)
+        for _until, conn in held:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"localhost:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    server.close()
+
+
+class EngineProxy:
+    """A unix socket that forwards every connection to the test engine's socket. ``down()``
+    makes the engine unreachable through it (the socket is gone and open connections are cut),
+    as a machine whose engine stopped answering; ``up()`` makes it answer again."""
+
+    def __init__(self, target: str, path: str):
+        self.target, self.path = target, path
+        self.url = f"unix://{path}"
+        self._server: socket.socket | None = None
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def up(self) -> None:
+        if self._server is not None:
+            return
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(self.path)
+        server.listen(64)
+        self._server = server
+        threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def down(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            try:
+                server.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            server.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            conn.close()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                client, _addr = server.accept()
+            except OSError:
+                return  # down()
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+@pytest.fixture
+def engine_proxy(docker_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProxy]:
+    """An :class:`EngineProxy` in front of the test engine, up (needs a unix:// engine URL)."""
+    if not docker_url.startswith("unix://"):
+        pytest.skip("the engine proxy forwards to a unix socket; the test engine is at " + docker_url)
+    folder = tmp_path_factory.mktemp("proxy")
+    proxy = EngineProxy(docker_url[len("unix://"):], str(folder / "engine.sock"))
+    proxy.up()
+    yield proxy
+    proxy.down()

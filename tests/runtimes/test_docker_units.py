@@ -8,7 +8,15 @@ import docker
 import pytest
 
 from gpuyard.runtimes.base import LaunchSpec, RuntimeError_
-from gpuyard.runtimes.docker import KEEP_ALIVE, DockerEngine, _Job, main_process, parse_login
+from gpuyard.runtimes.docker import (
+    KEEP_ALIVE,
+    NO_DISK_LIMIT,
+    NO_INIT,
+    DockerEngine,
+    _Job,
+    main_process,
+    parse_login,
+)
 
 
 def spec(**kw) -> LaunchSpec:
@@ -42,16 +50,26 @@ def test_registry_login_parsing():
     assert "s3cret" not in err.value.msg
 
 
+class FakeContainer:
+    def start(self):
+        pass
+
+
 class FakeContainers:
-    def __init__(self, refuse_storage: bool = False):
+    def __init__(self, refuse_storage: bool = False, refuse_init: bool = False):
         self.calls: list[dict] = []
         self.refuse_storage = refuse_storage
+        self.refuse_init = refuse_init
 
     def create(self, image, **kwargs):
         self.calls.append({"image": image, **kwargs})
         if self.refuse_storage and "storage_opt" in kwargs:
             raise docker.errors.APIError("create", explanation="--storage-opt size is not supported")
-        return object()
+        if self.refuse_init and kwargs.get("init"):
+            raise docker.errors.APIError("create", explanation=(
+                "container-init binary not found on the host: stat /usr/libexec/podman/catatonit: "
+                "no such file or directory"))
+        return FakeContainer()
 
     def get(self, ref):
         raise docker.errors.NotFound("no")
@@ -86,8 +104,8 @@ class FakeApi:
 
 
 class FakeClient:
-    def __init__(self, refuse_storage=False, events=()):
-        self.containers = FakeContainers(refuse_storage)
+    def __init__(self, refuse_storage=False, events=(), refuse_init=False):
+        self.containers = FakeContainers(refuse_storage, refuse_init)
         self.volumes = FakeVolumes()
         self.images = FakeImages()
         self.api = FakeApi(self.images, list(events))
@@ -138,6 +156,18 @@ def test_engines_without_disk_limits_run_without_and_say_so():
     assert job.notes == ["disk limit not enforced: this engine's storage driver has none"]
 
 
+def test_the_main_process_runs_under_the_engines_init_or_without_one_and_says_so():
+    client = FakeClient()
+    engine_with(client)._create_and_start("ref", spec(disk_gb=0), _Job("x"))
+    assert [c["init"] for c in client.containers.calls] == [True]
+    client = FakeClient(refuse_init=True, refuse_storage=True)
+    job = _Job("x")
+    engine_with(client)._create_and_start("ref", spec(disk_gb=20), job)
+    assert client.containers.calls[-1]["init"] is False
+    assert "storage_opt" not in client.containers.calls[-1]
+    assert job.notes == [NO_DISK_LIMIT, NO_INIT]
+
+
 def test_pull_progress_reaches_the_status_and_credentials_do_not():
     events = [
         {"status": "Pulling fs layer", "id": "a"},
@@ -158,3 +188,25 @@ def test_a_failed_pull_is_a_clear_error():
     with pytest.raises(RuntimeError_) as err:
         engine_with(client)._ensure_image(spec(), _Job("x"))
     assert err.value.msg == "pulling img:1 failed: manifest for img:1 not found"
+
+
+@pytest.mark.parametrize("msg", [
+    "cannot listen on the TCP port: listen tcp4 :41000: bind: address already in use",  # Podman
+    "driver failed programming external connectivity on endpoint gpuyard-i7-x (0123): Bind for "
+    "0.0.0.0:41000 failed: port is already allocated",  # Docker
+])
+def test_a_taken_host_port_moves_to_the_next_free_one_of_the_range(msg):
+    taken = spec(ports={"8000/tcp": 41000, "22/tcp": 41001}, port_range=(41000, 5),
+                 reserved_ports=frozenset({41002}))
+    tried: set[int] = set()
+    assert DockerEngine._move_taken_port(taken, msg, tried) == {"8000/tcp": 41003, "22/tcp": 41001}
+    assert tried == {41000}
+    assert DockerEngine._move_taken_port(taken, "no such device nvidia.com/gpu=0", set()) is None
+
+
+def test_a_range_without_a_free_port_is_a_clear_error():
+    full = spec(ports={"8000/tcp": 41000}, port_range=(41000, 2), reserved_ports=frozenset({41001}))
+    with pytest.raises(RuntimeError_) as err:
+        DockerEngine._move_taken_port(full, "listen tcp4 :41000: bind: address already in use", set())
+    assert err.value.msg == ("host port 41000 for 8000/tcp is taken on the machine and its direct "
+                             "port range (41000-41001) has no free port left")

@@ -3,12 +3,10 @@ failures, and cleaning up after destroyed instances."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from gpuyard.reconciler import Reconciler
-from gpuyard.runtimes.base import LaunchSpec, RuntimeError_, RuntimeState
+from gpuyard.runtimes.base import EngineUnreachable, LaunchSpec, RuntimeError_, RuntimeState
 from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.services import instances
 from gpuyard.services.users import create_user
@@ -37,12 +35,14 @@ def owner(app):
         return user
 
 
-def rent(app, owner, **body) -> int:
+def rent(app, owner, ask: int | None = None, **body) -> int:
     with transaction(app.state.sessions) as session:
-        ask = session.query(Ask).filter_by(kind="gpu", active=True, num_gpus=1).order_by(Ask.id).first()
+        if ask is None:
+            found = session.query(Ask).filter_by(kind="gpu", active=True, num_gpus=1)
+            ask = found.order_by(Ask.id).first().id
         request = parse(LaunchRequest, {"image": "busybox", **body})
         merged = instances.prepare_launch(session, owner, request)
-        outcome = instances.create_instance(session, owner, ask.id, request, merged, runtime="simulated")
+        outcome = instances.create_instance(session, owner, ask, request, merged, runtime="simulated")
         return outcome.instance_id
 
 
@@ -60,12 +60,17 @@ def events(app, iid: int) -> list[str]:
 
 
 def test_boot_delay_shows_loading_then_running(app, fleet, owner):
-    rec = Reconciler(app.state.sessions, {"simulated": SimulatedRuntime(boot_seconds=0.3)})
+    now = [1000.0]  # the runtime's clock, moved by hand: no race with a real boot delay
+    runtime = SimulatedRuntime(boot_seconds=30, clock=lambda: now[0])
+    rec = Reconciler(app.state.sessions, {"simulated": runtime})
     iid = rent(app, owner)
     rec.reconcile(iid)
     first = row(app, iid)
     assert first.actual_status == "loading" and "starting busybox:latest" in first.status_msg
-    time.sleep(0.35)
+    now[0] += 29.9
+    rec.sweep()
+    assert row(app, iid).actual_status == "loading"
+    now[0] += 0.1
     assert rec.sweep() >= 1
     assert row(app, iid).actual_status == "running"
     assert "loading → running" in events(app, iid)
@@ -137,3 +142,49 @@ def test_the_runtime_gets_the_env_parsed_at_launch_not_reparsed(app, fleet, owne
         spec = launch_spec(inst, session.get(Machine, inst.machine_id), None)
     assert spec.env == {"A": "1", "B": "two words"} and spec.options == (("-h", "box"),)
     assert "8000/tcp" in spec.ports
+
+
+class SilentEngine(SimulatedRuntime):
+    """A simulated engine that can stop answering."""
+
+    answers = True
+
+    def destroy(self, ref: str) -> None:
+        if not self.answers:
+            raise EngineUnreachable("the Docker engine at ssh://box is unreachable (remove)")
+        super().destroy(ref)
+
+
+def asks_of(app, machine_id: int) -> dict[str, bool]:
+    with transaction(app.state.sessions, write=False) as session:
+        return {a.gpus: a.active for a in session.query(Ask).filter_by(machine_id=machine_id, kind="gpu")}
+
+
+def test_a_destroyed_instance_holds_its_gpus_until_its_container_is_removed(app, fleet, owner):
+    box = fleet.machine_ids["box-4090"]
+    runtime = SilentEngine()
+    rec = Reconciler(app.state.sessions, {"simulated": runtime})
+    with transaction(app.state.sessions) as session:
+        ask_of = {a.gpus: a.id for a in session.query(Ask).filter_by(machine_id=box, kind="gpu")}
+    bid = rent(app, owner, ask=ask_of["0"], price=0.3)
+    rec.reconcile(bid)
+    on_demand = rent(app, owner, ask=ask_of["0,1"])  # preempts the bid
+    rec.sweep()
+    assert row(app, bid).outbid and row(app, on_demand).actual_status == "running"
+
+    runtime.answers = False
+    with transaction(app.state.sessions) as session:
+        instances.destroy(session, owner, [on_demand])
+    rec.sweep()
+    assert row(app, on_demand).runtime_ref is not None  # its container may still run
+    assert not any(asks_of(app, box).values())  # its GPUs are not offered
+    waiting = row(app, bid)
+    assert waiting.outbid and waiting.actual_status == "stopped"
+    assert "a destroyed instance whose container is not removed yet" in waiting.outbid_msg
+
+    runtime.answers = True
+    rec.reconcile(on_demand)  # (a sweep tries the engine again after PROBE_EVERY)
+    assert row(app, on_demand).runtime_ref is None
+    rec.sweep()
+    assert row(app, bid).actual_status == "running" and not row(app, bid).outbid
+    assert asks_of(app, box)["1"] is True  # the GPU the bid does not hold is offered again

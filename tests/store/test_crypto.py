@@ -58,7 +58,7 @@ def test_a_registry_login_is_stored_encrypted_and_the_runtime_gets_it_back(app, 
         assert answer.status_code == 200 and PASSWORD not in answer.text
         assert "image_login" not in answer.text
 
-    wait_status(api, iid, "running", timeout=5)
+    wait_status(api, iid, "running")
     with transaction(app.state.sessions, write=False) as session:
         ref = session.get(Instance, iid).runtime_ref
     spec = app.state.runtimes["simulated"]._boxes[ref].spec  # what the reconciler launched

@@ -44,7 +44,7 @@ def rows(console, instance_id: int | None = None) -> list[dict]:
     return r.json()["instances"]
 
 
-def wait_status(console, instance_id: int, status: str, timeout: float = 3.0) -> dict:
+def wait_status(console, instance_id: int, status: str, timeout: float = 60.0) -> dict:
     deadline = time.time() + timeout
     while True:
         found = rows(console, instance_id)

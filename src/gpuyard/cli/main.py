@@ -442,6 +442,16 @@ def build_parser() -> argparse.ArgumentParser:
     lf.add_argument("file", help="the fleet file (YAML with a 'machines' list)")
     lf.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
 
+    ml = admin_cmds.add_parser(
+        "machine-lost", help="forget the containers of a machine that is gone for good",
+        description="Declare a machine lost: its containers are gone for good (the machine died, "
+                    "or was wiped). Destroyed instances whose containers could not be removed, "
+                    "because the machine's engine does not answer, stop holding their GPUs and "
+                    "host ports, which are offered again. Live instances are left alone.")
+    ml.set_defaults(handler="fleet:machine_lost")
+    ml.add_argument("machine_id", help="numeric machine id")
+    ml.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+
     rt = admin_cmds.add_parser(
         "recommend-template", help="put a public template on the recommended list",
         description="Put a public template on the recommended list (searchable as "

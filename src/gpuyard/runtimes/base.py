@@ -4,11 +4,13 @@ the reconciler calls them outside any transaction and records what they report."
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
 # What a runtime reports. "missing" means it has nothing for that reference (never made, or
-# lost, e.g. the simulated runtime after a server restart).
+# lost, e.g. the simulated runtime after a server restart). The reconciler adds "unknown" for
+# an instance whose engine does not answer (it raised EngineUnreachable).
 STATUSES = ("loading", "running", "stopped", "exited", "missing")
 
 
@@ -23,6 +25,10 @@ class LaunchSpec:
     tag: str
     env: dict[str, str] = field(default_factory=dict)  # variables, passed verbatim
     ports: dict[str, int] = field(default_factory=dict)  # "8000/tcp" → host port
+    # The machine's direct port range (first, count), and the host ports of it that other
+    # instances hold: where a runtime may move a port that something else on the machine took.
+    port_range: tuple[int, int] | None = None
+    reserved_ports: frozenset[int] = frozenset()
     options: tuple[tuple[str, str], ...] = ()  # -h / -v / -n as given
     onstart: str | None = None
     runtype: str = "ssh"
@@ -47,6 +53,9 @@ class RuntimeState:
     status: str
     msg: str | None = None
     ref: str | None = None
+    # The host ports really published ("8000/tcp" → port), when the runtime knows them; they
+    # differ from the spec's when a port was taken on the machine and the runtime moved it.
+    ports: dict[str, int] | None = None
 
 
 class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError
@@ -55,6 +64,20 @@ class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError
     def __init__(self, msg: str):
         super().__init__(msg)
         self.msg = msg
+
+
+class EngineUnreachable(RuntimeError_):
+    """The machine's engine did not answer (down, or the network to it is); ``since``: when it
+    first failed to answer (epoch seconds)."""
+
+    def __init__(self, msg: str, since: float | None = None):
+        super().__init__(msg)
+        self.since = since if since is not None else time.time()
+
+
+class ImageUnavailable(RuntimeError_):
+    """The engine cannot get the launch's image (no such image or tag, a registry that refuses,
+    a bad registry login)."""
 
 
 class Runtime(Protocol):

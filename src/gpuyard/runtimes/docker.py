@@ -11,8 +11,9 @@ What an instance becomes:
 * the merged env as container environment, values verbatim (never through a host shell), plus
   ``GPUYARD_INSTANCE_ID``, ``PUBLIC_IPADDR`` and ``VAST_TCP_PORT_<port>`` for each published port;
 * the merged ports published on the host ports the service chose from the machine's direct
-  port range;
-* the main process by runtype (see :func:`main_process`);
+  port range (one that something else on the machine holds is moved to the next free one);
+* the main process by runtype (see :func:`main_process`), under the engine's init process
+  (``init: true``), which passes the stop signal on and reaps orphans;
 * the disk size as a storage limit where the engine supports one (overlay2 on xfs with pquota);
   elsewhere it runs without and says so;
 * the instance's GPUs as a device request (``gpu_runtime: nvidia``) or CDI devices
@@ -25,19 +26,39 @@ thread, so no API request waits for a pull.
 
 from __future__ import annotations
 
+import re
 import shlex
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from gpuyard.runtimes.base import LaunchSpec, RuntimeError_, RuntimeState
+from gpuyard.runtimes.base import (
+    EngineUnreachable,
+    ImageUnavailable,
+    LaunchSpec,
+    RuntimeError_,
+    RuntimeState,
+)
 
 LABEL = "gpuyard.managed"
 INSTALLATION = "gpuyard.installation"  # which gpuyard server made it
 STOP_SECONDS = 5
+# How long a launch waits for the engine's verdict on an image it does not have (the pull's
+# first layers, or its failure) before the rental goes ahead with the pull still running.
+IMAGE_CHECK_SECONDS = 60.0
 KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+# How engines say a host port is held by something else (Podman, Docker)
+PORT_TAKEN = ("address already in use", "port is already allocated")
+NO_DISK_LIMIT = "disk limit not enforced: this engine's storage driver has none"
+NO_INIT = "no init process: this engine has none (Docker ships docker-init; Podman needs catatonit)"
+
+
+def _init_missing(msg: str) -> bool:
+    """Whether an engine refused ``init: true`` because it has no init binary."""
+    text = msg.lower()
+    return any(word in text for word in ("docker-init", "catatonit", "container-init", "init binary"))
 
 
 def main_process(spec: LaunchSpec) -> tuple[list[str] | None, list[str] | None]:
@@ -104,11 +125,36 @@ def connection_options(url: str) -> dict[str, Any]:
     return {}
 
 
+def published_ports(attrs: dict[str, Any]) -> dict[str, int]:
+    """A container's published host ports, ``"8000/tcp"`` → port, from its inspect data."""
+    out: dict[str, int] = {}
+    bindings = (attrs.get("HostConfig") or {}).get("PortBindings") or {}
+    for key, binds in bindings.items():
+        for bind in binds or []:
+            try:
+                out[key] = int((bind or {}).get("HostPort"))
+                break
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
 def _size(n: float) -> str:
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if n >= scale:
             return f"{n / scale:.1f} {unit}"
     return f"{n:.0f} B"
+
+
+@dataclass
+class _Pull:
+    """An image pull on one engine, shared by the launches that need the image."""
+
+    image_uuid: str
+    msg: str
+    error: str | None = None
+    known: threading.Event = field(default_factory=threading.Event)  # layers coming, or over
+    done: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass
@@ -119,6 +165,9 @@ class _Job:
     done: bool = False
     error: str | None = None
     cancelled: bool = False
+    no_init: bool = False  # the engine has no init binary: run without one
+    no_disk_limit: bool = False  # the engine's storage driver has no size limit
+    ports: dict[str, int] | None = None  # the host ports published (after any move)
     notes: list[str] = field(default_factory=list)
 
 
@@ -133,7 +182,9 @@ class DockerEngine:
         self.gpu_runtime = gpu_runtime
         self._client: Any = None
         self._jobs: dict[str, _Job] = {}
+        self._pulls: dict[tuple[str, str], _Pull] = {}
         self._lock = threading.Lock()
+        self.unreachable_since: float | None = None  # when it stopped answering (epoch)
 
     # -- plumbing ------------------------------------------------------------------------------
     def client(self) -> Any:
@@ -145,22 +196,33 @@ class DockerEngine:
                     base_url=self.url, timeout=60, **connection_options(self.url)
                 )
             except docker.errors.DockerException as exc:
-                raise RuntimeError_(f"cannot reach the Docker engine at {self.url}: {exc}") from None
+                raise self._unreachable(f"cannot reach the Docker engine at {self.url}: {exc}") from None
         return self._client
+
+    def _unreachable(self, msg: str) -> EngineUnreachable:
+        with self._lock:
+            if self.unreachable_since is None:
+                self.unreachable_since = time.time()
+            return EngineUnreachable(msg, self.unreachable_since)
 
     def _call(self, what: str, fn, *args: Any, **kwargs: Any) -> Any:
         import docker
         import requests
 
         try:
-            return fn(*args, **kwargs)
+            answer = fn(*args, **kwargs)
         except docker.errors.NotFound:
+            self.unreachable_since = None  # it answered
             raise
         except (requests.exceptions.ConnectionError, docker.errors.DockerException,
                 requests.exceptions.RequestException) as exc:
             if isinstance(exc, docker.errors.APIError):
+                self.unreachable_since = None
                 raise RuntimeError_(f"{what}: {exc.explanation or exc}") from None
-            raise RuntimeError_(f"the Docker engine at {self.url} is unreachable ({what}): {exc}") from None
+            raise self._unreachable(
+                f"the Docker engine at {self.url} is unreachable ({what}): {exc}") from None
+        self.unreachable_since = None
+        return answer
 
     def _container(self, ref: str) -> Any | None:
         import docker
@@ -169,14 +231,24 @@ class DockerEngine:
             return self._call("inspect", self.client().containers.get, ref)
         except docker.errors.NotFound:
             return None
+        except RuntimeError_ as exc:
+            if "no such container" in exc.msg.lower():  # Podman, of one being removed (a 500)
+                return None
+            raise
 
     # -- create (in a worker thread) -----------------------------------------------------------
     def create(self, spec: LaunchSpec) -> RuntimeState:
+        """With the image on the engine, create and start the container now (a moment), so the
+        engine's verdict is known when this returns; otherwise pull, create and start in a worker
+        thread, and answer "loading" at once."""
         self._call("ping", self.client().ping)  # an unreachable engine fails the create at once
         ref = f"gpuyard-i{spec.instance_id}-{uuid.uuid4().hex[:8]}"
         job = _Job(msg=f"preparing {spec.image_uuid}")
         with self._lock:
             self._jobs[ref] = job
+        if self._has_image(spec.image_uuid):
+            self._run_job(ref, spec, job)
+            return self.status(ref)
         threading.Thread(target=self._run_job, args=(ref, spec, job), name=f"create-{ref}",
                          daemon=True).start()
         return RuntimeState("loading", job.msg, ref)
@@ -187,11 +259,10 @@ class DockerEngine:
             if job.cancelled:
                 return
             job.msg = f"starting {spec.image_uuid}"
-            container = self._create_container(ref, spec, job)
+            self._create_and_start(ref, spec, job)
             if job.cancelled:
                 self._remove(ref)
                 return
-            self._call("start", container.start)
             job.msg = "running"
         except RuntimeError_ as exc:
             job.error = exc.msg
@@ -202,26 +273,46 @@ class DockerEngine:
         finally:
             job.done = True
 
-    def _ensure_image(self, spec: LaunchSpec, job: _Job) -> None:
+    def _has_image(self, image_uuid: str) -> bool:
         import docker
 
-        client = self.client()
         try:
-            self._call("image lookup", client.images.get, spec.image_uuid)
-            return
+            self._call("image lookup", self.client().images.get, image_uuid)
+            return True
         except docker.errors.NotFound:
-            pass
-        auth, _registry = parse_login(spec.image_login)
-        job.msg = f"pulling {spec.image_uuid}"
+            return False
+
+    def _pull(self, image: str, tag: str, login: str | None) -> _Pull:
+        """The pull of ``image:tag`` in progress with this login, or a new one (in a thread of
+        its own, so that a launch's check and its create share one pull)."""
+        image_uuid = f"{image}:{tag}" if tag else image
+        try:
+            auth, _registry = parse_login(login)
+        except RuntimeError_ as exc:
+            raise ImageUnavailable(exc.msg) from None
+        key = (image_uuid, login or "")
+        with self._lock:
+            pull = self._pulls.get(key)
+            if pull is not None and not pull.done.is_set():
+                return pull
+            pull = self._pulls[key] = _Pull(image_uuid, msg=f"pulling {image_uuid}")
+        threading.Thread(target=self._run_pull, args=(pull, image, tag, auth), daemon=True,
+                         name=f"pull-{image_uuid}").start()
+        return pull
+
+    def _run_pull(self, pull: _Pull, image: str, tag: str, auth: dict[str, str] | None) -> None:
+        import docker
+
+        image_uuid = pull.image_uuid
         layers: dict[str, tuple[int, int]] = {}
         try:
-            stream = client.api.pull(spec.image, tag=spec.tag or None, stream=True, decode=True,
-                                     auth_config=auth)
+            stream = self.client().api.pull(image, tag=tag or None, stream=True, decode=True,
+                                            auth_config=auth)
             for event in stream:
-                if job.cancelled:
-                    return
                 if "error" in event:
-                    raise RuntimeError_(f"pulling {spec.image_uuid} failed: {event['error']}")
+                    raise ImageUnavailable(f"pulling {image_uuid} failed: {event['error']}")
+                if event.get("id"):  # layers are coming: the registry has the image
+                    pull.known.set()
                 detail = event.get("progressDetail") or {}
                 if event.get("id") and detail.get("total"):
                     layers[event["id"]] = (int(detail.get("current", 0)), int(detail["total"]))
@@ -229,21 +320,54 @@ class DockerEngine:
                     current = sum(c for c, _ in layers.values())
                     total = sum(t for _, t in layers.values())
                     pct = int(100 * current / total) if total else 0
-                    job.msg = (f"pulling {spec.image_uuid}: {pct}% ({_size(current)} of "
-                               f"{_size(total)})")
+                    pull.msg = f"pulling {image_uuid}: {pct}% ({_size(current)} of {_size(total)})"
+            if not self._has_image(image_uuid):
+                raise ImageUnavailable(f"image {image_uuid} not found after the pull")
         except docker.errors.NotFound:
-            raise RuntimeError_(f"image {spec.image_uuid} not found: check the name and tag, or "
-                                "the registry login") from None
+            pull.error = (f"image {image_uuid} not found: check the name and tag, or the registry "
+                          "login")
         except docker.errors.APIError as exc:
-            raise RuntimeError_(f"pulling {spec.image_uuid} failed: {exc.explanation or exc}") from None
-        except RuntimeError_:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise RuntimeError_(f"pulling {spec.image_uuid} failed: {exc}") from None
-        try:
-            self._call("image lookup", client.images.get, spec.image_uuid)
-        except docker.errors.NotFound:
-            raise RuntimeError_(f"image {spec.image_uuid} not found after the pull") from None
+            pull.error = f"pulling {image_uuid} failed: {exc.explanation or exc}"
+        except ImageUnavailable as exc:
+            pull.error = exc.msg
+        except RuntimeError_ as exc:
+            pull.error = f"pulling {image_uuid} failed: {exc.msg}"
+        except Exception as exc:  # noqa: BLE001 - reported to the user, never lost
+            pull.error = f"pulling {image_uuid} failed: {exc}"
+        finally:
+            pull.done.set()
+            pull.known.set()
+
+    def prepare_image(self, image: str, tag: str, login: str | None = None,
+                      wait: float = IMAGE_CHECK_SECONDS) -> str:
+        """Before a rental (no database transaction open): make sure the engine can get the
+        image. Answers "present" when the engine has it; otherwise starts the pull and waits for
+        the engine's verdict: layers coming ("pulling": the pull goes on, and the instance shows
+        its progress), the image pulled ("present"), or a failure (raises
+        :class:`ImageUnavailable`). After ``wait`` seconds without a verdict (a registry that
+        does not answer) it answers "pulling" too. Raises :class:`EngineUnreachable` when the
+        engine does not answer."""
+        self._call("ping", self.client().ping)
+        if self._has_image(f"{image}:{tag}" if tag else image):
+            return "present"
+        pull = self._pull(image, tag, login)
+        pull.known.wait(wait)
+        if pull.error:
+            raise ImageUnavailable(pull.error)
+        return "present" if pull.done.is_set() else "pulling"
+
+    def _ensure_image(self, spec: LaunchSpec, job: _Job) -> None:
+        if self._has_image(spec.image_uuid):
+            return
+        pull = self._pull(spec.image, spec.tag, spec.image_login)
+        job.msg = pull.msg
+        while not pull.done.wait(0.2):
+            if job.cancelled:
+                return
+            job.msg = pull.msg
+        job.msg = pull.msg
+        if pull.error:
+            raise ImageUnavailable(pull.error)
 
     def _environment(self, spec: LaunchSpec) -> dict[str, str]:
         env = dict(spec.env)
@@ -273,6 +397,9 @@ class DockerEngine:
             },
             "ports": {key: host for key, host in spec.ports.items()},
             "detach": True,
+            # An init as PID 1: the main process gets the stop signal with its default action
+            # (a shell as PID 1 would ignore SIGTERM and be killed after the grace period)
+            "init": not job.no_init,
         }
         if entrypoint is not None:
             kwargs["entrypoint"] = entrypoint
@@ -290,7 +417,7 @@ class DockerEngine:
         elif spec.gpus and gpu_runtime == "cdi":
             kwargs["devices"] = [f"nvidia.com/gpu={g}" for g in spec.gpus]
         client = self.client()
-        if spec.disk_gb:
+        if spec.disk_gb and not job.no_disk_limit:
             try:
                 return self._call("create", client.containers.create, spec.image_uuid,
                                   storage_opt={"size": f"{int(spec.disk_gb)}G"}, **kwargs)
@@ -298,8 +425,60 @@ class DockerEngine:
                 if "storage" not in exc.msg.lower() and "size" not in exc.msg.lower():
                     raise
                 self._remove(ref)
-                job.notes.append("disk limit not enforced: this engine's storage driver has none")
+                job.no_disk_limit = True
+                job.notes.append(NO_DISK_LIMIT)
         return self._call("create", client.containers.create, spec.image_uuid, **kwargs)
+
+    def _create_and_start(self, ref: str, spec: LaunchSpec, job: _Job) -> None:
+        """Create the container and start it. A host port that something else on the machine
+        holds (a process, a container gpuyard did not make) is moved to the next free port of
+        the machine's range, and the container made again with it; an engine without an init
+        binary gets the container again without ``init`` (and the instance's status says so)."""
+        tried: set[int] = set()
+        while True:
+            try:
+                container = self._create_container(ref, spec, job)
+                if job.cancelled:
+                    return
+                self._call("start", container.start)
+                job.ports = dict(spec.ports)
+                return
+            except RuntimeError_ as exc:
+                moved = self._move_taken_port(spec, exc.msg, tried)
+                if moved is not None:
+                    self._remove(ref)
+                    spec = replace(spec, ports=moved)
+                    continue
+                if job.no_init or not _init_missing(exc.msg):
+                    raise
+                self._remove(ref)
+                job.no_init = True
+                job.notes.append(NO_INIT)
+
+    @staticmethod
+    def _move_taken_port(spec: LaunchSpec, msg: str, tried: set[int]) -> dict[str, int] | None:
+        """The spec's ports with the one the engine could not bind (``msg``) moved to the next
+        free port of the machine's range; None when ``msg`` is about something else. Raises when
+        the range has no free port left."""
+        if not any(phrase in msg.lower() for phrase in PORT_TAKEN):
+            return None
+        mentioned = {int(n) for n in re.findall(r":(\d{1,5})\b", msg)}
+        taken = [key for key, port in spec.ports.items() if port in mentioned]
+        if not taken and len(spec.ports) == 1:
+            taken = list(spec.ports)
+        if not taken or spec.port_range is None:
+            return None
+        key = taken[0]
+        tried.add(spec.ports[key])
+        first, count = spec.port_range
+        avoid = tried | set(spec.reserved_ports) | set(spec.ports.values())
+        free = next((p for p in range(first, first + count) if p not in avoid), None)
+        if free is None:
+            raise RuntimeError_(
+                f"host port {spec.ports[key]} for {key} is taken on the machine and its direct "
+                f"port range ({first}-{first + count - 1}) has no free port left"
+            )
+        return {**spec.ports, key: free}
 
     def _ensure_volume(self, name: str) -> None:
         import docker
@@ -340,19 +519,21 @@ class DockerEngine:
         state = container.attrs.get("State", {})
         status = state.get("Status", "")
         notes = f" ({'; '.join(job.notes)})" if job is not None and job.notes else ""
+        ports = published_ports(container.attrs)
         if status == "running":
-            return RuntimeState("running", "running" + notes, ref)
+            return RuntimeState("running", "running" + notes, ref, ports)
         if status in ("created", "configured"):
-            return RuntimeState("loading", f"starting {container.attrs.get('Config', {}).get('Image')}", ref)
+            image = container.attrs.get("Config", {}).get("Image")
+            return RuntimeState("loading", f"starting {image}", ref, ports)
         if status in ("exited", "dead", "stopped"):
             # The engine cannot tell a stop from an exit; the reconciler, which knows whether
             # the instance should run, reads "exited" of an instance it stopped as "stopped".
             code, error = state.get("ExitCode"), state.get("Error")
             msg = f"exited with code {code}" + (f": {error}" if error else "")
-            return RuntimeState("exited", msg, ref)
+            return RuntimeState("exited", msg, ref, ports)
         if status == "paused":
-            return RuntimeState("stopped", "paused", ref)
-        return RuntimeState("loading", status or "unknown state", ref)
+            return RuntimeState("stopped", "paused", ref, ports)
+        return RuntimeState("loading", status or "unknown state", ref, ports)
 
     def start(self, ref: str) -> RuntimeState:
         container = self._container(ref)
@@ -380,10 +561,18 @@ class DockerEngine:
         return self.status(ref)
 
     def destroy(self, ref: str) -> None:
+        """Remove the container; raises (EngineUnreachable, …) when it may still be there."""
+        import docker
+
         job = self._job(ref)
         if job is not None:
             job.cancelled = True
-        self._remove(ref)
+        container = self._container(ref)
+        if container is not None:
+            try:
+                self._call("remove", container.remove, force=True)
+            except docker.errors.NotFound:  # removed meanwhile
+                pass
         with self._lock:
             if job is None or job.done:
                 self._jobs.pop(ref, None)

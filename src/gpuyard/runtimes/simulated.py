@@ -13,6 +13,7 @@ import shlex
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -52,8 +53,9 @@ def _echo_output(line: str, env: dict[str, str]) -> str | None:
 class SimulatedRuntime:
     name = "simulated"
 
-    def __init__(self, boot_seconds: float = 0.0):
+    def __init__(self, boot_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic):
         self.boot_seconds = boot_seconds
+        self.clock = clock  # tests pass one they move by hand
         self._boxes: dict[str, _Box] = {}
         self._lock = threading.Lock()
 
@@ -65,7 +67,7 @@ class SimulatedRuntime:
     def _boot(self, box: _Box) -> None:
         spec = box.spec
         box.status = "loading"
-        box.ready_at = time.monotonic() + self.boot_seconds
+        box.ready_at = self.clock() + self.boot_seconds
         gpus = ", ".join(map(str, spec.gpus)) or "none"
         self._say(box, f"starting container from {spec.image_uuid} on GPU(s) {gpus} ({spec.gpu_name})")
         if spec.volume_ref:
@@ -86,7 +88,7 @@ class SimulatedRuntime:
                         box.log.append(printed)
 
     def _settle(self, box: _Box) -> None:
-        if box.status == "loading" and time.monotonic() >= box.ready_at:
+        if box.status == "loading" and self.clock() >= box.ready_at:
             box.status = "running"
             self._say(box, "container is running")
 

@@ -13,6 +13,9 @@ The rules (docs/instances.md, "GPUs, bids and offers"):
 * A machine offers bundles of 1, 2, 4, … GPUs and one of all its offerable GPUs. Each bundle is
   an ask row naming specific GPUs; the row keeps its id and is switched off while those GPUs are
   rented, and on again when they are free.
+* A destroyed instance whose container is not removed yet (its engine did not answer) may still
+  run there: it keeps holding its GPUs (a bid only if it was running) and its host ports until the
+  container is gone or the operator declares the machine lost (:func:`lingering_instances`).
 
 Every function runs inside the caller's write transaction; :func:`lock_machine` first.
 """
@@ -59,11 +62,42 @@ def live_instances(session: Session, machine_id: int) -> list[Instance]:
     )
 
 
+def lingering_instances(session: Session, machine_id: int) -> list[Instance]:
+    """Destroyed instances whose runtime leftovers (a container) are not removed yet."""
+    return list(
+        session.scalars(
+            select(Instance)
+            .where(Instance.machine_id == machine_id, Instance.destroyed_at.is_not(None),
+                   Instance.runtime_ref.is_not(None))
+            .order_by(Instance.id)
+        )
+    )
+
+
+def still_holds_gpus(inst: Instance) -> bool:
+    """Whether a lingering instance's container may still use its GPUs: an on-demand one always
+    (as when it lived), a bid when it was last seen running (an outbid one had stopped)."""
+    return not inst.is_bid or inst.actual_status in ("running", "loading", "unknown")
+
+
+def reserved_ports(session: Session, machine_id: int, except_id: int | None = None) -> set[int]:
+    """The host ports of the machine's direct port range that its instances hold (all but
+    ``except_id``), lingering ones included."""
+    holders = live_instances(session, machine_id) + lingering_instances(session, machine_id)
+    return {
+        port
+        for inst in holders
+        if inst.id != except_id
+        for port in (inst.port_map or {}).values()
+    }
+
+
 @dataclass
 class Holdings:
     """The outcome of allocating one machine's GPUs."""
 
     on_demand: set[int] = field(default_factory=set)  # GPUs held by on-demand instances
+    lingering: set[int] = field(default_factory=set)  # … by containers not removed yet (in on_demand)
     bids: dict[int, Instance] = field(default_factory=dict)  # GPU → the bid that runs on it
 
     def holder_price(self, gpus: Iterable[int]) -> float | None:
@@ -76,10 +110,12 @@ def _bid_rank(instance: Instance) -> tuple[float, int]:
     return (-(instance.bid_price or 0.0), instance.id)
 
 
-def allocate(instances: list[Instance]) -> tuple[Holdings, list[Instance]]:
-    """Decide which bids run. Returns the holdings and the instances whose ``outbid`` changed
-    (their ``outbid`` and ``outbid_msg`` are set here)."""
-    holdings = Holdings()
+def allocate(instances: list[Instance], lingering: Iterable[int] = ()) -> tuple[Holdings, list[Instance]]:
+    """Decide which bids run. ``lingering``: GPUs that containers of destroyed instances may still
+    use (held like on-demand ones). Returns the holdings and the instances whose ``outbid``
+    changed (their ``outbid`` and ``outbid_msg`` are set here)."""
+    holdings = Holdings(lingering=set(lingering))
+    holdings.on_demand.update(holdings.lingering)
     for inst in instances:
         if not inst.is_bid:
             holdings.on_demand.update(gpu_list(inst.gpus))
@@ -95,6 +131,8 @@ def allocate(instances: list[Instance]) -> tuple[Holdings, list[Instance]]:
             if by_bid:
                 best = max(b.bid_price or 0.0 for b in by_bid)
                 why = f"a higher bid (${best:.4g}/hour)"
+            elif all(g in holdings.lingering for g in on_demand):
+                why = "a destroyed instance whose container is not removed yet"
             else:
                 why = "an on-demand rental"
             msg = (
@@ -142,7 +180,9 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
     switch its asks on and off. Returns the holdings and the instances whose ``outbid`` changed
     (the runtime must act on those)."""
     instances = live_instances(session, machine.id)
-    holdings, changed = allocate(instances)
+    lingering = {g for inst in lingering_instances(session, machine.id) if still_holds_gpus(inst)
+                 for g in gpu_list(inst.gpus)}
+    holdings, changed = allocate(instances, lingering)
     machine.disk_used = used_disk(session, machine.id, instances)
 
     bid_held = set(holdings.bids)

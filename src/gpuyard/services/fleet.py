@@ -23,7 +23,7 @@ from gpuyard.errors import InvalidInput
 from gpuyard.query.fields import parse_version
 from gpuyard.services import allocation
 from gpuyard.services.gpu_models import canonical_name, default_specs
-from gpuyard.store.models import Ask, Machine
+from gpuyard.store.models import Ask, InstanceEvent, Machine
 
 RUNTIMES = ("simulated", "docker")
 GPU_RUNTIMES = ("nvidia", "cdi", "none")
@@ -339,3 +339,32 @@ def fleet_size(session: Session) -> tuple[int, int]:
         )
     ).one()
     return int(count), int(gpus)
+
+
+# ----------------------------------------------------------------------------- lost machines
+def declare_lost(session: Session, machine_ref: Any) -> str:
+    """``gpuyard admin machine-lost``: the operator says the machine's containers are gone for
+    good (the machine died, or was wiped). The destroyed instances whose containers could not be
+    removed (their engine did not answer) stop waiting for that: their GPUs and host ports are
+    offered again. Should the engine answer after all, those containers are orphans the garbage
+    collection removes. Live instances are left alone. Returns what was done, in words."""
+    from gpuyard.errors import NotFound
+    from gpuyard.services.identifiers import require_id
+
+    machine_id = require_id(machine_ref, "machine id")
+    if session.get(Machine, machine_id) is None:
+        raise NotFound(f"machine {machine_id} not found", "machine_not_found")
+    machine = allocation.lock_machine(session, machine_id)
+    lingering = allocation.lingering_instances(session, machine.id)
+    now = time.time()
+    for inst in lingering:
+        session.add(InstanceEvent(instance_id=inst.id, at=now, text=(
+            f"machine {machine.id} declared lost: its container {inst.runtime_ref} is forgotten")))
+        inst.runtime_ref = None
+    allocation.refresh_machine(session, machine)
+    if not lingering:
+        return (f"Machine {machine.id} ({machine.hostname}) has no destroyed instance waiting for "
+                "its container to be removed; nothing to do.")
+    ids = ", ".join(str(i.id) for i in lingering)
+    return (f"Machine {machine.id} ({machine.hostname}) declared lost: the containers of destroyed "
+            f"instance(s) {ids} are forgotten; their GPUs and host ports are offered again.")

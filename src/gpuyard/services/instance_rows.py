@@ -25,8 +25,9 @@ def price_per_hour(inst: Instance) -> float:
 
 
 def docker_ports(inst: Instance, host_ip: str = "0.0.0.0") -> dict[str, list[dict[str, str]]]:
-    """Published ports the way Docker reports them, while the instance runs."""
-    if inst.actual_status not in ("running", "loading"):
+    """Published ports the way Docker reports them, while the instance runs (or may run: its
+    engine does not answer, status "unknown")."""
+    if inst.actual_status not in ("running", "loading", "unknown"):
         return {}
     return {key: [{"HostIp": host_ip, "HostPort": str(port)}] for key, port in sorted(inst.port_map.items())}
 

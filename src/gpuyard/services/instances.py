@@ -92,17 +92,13 @@ def _assign_ports(
     session: Session, machine: Machine, merged: dict[str, Any], keep: Instance | None = None
 ) -> dict[str, int]:
     """Host ports from the machine's direct port range: the asked-for host port when it is in
-    the range and free, else the lowest free one. ``keep``: an instance being updated, whose
-    current host ports stay with their container ports."""
+    the range and free, else the lowest free one. Ports that live instances hold are taken, and
+    so are those of destroyed instances whose container is not removed yet. ``keep``: an instance
+    being updated, whose current host ports stay with their container ports."""
     wanted = _container_ports(merged)
     if not wanted or machine.direct_port_count <= 0:
         return {}
-    taken = {
-        host
-        for inst in allocation.live_instances(session, machine.id)
-        if inst is not keep
-        for host in (inst.port_map or {}).values()
-    }
+    taken = allocation.reserved_ports(session, machine.id, keep.id if keep is not None else None)
     current = dict(keep.port_map or {}) if keep is not None else {}
     wanted = [(key, current.get(key, host)) for key, host in wanted]
     first, count = machine.direct_port_start, machine.direct_port_count

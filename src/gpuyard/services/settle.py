@@ -1,4 +1,5 @@
-"""After a change: bring the runtime in line for the instances it touched.
+"""Around a change: before a rental, the machine's verdict on the image; after any change, the
+runtime brought in line for the instances it touched.
 
 Shared by the API and the console, so both act on an :class:`~gpuyard.services.instances.Outcome`
 the same way (preempted bids stop now, not at the next sweep).
@@ -19,22 +20,58 @@ async def settle(reconciler: Any, outcome: Any) -> None:
     reconciler.wake()
 
 
-FAST_FAILURE_SECONDS = 3.0
+async def check_image(sessions: Any, reconciler: Any, ask_id: int, merged: dict[str, Any],
+                      default_runtime: str) -> None:
+    """Before a rental's write transaction (no transaction open while the engine answers): the
+    offer's machine must be able to get the launch's image. The engine's verdict decides, not a
+    time window (docs/runtime.md, "Errors"): an image the engine has, or whose pull has layers
+    coming, rents; an image that cannot be pulled is 400 ``image_unavailable`` and an engine that
+    does not answer 503 ``engine_unavailable``, with nothing rented. Runtimes without images
+    (simulated) and unknown offers (the rental says so) pass."""
+    from gpuyard.errors import InvalidInput, Unavailable
+    from gpuyard.runtimes.base import ImageUnavailable, RuntimeError_
+    from gpuyard.services.identifiers import MAX_ID
+    from gpuyard.store.db import transaction
+    from gpuyard.store.models import Ask, Machine
 
+    def target() -> tuple[str, str | None, int] | None:
+        if not 1 <= ask_id <= MAX_ID:
+            return None
+        with transaction(sessions, write=False) as session:
+            ask = session.get(Ask, ask_id)
+            machine = session.get(Machine, ask.machine_id) if ask is not None else None
+            if machine is None:
+                return None
+            return machine.runtime or default_runtime, machine.docker_url, machine.id
 
-def _still_preparing(row: dict[str, Any]) -> bool:
-    msg = row.get("status_msg") or ""
-    return row["actual_status"] == "loading" and "%" not in msg and not msg.startswith("running")
+    found = await run_in_threadpool(target)
+    if found is None:
+        return
+    name, url, machine_id = found
+    try:
+        runtime = reconciler.runtime_for(name, url)
+        prepare = getattr(runtime, "prepare_image", None)
+        if prepare is None:
+            return
+        await run_in_threadpool(prepare, merged["image"], merged["tag"], merged.get("image_login"))
+    except ImageUnavailable as exc:
+        raise InvalidInput(f"the image cannot be used: {exc.msg}; nothing was rented. Check the "
+                           "image name, tag and registry login", "image_unavailable") from None
+    except RuntimeError_ as exc:
+        raise Unavailable(
+            f"machine {machine_id} cannot run instances right now ({exc.msg}; nothing was "
+            "rented). Try another offer, or ask the operator to check the machine's engine",
+            "engine_unavailable",
+        ) from None
 
 
 async def undo_if_failed_fast(sessions: Any, reconciler: Any, user_id: int, instance_id: int | None) -> None:
-    """A launch that fails at once (engine unreachable, image that cannot be pulled, host port
-    taken) is undone, and the caller gets the reason as an error, instead of an instance that
-    can never run. Waits at most FAST_FAILURE_SECONDS, and only while the runtime is still
-    preparing (a pull making progress is left to run; its failure shows in status_msg)."""
-    import asyncio
-    import time
-
+    """A launch the machine refused at once is undone, and the caller gets the reason as an
+    error, instead of an instance that can never run. Called after :func:`settle`: by then the
+    runtime's create has given its verdict (with the image on the engine, the docker runtime
+    creates and starts the container before it returns; :func:`check_image` has ruled on the
+    image before the rental), so one read of the row decides, no waiting. A pull still running
+    is left to run; its outcome shows on the instance."""
     from gpuyard.errors import Conflict, InvalidInput, Unavailable
     from gpuyard.services import instances
     from gpuyard.services.instance_rows import get_instance
@@ -52,11 +89,7 @@ async def undo_if_failed_fast(sessions: Any, reconciler: Any, user_id: int, inst
         with transaction(sessions) as session:
             return instances.destroy(session, session.get(User, user_id), [instance_id])
 
-    deadline = time.monotonic() + FAST_FAILURE_SECONDS
     row = await run_in_threadpool(read)
-    while row and row["runtime"] != "simulated" and _still_preparing(row) and time.monotonic() < deadline:
-        await asyncio.sleep(0.1)
-        row = await run_in_threadpool(read)
     msg = (row or {}).get("status_msg") or ""
     if not (row and row["actual_status"] == "exited" and msg.startswith("error")):
         return

@@ -27,7 +27,7 @@ from gpuyard.query import normalize_limit, normalize_order, normalize_query
 from gpuyard.query.fields import INSTANCE_FIELDS
 from gpuyard.query.validate import show
 from gpuyard.services.template_content import normalize_filters
-from gpuyard.wire.base import WireModel
+from gpuyard.wire.base import WireModel, parse
 from gpuyard.wire.offers import OfferSearch, search_body
 from gpuyard.wire.types import (
     MAX_LIST,
@@ -101,6 +101,15 @@ def _target_state(value: Any) -> Any:
     return value
 
 
+def _words(text: str, name: str) -> list[str]:
+    """``text`` split into words as a shell would; a stray quote or backslash is a 400."""
+    try:
+        return shellwords.split(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{name}: {exc} in {show(text)}; close every quote you open and escape "
+                           "a lone backslash as \\\\, or send args as a list of strings") from None
+
+
 class LaunchRequest(WireModel):
     """``PUT /api/v0/asks/{offer_id}/``: what to run on the rented offer."""
 
@@ -157,9 +166,9 @@ class LaunchRequest(WireModel):
         if isinstance(self.args, list):
             self._arg_list = list(self.args)
         elif isinstance(self.args, str):
-            self._arg_list = shellwords.split(self.args)
+            self._arg_list = _words(self.args, "args")
         elif self.args_str:
-            self._arg_list = shellwords.split(self.args_str) or None
+            self._arg_list = _words(self.args_str, "args_str") or None
         self._filters = normalize_filters(self.extra_filters)
         return self
 
@@ -233,16 +242,20 @@ class InstanceUpdate(WireModel):
     env: Env = None
     onstart: Text() | None = None
 
+    _launch: LaunchRequest | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
-    def _env_object(self) -> InstanceUpdate:
+    def _as_launch(self) -> InstanceUpdate:
+        """Checked as a launch request here, at the edge (the env parsed, args split)."""
         if isinstance(self.env, str) and self.env.lstrip().startswith("{"):
             raise InvalidInput('env must be a JSON object such as {"VAR": "value"}, not a string')
+        self._launch = parse(LaunchRequest, self.model_dump(include=self.model_fields_set - {"id"}))
         return self
 
     def launch(self) -> LaunchRequest:
-        """The update's values as a launch request (checked like one)."""
-        fields = self.model_dump(include=self.model_fields_set - {"id"})
-        return LaunchRequest.model_validate(fields)
+        """The update's values as a launch request."""
+        assert self._launch is not None
+        return self._launch
 
 
 def _state(value: Any) -> Any:

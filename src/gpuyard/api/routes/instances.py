@@ -19,7 +19,7 @@ from gpuyard.errors import GpuyardError
 from gpuyard.services import instance_logs as logs
 from gpuyard.services import instance_rows as rows
 from gpuyard.services import instances as svc
-from gpuyard.services.settle import settle, undo_if_failed_fast
+from gpuyard.services.settle import check_image, settle, undo_if_failed_fast
 from gpuyard.wire.common import Done, EmptyBody
 from gpuyard.wire.instances import (
     DEFAULT_PAGE,
@@ -76,6 +76,9 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
     launches = request.app.state.metrics.launches
     try:
         merged = await call_read(request, svc.prepare_launch, body)
+        if not body.dry_run:  # the machine's verdict on the image, before anything is rented
+            await check_image(request.app.state.sessions, request.app.state.reconciler, ask_id,
+                              merged, _runtime(request))
         outcome = await call(request, svc.create_instance, ask_id, body, merged,
                              runtime=_runtime(request))
     except GpuyardError:
@@ -106,6 +109,8 @@ async def create_instances(request: Request, body: BulkLaunch | None = None):
     errors: list[dict[str, Any]] = []
     for ask_id in body.ids:
         try:
+            await check_image(request.app.state.sessions, request.app.state.reconciler, ask_id,
+                              merged, _runtime(request))
             outcome = await call(request, svc.create_instance, ask_id, body, merged,
                                  runtime=_runtime(request))
         except GpuyardError as exc:

@@ -1,4 +1,5 @@
-"""admin load-fleet: register or update machines from a YAML fleet file (docs/fleet.md)."""
+"""admin load-fleet: register or update machines from a YAML fleet file (docs/fleet.md);
+admin machine-lost: forget the containers of a machine that is gone (docs/docker-hosts.md)."""
 
 from __future__ import annotations
 
@@ -18,4 +19,16 @@ def load_fleet(args: argparse.Namespace) -> int:
     except GpuyardError as exc:
         return fail(exc.msg)
     print(result.summary())
+    return 0
+
+
+def machine_lost(args: argparse.Namespace) -> int:
+    from gpuyard.cli.commands.server import _in_database
+    from gpuyard.errors import GpuyardError
+    from gpuyard.services import fleet
+
+    try:
+        print(_in_database(args.db, lambda s: fleet.declare_lost(s, args.machine_id)))
+    except GpuyardError as exc:
+        return fail(exc.msg)
     return 0

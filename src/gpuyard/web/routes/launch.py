@@ -22,7 +22,7 @@ from gpuyard.services import instances as svc
 from gpuyard.services import launch as merge_rules
 from gpuyard.services.allocation import GPU
 from gpuyard.services.offers import get_ask, search_offers, search_volume_offers
-from gpuyard.services.settle import settle, undo_if_failed_fast
+from gpuyard.services.settle import check_image, settle, undo_if_failed_fast
 from gpuyard.services.templates import resolve_hash
 from gpuyard.services.volumes import list_volumes
 from gpuyard.web.deps import run
@@ -269,6 +269,9 @@ async def rent(request: Request, form: dict[str, str], filters: dict[str, Any] |
     body = parse(LaunchRequest, body_of(form, filters, dry_run=dry_run))
     ask_id = to_id(form["offer"].strip(), "offer")
     merged = await run(request, svc.prepare_launch, body)
+    if not dry_run:  # the machine's verdict on the image, as the API asks it
+        await check_image(request.app.state.sessions, request.app.state.reconciler, ask_id, merged,
+                          request.app.state.settings.runtime)
     return await run(request, svc.create_instance, ask_id, body, merged,
                      runtime=request.app.state.settings.runtime, write=True)
 
