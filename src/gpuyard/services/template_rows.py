@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Integer, String, cast, event, insert, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from gpuyard.store.models import ServerSetting, Template
 from gpuyard.wire.templates import ROW_FIELDS
@@ -38,6 +38,29 @@ def encode(t: Template) -> str:
 def _keep_row_json(_mapper: Any, connection: Any, target: Template) -> None:
     target.row_json = encode(target)
     bump_generation(connection)
+    session = object_session(target)
+    if session is not None and connection.dialect.name == "postgresql":
+        session.info[_CHANGED] = True
+
+
+_CHANGED = "gpuyard_template_changed"
+
+
+@event.listens_for(Session, "after_commit")
+def _bump_after_commit(session: Session) -> None:
+    """PostgreSQL: bump again once the change is visible. The sequence is not transactional, so
+    a reader may see the first bump before the commit, build its answer without the change and
+    cache it under the new number; the second bump makes that entry stale at once (a writer
+    reads its own write on its next search)."""
+    if session.info.pop(_CHANGED, False):
+        with session.get_bind().connect() as connection:
+            bump_generation(connection)
+            connection.commit()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_change(session: Session) -> None:
+    session.info.pop(_CHANGED, None)
 
 
 # -- the generation number: answers cached in memory are valid while it stays the same ----------
@@ -57,8 +80,7 @@ def setup_generation(connection: Any) -> None:
 
 def bump_generation(connection: Any) -> None:
     """A template changed (in this transaction). PostgreSQL: a sequence, which takes no lock (so
-    concurrent launches never queue on it; a reader may see the bump a moment before the commit,
-    which the cache's short lifetime covers). SQLite: a counter row, in the transaction that
+    concurrent launches never queue on it), bumped again after the commit. SQLite: a counter row, in the transaction that
     already holds the single write lock, so readers see data and number change together."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT nextval('{SEQUENCE}')")
