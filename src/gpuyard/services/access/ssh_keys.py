@@ -170,7 +170,7 @@ def detach_key(session: Session, user: User, instance_id: int, key_id: int) -> d
     return {"success": True, "msg": f"key {key_id} ({row.fingerprint}) detached from instance {inst.id}"}
 
 
-def instances_of(session: Session, user_id: int) -> list[int]:
-    """The ids of a user's live instances (whose authorized keys change with the account's)."""
-    return list(session.scalars(select(Instance.id).where(Instance.owner_id == user_id,
+def user_instances(session: Session, user: User) -> list[int]:
+    """The ids of the user's live instances (whose authorized keys follow the account's)."""
+    return list(session.scalars(select(Instance.id).where(Instance.owner_id == user.id,
                                                           Instance.destroyed_at.is_(None))))
