@@ -58,16 +58,21 @@ def key_pair(folder: Path, name: str) -> tuple[Path, str]:
 def ssh(key: Path, port: int, command: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SSH, "-i", str(key), "-p", str(port), "-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes",
-         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=INFO",
+         "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
          "-o", "ConnectTimeout=20", "root@127.0.0.1", command],
         capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
-def why(api, iid: int, r: subprocess.CompletedProcess[str]) -> str:
-    """A failed connection's story: ssh's words, the row, the instance's events."""
+def why(api, engine, iid: int, r: subprocess.CompletedProcess[str]) -> str:
+    """A failed connection's story: ssh's words, the row, the instance's events, the container's
+    processes."""
     row = show(api, iid)
+    inside = ""
+    for container in engine.containers.list(all=True, filters={"label": f"gpuyard.instance={iid}"}):
+        code, out = container.exec_run(["sh", "-c", "ps; ls -la /root/.ssh"])
+        inside += f"{container.name} {container.status}:\n{out.decode(errors='replace')}"
     return (f"{r.stderr}\nrow: {row['actual_status']} {row['status_msg']} {row['ports']}\n"
-            f"events:\n{logs_daemon(api, iid)}")
+            f"events:\n{logs_daemon(api, iid)}\n{inside}")
 
 
 def direct_port(api, iid: int) -> int:
@@ -92,7 +97,19 @@ def vastai_ssh_url(alice, home: Path, iid: int) -> str:
     return r.stdout.strip()
 
 
-def test_direct_ssh_with_account_and_attached_keys(api, alice, box, ssh_image, tmp_path):
+def gpuyard_ssh(alice, home: Path, key: Path, iid: int, *command: str) -> str:
+    env = {**os.environ, "HOME": str(home), "GPUYARD_URL": alice.url, "GPUYARD_API_KEY": alice.key,
+           "XDG_CONFIG_HOME": str(home / "config")}
+    options = [f"-o{o}" for o in ("StrictHostKeyChecking=no", "UserKnownHostsFile=/dev/null", "BatchMode=yes",
+                                  "IdentitiesOnly=yes", "LogLevel=ERROR")]
+    r = subprocess.run([sys.executable, "-m", "gpuyard.cli.main", "ssh", "-i", str(key), *options, str(iid),
+                        "--", *command], env=env, capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+def test_direct_ssh_with_account_and_attached_keys(api, alice, box, engine, ssh_image, tmp_path):
     mine, mine_pub = key_pair(tmp_path, "mine")
     guest, guest_pub = key_pair(tmp_path, "guest")
     stranger, _ = key_pair(tmp_path, "stranger")
@@ -109,33 +126,35 @@ def test_direct_ssh_with_account_and_attached_keys(api, alice, box, ssh_image, t
     lines = r.stdout.splitlines()
     assert lines[:2] == ["connected", "0"] and lines[2:] == [mine_pub]
     r = ssh(mine, port, "exit 7")
-    assert r.returncode == 7, why(api, iid, r)
+    assert r.returncode == 7, why(api, engine, iid, r)
 
     assert ssh(stranger, port, "true").returncode == 255  # a key nobody added
     assert ssh(guest, port, "true").returncode == 255
 
     # the official CLI's ssh-url gives the direct address, which works as is
     assert vastai_ssh_url(alice, tmp_path / "home", iid) == f"ssh://root@127.0.0.1:{port}"
+    # and gpuyard ssh runs the system client with it
+    assert gpuyard_ssh(alice, tmp_path / "home", mine, iid, "echo", "via", "gpuyard") == "via gpuyard"
 
     attached = api.post(f"/api/v0/instances/{iid}/ssh/", json={"ssh_key": guest_pub}).json()["key"]
     r = ssh(guest, port, "echo guest-in")
-    assert r.returncode == 0 and r.stdout.strip() == "guest-in", why(api, iid, r)
+    assert r.returncode == 0 and r.stdout.strip() == "guest-in", why(api, engine, iid, r)
     api.request("DELETE", f"/api/v0/instances/{iid}/ssh/{attached['id']}/", json={})
     assert ssh(guest, port, "true").returncode == 255  # detached: refused at once
     r = ssh(mine, port, "true")
-    assert r.returncode == 0, why(api, iid, r)
+    assert r.returncode == 0, why(api, engine, iid, r)
 
     # a reboot ends the server; it is started again with the keys
     assert api.put(f"/api/v0/instances/reboot/{iid}/", json={}).json()["success"]
     port = direct_port(api, iid)
     r = ssh(mine, port, "echo back")
-    assert r.returncode == 0 and r.stdout.strip() == "back", why(api, iid, r)
+    assert r.returncode == 0 and r.stdout.strip() == "back", why(api, engine, iid, r)
 
     api.request("DELETE", f"/api/v0/ssh/{account_key['id']}/", json={})
     assert ssh(mine, port, "true").returncode == 255  # the account key is gone: refused at once
 
 
-def test_stopped_instances_report_no_direct_address(api, box, ssh_image, tmp_path):
+def test_stopped_instances_report_no_direct_address(api, box, engine, ssh_image, tmp_path):
     key, public = key_pair(tmp_path, "k")
     api.post("/api/v0/ssh/", json={"ssh_key": public})
     iid = rent(api, image=ssh_image, runtype=DIRECT)
@@ -146,7 +165,7 @@ def test_stopped_instances_report_no_direct_address(api, box, ssh_image, tmp_pat
     api.put(f"/api/v0/instances/{iid}/", json={"state": "running"})
     port = direct_port(api, iid)
     r = ssh(key, port, "echo again")
-    assert r.returncode == 0 and r.stdout.strip() == "again", why(api, iid, r)
+    assert r.returncode == 0 and r.stdout.strip() == "again", why(api, engine, iid, r)
 
 
 def test_an_image_without_an_ssh_server_runs_and_says_so(api, box, test_image):

@@ -319,6 +319,8 @@ def add_ssh_key_commands(verbs: Any, nouns: Nouns, leaf: Leaf) -> None:
     sh.add_argument("id", type=int, help="instance id")
     sh.add_argument("-i", dest="identity", metavar="KEY_FILE",
                     help="the private key ssh uses (default: ssh's own choice)")
+    sh.add_argument("-o", dest="ssh_options", action="append", metavar="OPTION",
+                    help="an ssh option, e.g. -o StrictHostKeyChecking=accept-new (repeatable)")
     sh.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...: a command to run instead "
                                                               "of a shell")
 

@@ -159,8 +159,10 @@ def ssh(args: argparse.Namespace) -> int:
     command = list(args.command or [])
     if command[:1] == ["--"]:
         command = command[1:]
-    identity = ["-i", args.identity] if args.identity else []
-    argv = ["ssh", "-p", port, *identity, f"root@{host}", *command]
+    options = ["-i", args.identity] if args.identity else []
+    for option in args.ssh_options or []:
+        options += ["-o", option]
+    argv = ["ssh", "-p", port, *options, f"root@{host}", *command]
     try:
         os.execvp("ssh", argv)
     except OSError as exc:  # no ssh client installed
