@@ -58,6 +58,16 @@ class RuntimeState:
     ports: dict[str, int] | None = None
 
 
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command run in a container gave: its exit code (None when it was still running,
+    its output cut), its output (stdout and stderr merged), whether the output was cut."""
+
+    exit_code: int | None
+    output: str
+    truncated: bool
+
+
 class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError
     """A runtime could not do what was asked; ``msg`` is shown to the user as status_msg."""
 

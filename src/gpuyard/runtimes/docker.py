@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gpuyard.runtimes.base import (
+    CommandResult,
     EngineUnreachable,
     ImageUnavailable,
     LaunchSpec,
@@ -589,6 +590,46 @@ class DockerEngine:
         except docker.errors.NotFound:  # removed meanwhile
             return ""
         return raw.decode("utf-8", errors="replace")
+
+    def run_command(self, ref: str, argv: list[str], limit: int) -> CommandResult:
+        """Run ``argv`` in the running container through the engine's exec API (no shell; the
+        container's env), stdout and stderr merged in the order they come, at most ``limit``
+        bytes kept: past that the output is cut and the command's connection closed."""
+        import docker
+
+        container = self._container(ref)
+        if container is None or container.attrs.get("State", {}).get("Status") != "running":
+            raise RuntimeError_("the container is not running; start the instance first")
+        api = self.client().api
+        try:
+            exec_id = self._call("exec", api.exec_create, container.id, argv, stdout=True,
+                                 stderr=True, stdin=False, tty=False)["Id"]
+            stream = self._call("exec", api.exec_start, exec_id, stream=True, demux=False)
+        except docker.errors.NotFound:
+            raise RuntimeError_("the container is not running; start the instance first") from None
+        out = bytearray()
+        truncated = False
+        try:
+            for chunk in stream:
+                out += chunk
+                if len(out) > limit:
+                    del out[limit:]
+                    truncated = True
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        code = None
+        for _ in range(50):  # the exit status lags the end of the output a little
+            info = self._call("exec inspect", api.exec_inspect, exec_id)
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                break
+            if truncated:
+                break
+            time.sleep(0.02)
+        return CommandResult(code, out.decode("utf-8", errors="replace"), truncated)
 
     # -- ownership (restart re-attachment) -----------------------------------------------------
     def owned(self) -> dict[str, float]:
