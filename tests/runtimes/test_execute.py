@@ -9,11 +9,13 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 import requests
+from test_docker_runtime import destroy_all, load_box, rent
 from vastai import VastAI
 
 from gpuyard.services import instance_logs
@@ -21,13 +23,19 @@ from gpuyard.services.instance_access import execute
 from gpuyard.store.db import transaction
 from gpuyard.store.models import LogRequest
 from instance_reads import wait_status
-from test_docker_runtime import box, rent  # noqa: F401 - the fixture
 
 VASTAI = Path(sys.executable).with_name("vastai")
 if not VASTAI.exists():
     VASTAI = Path(shutil.which("vastai") or VASTAI)
 
 FILES = "mkdir -p /workspace/sub && echo hello > /workspace/greeting.txt && echo x > /workspace/sub/x"
+
+
+@pytest.fixture
+def box(app, docker_url) -> Iterator[dict]:
+    """One docker machine on the test engine (as in test_docker_runtime)."""
+    yield load_box(app, docker_url)
+    destroy_all(app)
 
 
 @pytest.fixture
@@ -46,7 +54,10 @@ def running(api, test_image: str, onstart: str = FILES) -> int:
 def wait_for(official: VastAI, iid: int, command: str, needle: str) -> str:
     """The output of ``command`` once it shows ``needle`` (the onstart script runs meanwhile)."""
     for _ in range(300):
-        text = official.execute(iid, command)
+        try:
+            text = official.execute(iid, command)
+        except requests.HTTPError as exc:
+            raise AssertionError(exc.response.text) from None
         if needle in text:
             return text
     raise AssertionError(f"{command!r} never showed {needle!r}: {text!r}")
@@ -138,3 +149,24 @@ def test_a_stopped_instance_says_to_start_it(api, box, test_image):
     wait_status(api, iid, "stopped")
     r = api.put(f"/api/v0/instances/command/{iid}/", json={"command": "ls /"})
     assert r.status_code == 409 and "start it" in r.json()["msg"], r.text
+
+
+def test_gpuyard_execute_prints_the_output_and_fails_with_the_command(
+        alice, api, box, test_image, official, capsys, monkeypatch, tmp_path):
+    from gpuyard.cli.main import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("GPUYARD_URL", alice.url)
+    monkeypatch.setenv("GPUYARD_API_KEY", alice.key)
+    iid = running(api, test_image)
+    wait_for(official, iid, "ls /workspace", "greeting.txt")
+    capsys.readouterr()
+    assert main(["execute", str(iid), "ls /workspace"]) == 0
+    out, _err = capsys.readouterr()
+    assert out.split() == ["greeting.txt", "sub"]
+    assert main(["execute", str(iid), "ls /workspace/nothing"]) == 1
+    out, err = capsys.readouterr()
+    assert "No such file" in out and "exited with status 1" in err
+    assert main(["execute", str(iid), "ls /workspace | head"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and "ls, rm and du" in err

@@ -598,8 +598,12 @@ class DockerEngine:
         import docker
 
         container = self._container(ref)
-        if container is None or container.attrs.get("State", {}).get("Status") != "running":
-            raise RuntimeError_("the container is not running; start the instance first")
+        if container is None:
+            raise RuntimeError_("its container is gone from the machine; gpuyard makes it again "
+                                "shortly (see logs --daemon-logs)")
+        status = container.attrs.get("State", {}).get("Status")
+        if status != "running":
+            raise RuntimeError_(f"its container is {status}, not running; start the instance first")
         api = self.client().api
         try:
             exec_id = self._call("exec", api.exec_create, container.id, argv, stdout=True,
