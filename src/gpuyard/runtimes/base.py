@@ -42,6 +42,10 @@ class LaunchSpec:
     docker_url: str | None = None
     gpu_runtime: str | None = None  # "nvidia", "cdi" or "none" (docker runtime)
     public_ip: str | None = None
+    # Jupyter runtypes: the token (a secret: never in a log line), the directory and lab or not
+    jupyter_token: str | None = field(default=None, repr=False)
+    jupyter_dir: str | None = None
+    jupyter_lab: bool = False
 
     @property
     def image_uuid(self) -> str:

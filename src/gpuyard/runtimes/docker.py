@@ -53,6 +53,9 @@ KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 # How engines say a host port is held by something else (Podman, Docker)
 PORT_TAKEN = ("address already in use", "port is already allocated")
 NO_DISK_LIMIT = "disk limit not enforced: this engine's storage driver has none"
+JUPYTER_PORT = 8080
+NO_JUPYTER = "Jupyter needs jupyter on the image's PATH; this image has none, so no Jupyter runs"
+NO_LAB = "JupyterLab is not in this image; Jupyter Notebook runs instead"
 NO_INIT = "no init process: this engine has none (Docker ships docker-init; Podman needs catatonit)"
 
 
@@ -79,7 +82,31 @@ def main_process(spec: LaunchSpec) -> tuple[list[str] | None, list[str] | None]:
             return ["sh", "-c", spec.onstart or ""], []
         return None, list(spec.args) if spec.args else None
     script = f"{spec.onstart}\n{KEEP_ALIVE}" if onstart else KEEP_ALIVE
+    if wants_jupyter(spec):
+        script = f"{jupyter_script(spec)}\n{script}"
     return ["sh", "-c", script], []
+
+
+def wants_jupyter(spec: LaunchSpec) -> bool:
+    return "jupyter" in spec.runtype and bool(spec.jupyter_token)
+
+
+def jupyter_script(spec: LaunchSpec) -> str:
+    """Shell lines that start Jupyter in the background, before the onstart script (which may
+    run for ever): Notebook, or Lab when asked for and the image has it, on port 8080 of all
+    interfaces, in ``jupyter_dir`` (default ``/``), asking for the token of ``JUPYTER_TOKEN``
+    (set in the container's environment). Its output joins the container's log."""
+    root = shlex.quote(spec.jupyter_dir or "/")
+    lab = ""
+    if spec.jupyter_lab:
+        lab = (f"if jupyter lab --version >/dev/null 2>&1; then mode=lab; "
+               f"else echo {shlex.quote('gpuyard: ' + NO_LAB)}; fi; ")
+    return (
+        "if command -v jupyter >/dev/null 2>&1; then mode=notebook; " + lab
+        + f"(cd {root} && exec jupyter \"$mode\" --ip=0.0.0.0 --port={JUPYTER_PORT} --no-browser "
+        f"--allow-root --notebook-dir={root}) & "
+        f"else echo {shlex.quote('gpuyard: ' + NO_JUPYTER)}; fi"
+    )
 
 
 def parse_login(login: str | None) -> tuple[dict[str, str] | None, str | None]:
@@ -264,6 +291,8 @@ class DockerEngine:
             if job.cancelled:
                 self._remove(ref)
                 return
+            if wants_jupyter(spec):
+                self._check_jupyter(ref, spec, job)
             job.msg = "running"
         except RuntimeError_ as exc:
             job.error = exc.msg
@@ -273,6 +302,21 @@ class DockerEngine:
             self._remove(ref)
         finally:
             job.done = True
+
+    def _check_jupyter(self, ref: str, spec: LaunchSpec, job: _Job) -> None:
+        """Say in the instance's status when the image has no Jupyter (or no Lab, when asked
+        for): the instance runs anyway."""
+        script = "command -v jupyter >/dev/null 2>&1 || { echo missing; exit 0; }"
+        if spec.jupyter_lab:
+            script += "; jupyter lab --version >/dev/null 2>&1 || echo nolab"
+        try:
+            found = self.run_command(ref, ["sh", "-c", script], 1000).output.split()
+        except RuntimeError_:
+            return  # the container ended meanwhile: its status says why
+        if "missing" in found:
+            job.notes.append(NO_JUPYTER)
+        elif "nolab" in found:
+            job.notes.append(NO_LAB)
 
     def _has_image(self, image_uuid: str) -> bool:
         import docker
@@ -378,6 +422,8 @@ class DockerEngine:
         for key, host in spec.ports.items():
             port, _, proto = key.partition("/")
             env.setdefault(f"VAST_{proto.upper()}_PORT_{port}", str(host))
+        if wants_jupyter(spec):
+            env["JUPYTER_TOKEN"] = spec.jupyter_token or ""  # the row's token, whatever env says
         return env
 
     def _create_container(self, ref: str, spec: LaunchSpec, job: _Job) -> Any:
