@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import pytest
 import requests
+from test_official_instances_cli import offer, rent, vastai  # noqa: F401 - the fixture
 from vastai import VastAI
 
 from instance_reads import wait_status
-from test_official_instances_cli import offer, rent, vastai  # noqa: F401 - the fixture
 
 
 @pytest.fixture

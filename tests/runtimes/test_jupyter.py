@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from test_docker_runtime import destroy_all, load_box, rent
 from vastai import VastAI
 
 from gpuyard.runtimes.docker import NO_JUPYTER, NO_LAB
 from instance_reads import PATIENCE, wait_status
-from test_docker_runtime import destroy_all, load_box, rent
 
 JUPYTER_RUNTYPES = ("jupyter_proxy ssh_proxy", "jupyter_direc ssh_direc ssh_proxy")
 
