@@ -7,6 +7,7 @@ status_msg says why there is no Jupyter."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 
@@ -53,6 +54,16 @@ def jupyter_answers(url: str) -> httpx.Response:
             time.sleep(0.2)
 
 
+def console_page(account, path: str) -> str:
+    """A console page as ``account`` sees it once signed in with its key."""
+    with httpx.Client(base_url=account.url, follow_redirects=True, timeout=30) as client:
+        login = client.get("/login").text
+        csrf = re.search(r'name="csrf-token" content="([^"]+)"', login).group(1)
+        r = client.post("/login", data={"csrf_token": csrf, "api_key": account.key})
+        assert r.status_code == 200 and "Sign out" in r.text
+        return client.get(path).text
+
+
 @pytest.mark.parametrize("runtype", JUPYTER_RUNTYPES)
 def test_jupyter_answers_with_the_rows_token_and_refuses_others(api, alice, box, jupyter_image, runtype):
     iid = rent(api, image=jupyter_image, runtype=runtype, jupyter_dir="/etc")
@@ -70,6 +81,10 @@ def test_jupyter_answers_with_the_rows_token_and_refuses_others(api, alice, box,
     # the notebook's root is jupyter_dir
     contents = httpx.get(f"{base}/api/contents?token={token}").json()
     assert "passwd" in {item["name"] for item in contents["content"]}
+    # the console links to it, on the list and on the instance's page
+    for page in ("/instances", f"/instances/{iid}"):
+        html = console_page(alice, page)
+        assert f'href="{row["jupyter_url"]}"' in html and "Open Jupyter" in html, page
     # what the official SDK reads back
     official = VastAI(api_key=alice.key, server_url=alice.url).show_instance(iid)
     assert official["jupyter_token"] == token
