@@ -112,7 +112,9 @@ def test_the_official_cli_shows_why_a_command_is_refused(alice, box, api, test_i
     iid = running(api, test_image)
     home = tmp_path / "cli"
     env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / "config"),
-           "XDG_CACHE_HOME": str(home / "cache"), "VAST_URL": alice.url}
+           "XDG_CACHE_HOME": str(home / "cache"), "VAST_URL": alice.url,
+           "VASTAI_NO_UPDATE_CHECK": "1", "VASTAI_MANIFEST_URL": f"{alice.url}/cli/manifest.json",
+           "CI": "1", "NO_COLOR": "1"}
     r = subprocess.run([str(VASTAI), "--url", alice.url, "--api-key", alice.key, "execute", str(iid),
                         "ls / | head"], capture_output=True, text=True, env=env, timeout=120,
                        stdin=subprocess.DEVNULL)
