@@ -60,8 +60,9 @@ def wait_for(official: VastAI, iid: int, command: str, needle: str) -> str:
     for _ in range(300):
         try:
             text = official.execute(iid, command)
-        except requests.HTTPError as exc:
-            raise AssertionError(exc.response.text) from None
+        except requests.HTTPError as exc:  # say what became of the instance
+            raise AssertionError(f"{exc.response.text}\n{official.logs(iid, daemon_logs=True)}\n"
+                                 f"{official.logs(iid)}") from None
         if needle in text:
             return text
     raise AssertionError(f"{command!r} never showed {needle!r}: {text!r}")
