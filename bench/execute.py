@@ -119,39 +119,50 @@ machines:
         r = api.put(f"/api/v0/asks/{offer}/", json={"image": args.image, "runtype": "ssh",
                                                     "onstart": onstart, "disk": 1})
         iid = r.json()["new_contract"]
-        while True:
-            row = api.get(f"/api/v0/instances/{iid}/").json()["instances"]
-            if row["actual_status"] == "running":
-                break
-            time.sleep(0.1)
-        ref = row.get("runtime_ref")
-        container = next(c for c in engine.containers.list(filters={"label": f"gpuyard.instance={iid}"}))
-        while True:
-            container.reload()
-            if container.status != "running":
-                sys.exit(f"the container is {container.status}: {container.logs()[-2000:]!r}")
-            if container.exec_run(["ls", "/ready"]).exit_code == 0:
-                break
-            time.sleep(0.2)
+        def ready_container():
+            """The instance's container once it runs and its files are made (gpuyard makes it
+            again when something else removed it: other runs on a shared engine may)."""
+            while True:
+                row = api.get(f"/api/v0/instances/{iid}/").json()["instances"]
+                found = engine.containers.list(filters={"label": f"gpuyard.instance={iid}"})
+                if row["actual_status"] == "running" and found:
+                    try:
+                        if found[0].exec_run(["ls", "/ready"]).exit_code == 0:
+                            return found[0]
+                    except docker.errors.APIError:
+                        pass
+                time.sleep(0.2)
+
+        container = ready_container()
         print(f"execute bench: {args.image} on {args.docker_url}, {args.reps} reps, "
-              f"{args.files} files (container {ref or container.name})")
+              f"{args.files} files")
+        lost = 0
         for command in (["ls", "/"], ["ls", "-l", "/many"]):
             floor, through, size = [], [], 0
-            for _ in range(args.reps):
-                t = time.perf_counter()
-                out = container.exec_run(command).output
-                floor.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                answer = api.put(f"/api/v0/instances/command/{iid}/",
-                                 json={"command": " ".join(command)}).json()
-                text = httpx.get(answer["result_url"]).content
-                through.append(time.perf_counter() - t)
+            while len(through) < args.reps:
+                try:
+                    t = time.perf_counter()
+                    out = container.exec_run(command).output
+                    floor_s = time.perf_counter() - t
+                    t = time.perf_counter()
+                    answer = api.put(f"/api/v0/instances/command/{iid}/",
+                                     json={"command": " ".join(command)}).json()
+                    text = httpx.get(answer["result_url"]).content
+                    through_s = time.perf_counter() - t
+                except (docker.errors.APIError, KeyError):  # the container went: not counted
+                    lost += 1
+                    container = ready_container()
+                    continue
+                floor.append(floor_s)
+                through.append(through_s)
                 size = len(text)
             print(f" {' '.join(command)}")
             show("engine exec_run (floor)", floor, len(out))
             show("gpuyard execute (PUT + GET result_url)", through, size)
             extra = statistics.median(through) - statistics.median(floor)
             print(f"  overhead over the floor: {extra * 1000:.1f} ms")
+        if lost:
+            print(f" ({lost} reps lost to a container removed meanwhile, and not counted)")
     finally:
         if iid is not None:
             api.request("DELETE", f"/api/v0/instances/{iid}/", json={})
