@@ -46,6 +46,7 @@ from gpuyard.runtimes.base import (
 LABEL = "gpuyard.managed"
 INSTALLATION = "gpuyard.installation"  # which gpuyard server made it
 STOP_SECONDS = 5
+ENGINE_TIMEOUT = 60  # seconds an engine call may stay silent
 # How long a launch waits for the engine's verdict on an image it does not have (the pull's
 # first layers, or its failure) before the rental goes ahead with the pull still running.
 IMAGE_CHECK_SECONDS = 60.0
@@ -221,7 +222,7 @@ class DockerEngine:
         if self._client is None:
             try:
                 self._client = docker.DockerClient(
-                    base_url=self.url, timeout=60, **connection_options(self.url)
+                    base_url=self.url, timeout=ENGINE_TIMEOUT, **connection_options(self.url)
                 )
             except docker.errors.DockerException as exc:
                 raise self._unreachable(f"cannot reach the Docker engine at {self.url}: {exc}") from None
@@ -657,6 +658,8 @@ class DockerEngine:
             stream = self._call("exec", api.exec_start, exec_id, stream=True, demux=False)
         except docker.errors.NotFound:
             raise RuntimeError_("the container is not running; start the instance first") from None
+        import requests
+
         out = bytearray()
         truncated = False
         try:
@@ -666,6 +669,9 @@ class DockerEngine:
                     del out[limit:]
                     truncated = True
                     break
+        except (requests.exceptions.RequestException, OSError):
+            raise RuntimeError_(f"it printed nothing for {ENGINE_TIMEOUT} s, so gpuyard stopped "
+                                "waiting (the command may still run)") from None
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
