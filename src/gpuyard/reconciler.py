@@ -90,6 +90,9 @@ def launch_spec(inst: Instance, machine: Machine, volume: Volume | None,
         docker_url=machine.docker_url,
         gpu_runtime=(machine.specs or {}).get("gpu_runtime"),
         public_ip=machine.public_ipaddr or machine.hostname,
+        jupyter_token=inst.jupyter_token,
+        jupyter_dir=(inst.launch or {}).get("jupyter_dir"),
+        jupyter_lab=bool((inst.launch or {}).get("use_jupyter_lab")),
     )
 
 

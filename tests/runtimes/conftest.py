@@ -117,27 +117,34 @@ def engine(docker_url: str) -> Iterator:
     client.close()
 
 
-def _managed(client) -> tuple[set[str], set[str]]:
-    containers = {c.id for c in client.containers.list(all=True, filters={"label": MANAGED_LABEL})}
-    volumes = {v.name for v in client.volumes.list(filters={"label": MANAGED_LABEL})}
+def _managed(client, installation: str | None = None) -> tuple[set[str], set[str]]:
+    """The managed containers and volumes on the engine; with ``installation``, only that gpuyard
+    server's (other test runs may share the engine, and their containers are not ours)."""
+    labels = [MANAGED_LABEL] + ([f"gpuyard.installation={installation}"] if installation else [])
+    containers = {c.id for c in client.containers.list(all=True, filters={"label": labels})}
+    volumes = {v.name for v in client.volumes.list(filters={"label": labels})}
     return containers, volumes
 
 
 @pytest.fixture(autouse=True)
 def remove_managed_leftovers(request: pytest.FixtureRequest) -> Iterator[None]:
     """After each test that uses the engine, remove the containers and volumes labelled
-    ``gpuyard.managed=true`` that it left behind (best effort; what was there before stays)."""
+    ``gpuyard.managed=true`` that it left behind (best effort; what was there before stays), of
+    this run's server when the test has one."""
     if not {"engine", "docker_url"} & set(request.fixturenames):
         yield
         return
     client = request.getfixturevalue("engine")
+    # This test run's server only, when the test has one: runs sharing the engine keep theirs
+    installation = (request.getfixturevalue("app").state.installation
+                    if "app" in request.fixturenames else None)
     try:
-        before_containers, before_volumes = _managed(client)
+        before_containers, before_volumes = _managed(client, installation)
     except Exception:
         before_containers, before_volumes = set(), set()
     yield
     try:
-        containers, volumes = _managed(client)
+        containers, volumes = _managed(client, installation)
     except Exception:
         return
     for cid in containers - before_containers:

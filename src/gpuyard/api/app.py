@@ -18,6 +18,7 @@ from gpuyard.api.openapi import install_openapi
 from gpuyard.api.routes import (
     accounts,
     billing,
+    commands,
     instances,
     meta,
     offers,
@@ -62,7 +63,7 @@ class StripTrailingSlash:
 
 
 ROUTERS = (meta.router, users.router, templates.router, offers.router, instances.router,
-           instances.public, volumes.router, accounts.router, billing.router, ssh_keys.router)
+           instances.public, commands.router, volumes.router, accounts.router, billing.router, ssh_keys.router)
 
 
 def _api(lifespan: Any = None) -> FastAPI:

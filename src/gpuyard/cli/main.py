@@ -224,6 +224,11 @@ def add_instance_commands(verbs: Any, nouns: Nouns, leaf: Leaf) -> None:
                    help='new env as a JSON object, e.g. \'{"A": "1"}\'')
     p.add_argument("--onstart", help="new onstart script")
 
+    ex = leaf(verbs, "execute", "instances:execute",
+              "run ls, rm or du in an instance and print the output (no shell)")
+    ex.add_argument("id", type=int, help="instance id")
+    ex.add_argument("command", help="the command line, e.g. 'ls -l /workspace' (ls, rm or du)")
+
     lg = leaf(verbs, "logs", "instances:logs", "print an instance's logs")
     lg.add_argument("id", type=int, help="instance id")
     lg.add_argument("--tail", type=int, help="only the last N lines")

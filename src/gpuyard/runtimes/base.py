@@ -42,6 +42,10 @@ class LaunchSpec:
     docker_url: str | None = None
     gpu_runtime: str | None = None  # "nvidia", "cdi" or "none" (docker runtime)
     public_ip: str | None = None
+    # Jupyter runtypes: the token (a secret: never in a log line), the directory and lab or not
+    jupyter_token: str | None = field(default=None, repr=False)
+    jupyter_dir: str | None = None
+    jupyter_lab: bool = False
 
     @property
     def image_uuid(self) -> str:
@@ -59,6 +63,16 @@ class RuntimeState:
     # Whether an SSH server in the container takes the instance's keys (direct SSH); None: not
     # looked at this time (the recorded verdict stays).
     direct_ssh: bool | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command run in a container gave: its exit code (None when it was still running,
+    its output cut), its output (stdout and stderr merged), whether the output was cut."""
+
+    exit_code: int | None
+    output: str
+    truncated: bool
 
 
 class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError

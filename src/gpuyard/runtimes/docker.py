@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gpuyard.runtimes.base import (
+    CommandResult,
     EngineUnreachable,
     ImageUnavailable,
     LaunchSpec,
@@ -45,6 +46,7 @@ from gpuyard.runtimes.base import (
 LABEL = "gpuyard.managed"
 INSTALLATION = "gpuyard.installation"  # which gpuyard server made it
 STOP_SECONDS = 5
+ENGINE_TIMEOUT = 60  # seconds an engine call may stay silent
 # How long a launch waits for the engine's verdict on an image it does not have (the pull's
 # first layers, or its failure) before the rental goes ahead with the pull still running.
 IMAGE_CHECK_SECONDS = 60.0
@@ -52,6 +54,9 @@ KEEP_ALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 # How engines say a host port is held by something else (Podman, Docker)
 PORT_TAKEN = ("address already in use", "port is already allocated")
 NO_DISK_LIMIT = "disk limit not enforced: this engine's storage driver has none"
+JUPYTER_PORT = 8080
+NO_JUPYTER = "Jupyter needs jupyter on the image's PATH; this image has none, so no Jupyter runs"
+NO_LAB = "JupyterLab is not in this image; Jupyter Notebook runs instead"
 NO_INIT = "no init process: this engine has none (Docker ships docker-init; Podman needs catatonit)"
 
 
@@ -78,7 +83,31 @@ def main_process(spec: LaunchSpec) -> tuple[list[str] | None, list[str] | None]:
             return ["sh", "-c", spec.onstart or ""], []
         return None, list(spec.args) if spec.args else None
     script = f"{spec.onstart}\n{KEEP_ALIVE}" if onstart else KEEP_ALIVE
+    if wants_jupyter(spec):
+        script = f"{jupyter_script(spec)}\n{script}"
     return ["sh", "-c", script], []
+
+
+def wants_jupyter(spec: LaunchSpec) -> bool:
+    return "jupyter" in spec.runtype and bool(spec.jupyter_token)
+
+
+def jupyter_script(spec: LaunchSpec) -> str:
+    """Shell lines that start Jupyter in the background, before the onstart script (which may
+    run for ever): Notebook, or Lab when asked for and the image has it, on port 8080 of all
+    interfaces, in ``jupyter_dir`` (default ``/``), asking for the token of ``JUPYTER_TOKEN``
+    (set in the container's environment). Its output joins the container's log."""
+    root = shlex.quote(spec.jupyter_dir or "/")
+    lab = ""
+    if spec.jupyter_lab:
+        lab = (f"if jupyter lab --version >/dev/null 2>&1; then mode=lab; "
+               f"else echo {shlex.quote('gpuyard: ' + NO_LAB)}; fi; ")
+    return (
+        "if command -v jupyter >/dev/null 2>&1; then mode=notebook; " + lab
+        + f"(cd {root} && exec jupyter \"$mode\" --ip=0.0.0.0 --port={JUPYTER_PORT} --no-browser "
+        f"--allow-root --notebook-dir={root}) & "
+        f"else echo {shlex.quote('gpuyard: ' + NO_JUPYTER)}; fi"
+    )
 
 
 def parse_login(login: str | None) -> tuple[dict[str, str] | None, str | None]:
@@ -193,7 +222,7 @@ class DockerEngine:
         if self._client is None:
             try:
                 self._client = docker.DockerClient(
-                    base_url=self.url, timeout=60, **connection_options(self.url)
+                    base_url=self.url, timeout=ENGINE_TIMEOUT, **connection_options(self.url)
                 )
             except docker.errors.DockerException as exc:
                 raise self._unreachable(f"cannot reach the Docker engine at {self.url}: {exc}") from None
@@ -263,6 +292,8 @@ class DockerEngine:
             if job.cancelled:
                 self._remove(ref)
                 return
+            if wants_jupyter(spec):
+                self._check_jupyter(ref, spec, job)
             job.msg = "running"
         except RuntimeError_ as exc:
             job.error = exc.msg
@@ -272,6 +303,21 @@ class DockerEngine:
             self._remove(ref)
         finally:
             job.done = True
+
+    def _check_jupyter(self, ref: str, spec: LaunchSpec, job: _Job) -> None:
+        """Say in the instance's status when the image has no Jupyter (or no Lab, when asked
+        for): the instance runs anyway."""
+        script = "command -v jupyter >/dev/null 2>&1 || { echo missing; exit 0; }"
+        if spec.jupyter_lab:
+            script += "; jupyter lab --version >/dev/null 2>&1 || echo nolab"
+        try:
+            found = self.run_command(ref, ["sh", "-c", script], 1000).output.split()
+        except RuntimeError_:
+            return  # the container ended meanwhile: its status says why
+        if "missing" in found:
+            job.notes.append(NO_JUPYTER)
+        elif "nolab" in found:
+            job.notes.append(NO_LAB)
 
     def _has_image(self, image_uuid: str) -> bool:
         import docker
@@ -377,6 +423,8 @@ class DockerEngine:
         for key, host in spec.ports.items():
             port, _, proto = key.partition("/")
             env.setdefault(f"VAST_{proto.upper()}_PORT_{port}", str(host))
+        if wants_jupyter(spec):
+            env["JUPYTER_TOKEN"] = spec.jupyter_token or ""  # the row's token, whatever env says
         return env
 
     def _create_container(self, ref: str, spec: LaunchSpec, job: _Job) -> Any:
@@ -608,6 +656,54 @@ class DockerEngine:
             raise
         except (RuntimeError_, OSError) as exc:
             return direct_ssh.SshSetup(None, f"{direct_ssh.NO_SERVER} ({getattr(exc, 'msg', exc)})")
+    def run_command(self, ref: str, argv: list[str], limit: int) -> CommandResult:
+        """Run ``argv`` in the running container through the engine's exec API (no shell; the
+        container's env), stdout and stderr merged in the order they come, at most ``limit``
+        bytes kept: past that the output is cut and the command's connection closed."""
+        import docker
+
+        container = self._container(ref)
+        if container is None:
+            raise RuntimeError_("its container is gone from the machine; gpuyard makes it again "
+                                "shortly (see logs --daemon-logs)")
+        status = container.attrs.get("State", {}).get("Status")
+        if status != "running":
+            raise RuntimeError_(f"its container is {status}, not running; start the instance first")
+        api = self.client().api
+        try:
+            exec_id = self._call("exec", api.exec_create, container.id, argv, stdout=True,
+                                 stderr=True, stdin=False, tty=False)["Id"]
+            stream = self._call("exec", api.exec_start, exec_id, stream=True, demux=False)
+        except docker.errors.NotFound:
+            raise RuntimeError_("the container is not running; start the instance first") from None
+        import requests
+
+        out = bytearray()
+        truncated = False
+        try:
+            for chunk in stream:
+                out += chunk
+                if len(out) > limit:
+                    del out[limit:]
+                    truncated = True
+                    break
+        except (requests.exceptions.RequestException, OSError):
+            raise RuntimeError_(f"it printed nothing for {ENGINE_TIMEOUT} s, so gpuyard stopped "
+                                "waiting (the command may still run)") from None
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        code = None
+        for _ in range(50):  # the exit status lags the end of the output a little
+            info = self._call("exec inspect", api.exec_inspect, exec_id)
+            if not info.get("Running"):
+                code = info.get("ExitCode")
+                break
+            if truncated:
+                break
+            time.sleep(0.02)
+        return CommandResult(code, out.decode("utf-8", errors="replace"), truncated)
 
     # -- ownership (restart re-attachment) -----------------------------------------------------
     def owned(self) -> dict[str, float]:

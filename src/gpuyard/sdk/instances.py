@@ -221,14 +221,37 @@ class InstancesMixin:
         url = data.get("result_url")
         if not url:
             return data
+        return self._fetch(url, timeout, f"the logs of instance {instance_id}")
+
+    # -- execute ----------------------------------------------------------------------------
+
+    def execute(self, id: int, command: str, *, timeout: float = 9.0) -> str | dict:
+        """The output of ``command`` (``ls``, ``rm`` or ``du`` with arguments, no shell) run in
+        the instance, as the official SDK returns it: the text (stdout and stderr), whatever the
+        command's exit status. :meth:`execute_result` also gives the exit status."""
+        result = self.execute_result(id, command, timeout=timeout)
+        return result["output"] if "output" in result else result
+
+    def execute_result(self, id: int, command: str, *, timeout: float = 9.0) -> dict:
+        """``{"output": text, "exit_code": n, "msg": …}`` of ``command`` run in the instance
+        (``exit_code`` is None when the output was cut while the command still ran)."""
+        data = self._http.request("PUT", f"/api/v0/instances/command/{int(id)}/",
+                                  body={"command": command})
+        url = data.get("result_url")
+        if not url:
+            return data
+        return {"output": self._fetch(url, timeout, f"the output of {command!r}"),
+                "exit_code": data.get("exit_code"), "msg": data.get("msg")}
+
+    def _fetch(self, url: str, timeout: float, what: str) -> str:
+        """The text at a ``result_url``, polled until it answers 200."""
         deadline = time.monotonic() + timeout
         while True:
             status, text = self._http.fetch_text(url)
             if status == 200:
                 return text
             if time.monotonic() >= deadline:
-                raise WaitTimeout(f"the logs of instance {instance_id} were not ready after "
-                                  f"{timeout:g}s ({url} answered {status})")
+                raise WaitTimeout(f"{what} was not ready after {timeout:g}s ({url} answered {status})")
             time.sleep(0.3)
 
     # -- waiting ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Instance logs: what a log request may ask for, the target it reads, and the snapshots the
-``result_url`` flow serves (VAST-WIRE §6.6). Reading the runtime happens outside, with no
-transaction open."""
+``result_url`` flow serves (VAST-WIRE §6.6; execute's output is served the same way). Reading
+the runtime happens outside, with no transaction open."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def store_logs(session: Session, _user: User, instance_id: int, text: str) -> st
 def fetch_logs(session: Session, token: str) -> str:
     entry = session.get(LogRequest, token)
     if entry is None or entry.created_at < time.time() - LOG_TTL:
-        raise NotFound("these logs have expired or never existed; request them again", "logs_not_found")
+        raise NotFound("this result has expired (after 10 minutes) or never existed; request the "
+                       "logs or execute the command again", "logs_not_found")
     return entry.text
 
 

@@ -12,6 +12,7 @@ from gpuyard.errors import NotFound
 from gpuyard.query.sql import compile_order, compile_where
 from gpuyard.services import volumes
 from gpuyard.services.identifiers import require_id
+from gpuyard.services.instance_access import jupyter
 from gpuyard.store.models import Instance, Machine, User
 from gpuyard.wire.instances import MAX_PAGE, InstanceListQuery  # noqa: F401 - MAX_PAGE for callers
 
@@ -94,6 +95,8 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
         "args": inst.args,
         "extra_filters": inst.extra_filters,
         "jupyter_dir": (inst.launch or {}).get("jupyter_dir"),
+        "jupyter_token": inst.jupyter_token if jupyter.wanted(inst.runtype) else None,
+        "jupyter_url": jupyter_url(inst, address),
         "label": inst.label,
         "template_id": inst.template_id,
         "template_hash_id": inst.template_hash_id,
@@ -116,6 +119,14 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
         "runtime": inst.runtime,
         "rentable": False,
     }
+
+
+def jupyter_url(inst: Instance, address: str | None) -> str | None:
+    """The address of the instance's Jupyter, while a docker instance runs (simulated ones run no
+    Jupyter)."""
+    if inst.runtime != "docker" or inst.actual_status != "running" or not jupyter.wanted(inst.runtype):
+        return None
+    return jupyter.url(address, (inst.port_map or {}).get(jupyter.PORT_KEY), inst.jupyter_token)
 
 
 def _pairs(env: str | None) -> list[list[str]]:

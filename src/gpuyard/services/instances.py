@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.services import allocation, billing, launch, offers, secrets, usage, volumes
 from gpuyard.services.identifiers import MAX_ID, require_id
+from gpuyard.services.instance_access import jupyter
 from gpuyard.services.templates import resolve_hash
 from gpuyard.store.models import Ask, Instance, Machine, Template, User
 from gpuyard.template_flags import direct_ssh
@@ -216,6 +217,7 @@ def create_instance(
             runtype=merged["runtype"],
             args=merged["args"],
             image_login=merged["image_login"],
+            jupyter_token=jupyter.new_token(merged["runtype"]),
             disk_space=merged["disk_space"],
             extra_filters=merged["extra_filters"],
             launch={**{k: merged[k] for k in LAUNCH_EXTRAS}, "extra_env": merged["extra_env"],
@@ -458,6 +460,7 @@ def update_from_template(session: Session, user: User, ref: Any, body: InstanceU
     for key in ("image", "tag", "env", "onstart", "runtype", "args", "template_id", "template_hash_id",
                 "template_name", "extra_filters"):
         setattr(inst, key, merged[key])
+    inst.jupyter_token = inst.jupyter_token or jupyter.new_token(inst.runtype)
     inst.launch = {**(inst.launch or {}), "pending": "recreate", "extra_env": merged["extra_env"],
                    "secrets": secrets.for_launch(session, user, merged["env_spec"])}
     inst.generation += 1

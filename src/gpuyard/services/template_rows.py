@@ -80,8 +80,9 @@ def setup_generation(connection: Any) -> None:
 
 def bump_generation(connection: Any) -> None:
     """A template changed (in this transaction). PostgreSQL: a sequence, which takes no lock (so
-    concurrent launches never queue on it), bumped again after the commit. SQLite: a counter row, in the transaction that
-    already holds the single write lock, so readers see data and number change together."""
+    concurrent launches never queue on it), bumped again after the commit. SQLite: a counter
+    row, in the transaction that already holds the single write lock, so readers see data and
+    number change together."""
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT nextval('{SEQUENCE}')")
         return

@@ -283,6 +283,8 @@ class Instance(Base):
     # Registry login ("-u USER -p PASSWORD REGISTRY"): encrypted at rest (store/crypto.py), never
     # returned in rows, and deferred: only the reconciler's launch spec loads (and decrypts) it.
     image_login: Mapped[str | None] = mapped_column(EncryptedText, deferred=True)
+    # Jupyter runtypes: the token the instance's Jupyter asks for (docs/instances.md)
+    jupyter_token: Mapped[str | None] = mapped_column(EncryptedText)
     disk_space: Mapped[float] = mapped_column(Float)
     extra_filters: Mapped[dict] = mapped_column(JSON, default=dict)
     launch: Mapped[dict] = mapped_column(JSON, default=dict)  # remaining merged options

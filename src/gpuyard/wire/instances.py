@@ -504,6 +504,9 @@ class InstanceRow(BaseModel):
     public_ipaddr: str | None = None
     ssh_host: str | None = None
     ssh_port: int | None = None
+    jupyter_token: str | None = Field(None, description="jupyter runtypes: the token Jupyter asks for")
+    jupyter_url: str | None = Field(None, description="jupyter runtypes: Jupyter's address, token "
+                                    "included, while the instance runs")
     disk_space: float | None = None
     dph_total: float | None = None
     is_bid: bool | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 import time
 from typing import Any
 
@@ -493,3 +494,17 @@ def logs(args: argparse.Namespace) -> int:
         return fail(text.get("msg") or str(text))
     print(text.rstrip("\n"))
     return 0
+
+
+@handles_errors
+def execute(args: argparse.Namespace) -> int:
+    """Print the command's output; exit 1 when it failed (its exit status is said on stderr)."""
+    with sdk_from(args) as sdk:
+        result = sdk.execute_result(args.id, args.command)
+    if "output" not in result:  # no result_url: the server said why
+        return fail(result.get("msg") or str(result))
+    sys.stdout.write(result["output"])
+    code = result.get("exit_code")
+    if code == 0:
+        return 0
+    return fail(result.get("msg") or f"the command exited with status {code}")

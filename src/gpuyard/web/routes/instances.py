@@ -65,6 +65,7 @@ def view(row: dict[str, Any]) -> dict[str, Any]:
         "is_bid": bool(row.get("is_bid")),
         "ports": ports_text(row),
         "age": age_text(row.get("start_date")),
+        "jupyter_url": row.get("jupyter_url") or "",
     }
 
 
