@@ -63,7 +63,8 @@ class StripTrailingSlash:
 
 
 ROUTERS = (meta.router, users.router, templates.router, offers.router, instances.router,
-           instances.public, commands.router, volumes.router, accounts.router, billing.router, ssh_keys.router)
+           instances.public, commands.router, volumes.router, accounts.router, billing.router,
+           ssh_keys.router)
 
 
 def _api(lifespan: Any = None) -> FastAPI:
