@@ -385,6 +385,15 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _gateway_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ssh-host", dest="ssh_host", default="127.0.0.1",
+                        help="address users reach the SSH gateway at; shown as ssh_host in "
+                             "instance rows (127.0.0.1)")
+    parser.add_argument("--ssh-ports", dest="ssh_ports", default="2200-2999", metavar="FIRST-LAST",
+                        help="the gateway's port range: each instance gets its own port "
+                             "(2200-2999)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpuyard",
@@ -423,6 +432,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--graceful-timeout", dest="graceful", type=float, metavar="SECONDS",
                        default=10.0, help="on SIGTERM, seconds requests in flight get to finish "
                                           "before the server exits anyway (10)")
+    _gateway_flags(serve)
+    serve.add_argument("--no-gateway", dest="no_gateway", action="store_true",
+                       help="do not run the SSH gateway in this process (run 'gpuyard gateway' "
+                            "instead, or go without SSH access)")
+    gw = verbs.add_parser("gateway", help="run the SSH gateway alone",
+                          description="Run the SSH gateway alone (docs/access.md): it serves "
+                                      "every instance's SSH port from the database's records.")
+    gw.set_defaults(handler="server:gateway")
+    gw.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+    gw.add_argument("--docker-url", dest="docker_url",
+                    help="Docker Engine URL for docker machines without their own docker_url "
+                         "(default: DOCKER_HOST)")
+    _gateway_flags(gw)
 
     admin = verbs.add_parser("admin", help="operator commands on the database")
     admin_cmds = admin.add_subparsers(dest="noun", metavar="ACTION", required=True)

@@ -26,10 +26,13 @@ def price_per_hour(inst: Instance) -> float:
 
 def docker_ports(inst: Instance, host_ip: str = "0.0.0.0") -> dict[str, list[dict[str, str]]]:
     """Published ports the way Docker reports them, while the instance runs (or may run: its
-    engine does not answer, status "unknown")."""
+    engine does not answer, status "unknown"). ``22/tcp`` is left out: no SSH server runs in
+    the container, and the official CLI's ``ssh-url`` would take it for direct SSH (VAST-WIRE
+    §13.3) instead of the gateway's address."""
     if inst.actual_status not in ("running", "loading", "unknown"):
         return {}
-    return {key: [{"HostIp": host_ip, "HostPort": str(port)}] for key, port in sorted(inst.port_map.items())}
+    return {key: [{"HostIp": host_ip, "HostPort": str(port)}]
+            for key, port in sorted(inst.port_map.items()) if key != "22/tcp"}
 
 
 def instance_row(session: Session, inst: Instance, machine: Machine | None = None) -> dict[str, Any]:
@@ -38,7 +41,6 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
     specs = machine.specs or {}
     now = time.time()
     address = machine.public_ipaddr or machine.hostname
-    ssh_port = (inst.port_map or {}).get("22/tcp")
     running_since = inst.updated_at if inst.actual_status == "running" else None
     share = inst.num_gpus / machine.num_gpus if machine.num_gpus else 1.0
     image_uuid = f"{inst.image}:{inst.tag}" if inst.tag else inst.image
@@ -74,8 +76,10 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
         "driver_version": specs.get("driver_version"),
         "compute_cap": specs.get("compute_cap"),
         "public_ipaddr": address,
-        "ssh_host": address,
-        "ssh_port": ssh_port,
+        # The SSH gateway's address for this instance (docs/access.md); None until a gateway
+        # listens on its port.
+        "ssh_host": inst.ssh_host if inst.ssh_port else address,
+        "ssh_port": inst.ssh_port,
         "ports": docker_ports(inst),
         "direct_port_start": machine.direct_port_start,
         "direct_port_end": machine.direct_port_start + machine.direct_port_count - 1,
