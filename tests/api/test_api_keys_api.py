@@ -23,6 +23,7 @@ HASH = "0" * 32
 
 #: For every route of the permission table: a request whose body and query pass validation (so
 #: the permission check is reached) and which changes nothing that matters when it is let in.
+SSH_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIL7qTofUYt/d2n4WBlPwfP2rJrKiC8Vk6Suj+8immJoY perm@test"
 SAMPLES: dict[str, tuple[str, str, dict | None, dict | None]] = {
     "api.billing.invoices": ("GET", "/api/v0/users/me/invoices", {"owner": "me"}, None),
     "api.billing.invoices_v1": ("GET", "/api/v1/invoices/", None, None),
@@ -47,6 +48,8 @@ SAMPLES: dict[str, tuple[str, str, dict | None, dict | None]] = {
     "api.instance.change_bid": ("PUT", f"/api/v0/instances/bid_price/{NOWHERE}/", None, {"price": 0.5}),
     "api.instance.destroy": ("DELETE", f"/api/v0/instances/{NOWHERE}/", None, {}),
     "api.instance.destroy_many": ("DELETE", "/api/v0/instances/", None, {"instance_ids": [NOWHERE]}),
+    "api.instance.ssh_attach": ("POST", f"/api/v0/instances/{NOWHERE}/ssh/", None, {"ssh_key": SSH_KEY}),
+    "api.instance.ssh_detach": ("DELETE", f"/api/v0/instances/{NOWHERE}/ssh/{NOWHERE}/", None, {}),
     "api.volume.create": ("PUT", "/api/v0/volumes/", None, {"id": NOWHERE, "size": 10}),
     "api.volume.delete": ("DELETE", "/api/v0/volumes/", {"id": NOWHERE}, {}),
     "api.user.show": ("GET", "/api/v0/users/current", None, None),
@@ -54,6 +57,7 @@ SAMPLES: dict[str, tuple[str, str, dict | None, dict | None]] = {
     "api.template.versions": ("GET", f"/api/v0/template/{NOWHERE}/versions/", None, None),
     "api.template.show": ("GET", f"/api/v0/template/hash/{HASH}/", None, None),
     "api.secret.list": ("GET", "/api/v0/secrets/", None, None),
+    "api.ssh_key.list": ("GET", "/api/v0/ssh/", None, None),
     "api.apikey.list": ("GET", "/api/v0/auth/apikeys/", None, None),
     "api.apikey.show": ("GET", f"/api/v0/auth/apikeys/{NOWHERE}/", None, None),
     "api.template.create": ("POST", "/api/v0/template/", None, {"image": "busybox", "name": "perm"}),
@@ -63,6 +67,9 @@ SAMPLES: dict[str, tuple[str, str, dict | None, dict | None]] = {
     "api.secret.create": ("POST", "/api/v0/secrets/", None, {"key": "PERM_TEST", "value": "v"}),
     "api.secret.update": ("PUT", "/api/v0/secrets/", None, {"key": "NOT_THERE", "value": "v"}),
     "api.secret.delete": ("DELETE", "/api/v0/secrets/", None, {"key": "NOT_THERE"}),
+    "api.ssh_key.create": ("POST", "/api/v0/ssh/", None, {"ssh_key": SSH_KEY}),
+    "api.ssh_key.update": ("PUT", f"/api/v0/ssh/{NOWHERE}/", None, {"id": NOWHERE, "ssh_key": SSH_KEY}),
+    "api.ssh_key.delete": ("DELETE", f"/api/v0/ssh/{NOWHERE}/", None, {}),
     "api.apikey.create": ("POST", "/api/v0/auth/apikeys/", None, {"name": "child"}),  # permissions added
     "api.apikey.delete": ("DELETE", f"/api/v0/auth/apikeys/{NOWHERE}/", None, {}),
     "api.apikey.reset": ("PUT", "/api/v0/commands/reset_apikey/", None, {"client_id": "me"}),

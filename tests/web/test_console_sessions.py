@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import delete, select, update
 
-from gpuyard.services import access
+from gpuyard.services.access import operators as access
 from gpuyard.store.db import transaction
 from gpuyard.store.models import ApiKey, ConsoleSession, Template
 from gpuyard.web.wiring import CONSOLE_MODULES

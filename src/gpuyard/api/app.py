@@ -15,7 +15,17 @@ from gpuyard.accounting import install_accounting
 from gpuyard.api.edge import JSONAnswer, RequestLimits
 from gpuyard.api.errors import install_error_handlers
 from gpuyard.api.openapi import install_openapi
-from gpuyard.api.routes import accounts, billing, instances, meta, offers, templates, users, volumes
+from gpuyard.api.routes import (
+    accounts,
+    billing,
+    instances,
+    meta,
+    offers,
+    ssh_keys,
+    templates,
+    users,
+    volumes,
+)
 from gpuyard.metrics import Metrics, RequestMetrics
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
@@ -52,7 +62,7 @@ class StripTrailingSlash:
 
 
 ROUTERS = (meta.router, users.router, templates.router, offers.router, instances.router,
-           instances.public, volumes.router, accounts.router, billing.router)
+           instances.public, volumes.router, accounts.router, billing.router, ssh_keys.router)
 
 
 def _api(lifespan: Any = None) -> FastAPI:

@@ -24,9 +24,10 @@ from gpuyard.errors import Forbidden
 
 CATEGORIES: dict[str, str] = {
     "instance_read": "see instances, their logs and volumes",
-    "instance_write": "create, start, stop, change and destroy instances; create and delete volumes",
-    "user_read": "see the account, its API keys, secrets (env vars) and templates",
-    "user_write": "create and change API keys, secrets (env vars) and templates",
+    "instance_write": "create, start, stop, change and destroy instances; attach and detach their "
+                      "SSH keys; create and delete volumes",
+    "user_read": "see the account, its API keys, SSH keys, secrets (env vars) and templates",
+    "user_write": "create and change API keys, SSH keys, secrets (env vars) and templates",
     "billing_read": "see invoices, charges and usage",
     "billing_write": "move credit (no gpuyard call yet)",
     "machine_read": "see the machines you host (no gpuyard call yet)",
@@ -81,6 +82,7 @@ DISK = Param("disk", "body", "disk", "number", "the disk in GB (absent: the temp
 IMAGE = Param("image", "body", "image", "text", "the image as sent (absent: the template's)")
 TEMPLATE_HASH = Param("template_hash_id", "body", "template_hash_id", "text", "the template hash")
 LAUNCH = (PRICE, DISK, IMAGE, TEMPLATE_HASH)
+SSH_KEY_ID = _path_id("the ssh key id (path)", "key_id")
 SECRET_NAME = Param("key", "body", "key", "text", "the secret's name")
 
 #: Every authenticated route of the API: its name, its category and what constraints may name.
@@ -116,6 +118,10 @@ RULES: tuple[Rule, ...] = (
          (INSTANCE,)),
     Rule("api.instance.destroy_many", "instance_write", "DELETE", "/api/v0/instances",
          (Param("id", "body", "instance_ids", "id", "the instance ids (body instance_ids)", many=True),)),
+    Rule("api.instance.ssh_attach", "instance_write", "POST", "/api/v0/instances/{instance_id:int}/ssh",
+         (INSTANCE,)),
+    Rule("api.instance.ssh_detach", "instance_write", "DELETE",
+         "/api/v0/instances/{instance_id:int}/ssh/{key_id}", (INSTANCE,)),
     Rule("api.volume.create", "instance_write", "PUT", "/api/v0/volumes",
          (Param("id", "body", "id", "id", "the volume offer id (body id)"),
           Param("size", "body", "size", "number", "the size in GB (absent: 15)"))),
@@ -129,6 +135,7 @@ RULES: tuple[Rule, ...] = (
     Rule("api.template.show", "user_read", "GET", "/api/v0/template/hash/{hash_id}",
          (Param("hash_id", "path", "hash_id", "text", "the template hash (path)"),)),
     Rule("api.secret.list", "user_read", "GET", "/api/v0/secrets"),
+    Rule("api.ssh_key.list", "user_read", "GET", "/api/v0/ssh"),
     Rule("api.apikey.list", "user_read", "GET", "/api/v0/auth/apikeys"),
     Rule("api.apikey.show", "user_read", "GET", "/api/v0/auth/apikeys/{key_id:int}",
          (_path_id("the API key id (path)", "key_id"),)),
@@ -144,6 +151,9 @@ RULES: tuple[Rule, ...] = (
     Rule("api.secret.create", "user_write", "POST", "/api/v0/secrets", (SECRET_NAME,)),
     Rule("api.secret.update", "user_write", "PUT", "/api/v0/secrets", (SECRET_NAME,)),
     Rule("api.secret.delete", "user_write", "DELETE", "/api/v0/secrets", (SECRET_NAME,)),
+    Rule("api.ssh_key.create", "user_write", "POST", "/api/v0/ssh"),
+    Rule("api.ssh_key.update", "user_write", "PUT", "/api/v0/ssh/{key_id:int}", (SSH_KEY_ID,)),
+    Rule("api.ssh_key.delete", "user_write", "DELETE", "/api/v0/ssh/{key_id:int}", (SSH_KEY_ID,)),
     Rule("api.apikey.create", "user_write", "POST", "/api/v0/auth/apikeys"),
     Rule("api.apikey.delete", "user_write", "DELETE", "/api/v0/auth/apikeys/{key_id:int}",
          (_path_id("the API key id (path)", "key_id"),)),

@@ -63,6 +63,37 @@ class Secret(Base):
     __table_args__ = (Index("uq_secrets_user_name", "user_id", "name", unique=True),)
 
 
+class SshKey(Base):
+    """An account SSH public key: it logs into every instance of its owner. ``public_key`` is the
+    normalised OpenSSH line ``type base64 [comment]``; ``fingerprint`` its ``SHA256:…``."""
+
+    __tablename__ = "ssh_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("uq_ssh_keys_user_fingerprint", "user_id", "fingerprint", unique=True),)
+
+
+class InstanceSshKey(Base):
+    """A public key attached to one instance (``attach ssh``): it logs into that instance only,
+    whoever holds it."""
+
+    __tablename__ = "instance_ssh_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), index=True)
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index("uq_instance_ssh_keys_instance_fingerprint", "instance_id", "fingerprint",
+                            unique=True),)
+
+
 class ConsoleSession(Base):
     """A web console sign-in. The browser's (signed) cookie holds a random token; this row holds
     only its SHA-256 digest. Every console request looks the row up, so signing out, revoking

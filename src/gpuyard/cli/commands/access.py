@@ -18,7 +18,7 @@ def _run(args: argparse.Namespace, work):
 
 def list_keys(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services.access import list_keys as keys_of
+    from gpuyard.services.access.operators import list_keys as keys_of
 
     try:
         rows = _run(args, lambda s: keys_of(s, args.user))
@@ -40,7 +40,7 @@ def list_keys(args: argparse.Namespace) -> int:
 
 def create_key(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services.access import create_key as new_key
+    from gpuyard.services.access.operators import create_key as new_key
 
     try:
         key = _run(args, lambda s: new_key(s, args.name))
@@ -52,7 +52,7 @@ def create_key(args: argparse.Namespace) -> int:
 
 def revoke_key(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services import access
+    from gpuyard.services.access import operators as access
 
     if (args.key_id is None) == (args.user is None):
         return fail("name one key by its id (see 'gpuyard admin list-keys'), or every key of a "
@@ -80,7 +80,7 @@ def revoke_key(args: argparse.Namespace) -> int:
 
 def disable_user(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services.access import disable_user as disable
+    from gpuyard.services.access.operators import disable_user as disable
 
     try:
         change = _run(args, lambda s: disable(s, args.name, stop=args.stop))
@@ -99,7 +99,7 @@ def disable_user(args: argparse.Namespace) -> int:
 
 def enable_user(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services.access import enable_user as enable
+    from gpuyard.services.access.operators import enable_user as enable
 
     try:
         change = _run(args, lambda s: enable(s, args.name))
