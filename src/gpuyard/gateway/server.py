@@ -200,6 +200,7 @@ class Gateway:
                  default_docker_url: str | None = None, keys: KeySource | None = None,
                  poll_seconds: float = POLL_SECONDS):
         self.sessions = sessions
+        self.data_dir = Path(data_dir)
         self.public_host = public_host
         self.listen_host = listen_host or _listen_address(public_host)
         self.first_port, self.last_port = first_port, last_port
@@ -216,6 +217,7 @@ class Gateway:
         self._stop: asyncio.Event | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+        self._sync_lock: asyncio.Lock | None = None
         self.on_sync: Callable[[], None] | None = None
 
     # -- lifecycle (from other threads) ------------------------------------------------------
@@ -260,6 +262,7 @@ class Gateway:
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._sync_lock = asyncio.Lock()
         self._wake, self._stop = asyncio.Event(), asyncio.Event()
         self._ready.set()
         try:
@@ -280,6 +283,12 @@ class Gateway:
             self._listeners.clear()
 
     async def _sync(self) -> None:
+        if self._sync_lock is None:
+            self._sync_lock = asyncio.Lock()
+        async with self._sync_lock:  # the loop's round and sync_now() never interleave
+            await self._sync_once()
+
+    async def _sync_once(self) -> None:
         rows = await asyncio.to_thread(self._read_assigned)
         wanted: dict[int, int] = {}
         for row in rows:

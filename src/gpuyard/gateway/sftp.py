@@ -7,6 +7,7 @@ refused (``test_sftp_overrides_every_method`` checks the list against asyncssh's
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 from collections.abc import AsyncIterator
@@ -18,10 +19,12 @@ from asyncssh import SFTPAttrs, SFTPName
 from gpuyard.gateway.container_files import ContainerFiles, FileError, FileReader, FileWriter, Stat
 from gpuyard.gateway.engine_http import EngineError
 
+log = logging.getLogger("gpuyard.gateway.sftp")
 FXF_READ, FXF_WRITE, FXF_APPEND, FXF_CREAT, FXF_TRUNC, FXF_EXCL = 1, 2, 4, 8, 0x10, 0x20
 
 
 def _error(exc: FileError | EngineError) -> asyncssh.SFTPError:
+    log.info("sftp: %s", exc.msg)
     if isinstance(exc, EngineError):
         return asyncssh.SFTPFailure(exc.msg)
     if exc.kind == "missing":
