@@ -78,6 +78,14 @@ def make_keypair(tmp_path_factory, ssh_tools):
 
 
 @pytest.fixture
+def alice_key(api, make_keypair):
+    key = make_keypair("alice")
+    r = api.post("/api/v0/ssh/", json={"ssh_key": key.public})
+    assert r.status_code == 200, r.text
+    return key
+
+
+@pytest.fixture
 def gateway(app, docker_url, tmp_path) -> Iterator[Gateway]:  # noqa: F811
     first = _free_block()
     gw = Gateway(app.state.sessions, tmp_path / "gateway-data", public_host="127.0.0.1",

@@ -18,14 +18,6 @@ from instance_reads import wait_status
 
 
 @pytest.fixture
-def alice_key(api, make_keypair):
-    key = make_keypair("alice")
-    r = api.post("/api/v0/ssh/", json={"ssh_key": key.public})
-    assert r.status_code == 200, r.text
-    return key
-
-
-@pytest.fixture
 def box(api, gateway, machines, alice_key, test_image):
     """A running docker instance of alice's with an env variable, reachable through the gateway."""
     iid = rent(api, "RTX 4090", image=test_image, runtype="ssh", env={"GREETING": "hello gateway"})
