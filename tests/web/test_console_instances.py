@@ -158,11 +158,11 @@ def rented(api: httpx.Client, offer: int, **body) -> int:
 
 
 def test_the_list_and_its_rows_show_status(console, api, fleet):
-    iid = rented(api, offer_id(api), label="web")
+    iid = rented(api, offer_id(api), label="web", env={"-p 8000:8000": "1"})
     r = console.get("/instances")
     assert "<title>Instances · gpuyard</title>" in r.text
     assert f'id="status-{iid}"' in r.text and f'id="msg-{iid}"' in r.text and "busybox:latest" in r.text
-    assert re.search(rf'id="ports-{iid}"[^>]*>10\.0\.0\.5:\d+ → 22/tcp', r.text)
+    assert re.search(rf'id="ports-{iid}"[^>]*>10\.0\.0\.5:\d+ → 8000/tcp', r.text)
     row = wait_status(console, iid, "running")
     assert row["label"] == "web" and row["gpus"] == "1× RTX 4090" and row["image"] == "busybox:latest"
     assert [x["id"] for x in rows(console)] == [iid]
