@@ -222,6 +222,23 @@ def add_instance_commands(verbs: Any, nouns: Nouns, leaf: Leaf) -> None:
                    help='new env as a JSON object, e.g. \'{"A": "1"}\'')
     p.add_argument("--onstart", help="new onstart script")
 
+    sh = leaf(verbs, "ssh", "shell:ssh",
+              "open a shell in an instance (or run CMD) with the system ssh client, through the "
+              "server's SSH gateway")
+    sh.add_argument("id", type=int, help="instance id")
+    sh.add_argument("-i", "--identity", help="private key file (default: ssh's own choice)")
+    sh.add_argument("-o", dest="ssh_options", action="append", metavar="OPTION",
+                    help="an ssh option passed on, e.g. -o StrictHostKeyChecking=accept-new")
+    sh.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD: run CMD instead of a shell")
+    cp = leaf(verbs, "copy", "shell:copy",
+              "copy files to or from an instance over the SSH gateway's SFTP (scp, with its "
+              "progress bar), e.g. gpuyard copy ./data 1234:/workspace/data")
+    cp.add_argument("src", help="ID:/path on an instance, or a local path")
+    cp.add_argument("dst", help="ID:/path on an instance, or a local path")
+    cp.add_argument("-i", "--identity", help="private key file (default: ssh's own choice)")
+    cp.add_argument("-o", dest="ssh_options", action="append", metavar="OPTION",
+                    help="an ssh option passed on, e.g. -o StrictHostKeyChecking=accept-new")
+
     lg = leaf(verbs, "logs", "instances:logs", "print an instance's logs")
     lg.add_argument("id", type=int, help="instance id")
     lg.add_argument("--tail", type=int, help="only the last N lines")
