@@ -93,7 +93,9 @@ def gateway(app, docker_url, tmp_path) -> Iterator[Gateway]:  # noqa: F811
                  poll_seconds=0.2)
     gw.start()
     app.state.reconciler.on_wake.append(gw.wake)
+    app.state.gateway = gw  # as gpuyard serve has it: the console shows its host key
     yield gw
+    app.state.gateway = None
     app.state.reconciler.on_wake.remove(gw.wake)
     gw.stop()
 
