@@ -12,6 +12,7 @@ import asyncio
 import ipaddress
 import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from gpuyard.store.db import transaction
 
 log = logging.getLogger("gpuyard.gateway")
 POLL_SECONDS = 1.0
+BAD_PORT_SECONDS = 60.0  # a port found taken on the host is tried again after this long
 SHELL = ('if command -v bash >/dev/null 2>&1; then exec bash -l; '
          'else exec sh -l; fi')
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1", "0.0.0.0")
@@ -211,7 +213,7 @@ class Gateway:
         write_public(data_dir, self.host_key)
         self.fingerprint = fingerprint(self.host_key)
         self._listeners: dict[int, tuple[int, asyncssh.SSHAcceptor]] = {}  # port → (id, acceptor)
-        self._bad_ports: set[int] = set()
+        self._bad_ports: dict[int, float] = {}  # port → when it was found taken on this host
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
@@ -316,6 +318,8 @@ class Gateway:
         waiting, taken = await asyncio.to_thread(self._read_waiting)
         if not waiting:
             return
+        now = time.monotonic()
+        self._bad_ports = {p: t for p, t in self._bad_ports.items() if now - t < BAD_PORT_SECONDS}
         pool = [p for p in port_rows.candidates(self.first_port, self.last_port)
                 if p not in taken and p not in self._bad_ports and p not in self._listeners
                 and p + 1 not in self._listeners]
@@ -330,7 +334,7 @@ class Gateway:
                 except OSError:
                     for p in opened:
                         self._close(p)
-                    self._bad_ports.add(port)  # taken on this host by something else
+                    self._bad_ports[port] = now  # taken on this host by something else
                     continue
                 if await asyncio.to_thread(self._claim, iid, port):
                     log.info("gateway: instance %s on port %s", iid, port)
