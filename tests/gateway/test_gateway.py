@@ -88,7 +88,8 @@ def _sftp(key, port: int, batch: str, tmp_path: Path) -> subprocess.CompletedPro
 
 
 def test_sftp_lists_creates_renames_and_removes(box, alice_key, tmp_path):
-    ssh(alice_key, box["port"], "mkdir -p /tmp/work && echo data > /tmp/work/a.txt")
+    made = ssh(alice_key, box["port"], "mkdir -p /tmp/work && echo data > /tmp/work/a.txt")
+    assert made.returncode == 0, made.stderr
     r = _sftp(alice_key, box["port"], "ls -l /tmp/work\nmkdir /tmp/work/sub\n"
               "rename /tmp/work/a.txt /tmp/work/sub/b.txt\nls /tmp/work/sub\n", tmp_path)
     assert r.returncode == 0, r.stderr
