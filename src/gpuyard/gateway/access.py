@@ -48,4 +48,7 @@ def entry(session: Session, instance_id: int, default_docker_url: str | None,
     url = (machine.docker_url if machine is not None else None) or default_docker_url
     if not url:
         return Entry(instance_id, f"instance {instance_id}: its machine has no Docker engine URL")
+    if not url.startswith(("unix://", "tcp://", "http://")):
+        return Entry(instance_id, f"instance {instance_id}: the gateway does not reach engines at "
+                     f"{url.split('://')[0]}:// yet (unix:// and tcp:// only)")
     return Entry(instance_id, None, inst.runtime_ref, url, list(keys(session, instance_id)))

@@ -188,6 +188,8 @@ async def _session(process: asyncssh.SSHServerProcess) -> None:
         status = await ex.exit_status()
     except EngineError:
         status = 255
+    except (asyncssh.Error, ConnectionError, BrokenPipeError):
+        return  # the client went away: closing the exec's stream ends the process's input
     finally:
         feeder.cancel()
         ex.close()
