@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, sessionmaker, undefer
@@ -22,9 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 from gpuyard.envspec import env_from_pairs, parse_env
 from gpuyard.runtimes.base import EngineUnreachable, LaunchSpec, Runtime, RuntimeError_, RuntimeState
 from gpuyard.services import secrets
+from gpuyard.services.access import ssh_keys
 from gpuyard.services.allocation import gpu_list, lock_machine, refresh_machine, reserved_ports
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceEvent, Machine, Volume
+from gpuyard.template_flags import direct_ssh
 
 log = logging.getLogger("gpuyard.reconciler")
 RETRY_AFTER_FAILURE = 15.0
@@ -53,6 +55,7 @@ class Snapshot:
     outbid_msg: str | None
     volume_id: int | None
     spec: LaunchSpec
+    direct_ssh: bool = False
 
 
 def launch_spec(inst: Instance, machine: Machine, volume: Volume | None,
@@ -152,6 +155,7 @@ class Reconciler:
                 status_msg=inst.status_msg,
                 outbid_msg=inst.outbid_msg,
                 volume_id=inst.volume_id,
+                direct_ssh=inst.direct_ssh,
                 spec=launch_spec(inst, machine, volume,
                                  frozenset(reserved_ports(session, inst.machine_id, inst.id))),
             )
@@ -168,7 +172,9 @@ class Reconciler:
         at = getattr(runtime, "at", None)
         return at(endpoint) if at is not None else runtime
 
-    def reconcile(self, instance_id: int) -> None:
+    def reconcile(self, instance_id: int, keys_changed: bool = False) -> None:
+        """Bring the instance's runtime in line with its row. ``keys_changed``: the keys that log
+        into it changed, so a container running its own SSH server gets them now."""
         with self._lock(instance_id):
             snap = self._snapshot(instance_id)
             if snap is None:
@@ -186,6 +192,7 @@ class Reconciler:
                     self._record(snap, RuntimeState("stopped", "destroyed", None), events, clear_ref=True)
                     return
                 state = self._act(runtime, snap, events)
+                state = self._direct_ssh(runtime, snap, state, events, keys_changed)
             except EngineUnreachable as exc:
                 self._down[engine] = time.monotonic() + PROBE_EVERY
                 self._record_unreachable(snap, exc)
@@ -259,6 +266,28 @@ class Reconciler:
             return runtime.stop(ref)
         return state
 
+    def _direct_ssh(self, runtime: Runtime, snap: Snapshot, state: RuntimeState, events: list[str],
+                    keys_changed: bool) -> RuntimeState:
+        """For a direct-SSH runtype on a runtime that can (docker): once the container runs (made,
+        started or restarted: its SSH server is gone then), write its authorized keys and start
+        the image's SSH server; again whenever the keys change. The verdict goes in the state."""
+        install = getattr(runtime, "install_ssh", None)
+        if (install is None or state.status != "running" or state.ref is None
+                or not direct_ssh(snap.spec.runtype)):
+            return state
+        if snap.actual == "running" and snap.direct_ssh and not events and not keys_changed:
+            return state  # set up already, and nothing restarted it
+        with transaction(self.sessions, write=False) as session:
+            keys = ssh_keys.authorized_keys_file(ssh_keys.authorized_keys(session, snap.instance_id))
+        setup = install(state.ref, keys)
+        if setup.server:
+            if not snap.direct_ssh or events:
+                events.append(f"direct SSH: {setup.server} listens on port 22")
+            return replace(state, direct_ssh=True)
+        if setup.msg == "not running":
+            return state
+        return replace(state, direct_ssh=False, msg=f"{state.msg}; {setup.msg}" if state.msg else setup.msg)
+
     def _with_secrets(self, spec: LaunchSpec) -> LaunchSpec:
         """The owner's account secrets added to the env, read now, for the container about to be
         created (rows never hold their values)."""
@@ -299,6 +328,10 @@ class Reconciler:
                 if status != inst.actual_status:
                     events.append(f"{inst.actual_status} → {status}")
                 inst.actual_status = status
+                if status != "running":
+                    inst.direct_ssh = False  # its SSH server (if any) does not run
+                elif state.direct_ssh is not None:
+                    inst.direct_ssh = state.direct_ssh
                 msg = state.msg
                 if inst.outbid and status != "running":
                     msg = inst.outbid_msg

@@ -37,3 +37,9 @@ def flags_from_fields(content: dict[str, Any]) -> dict[str, bool]:
 def login_repo(login: str | None) -> str | None:
     """``-u user -p pw registry`` → the first token, exactly as the official client sends it."""
     return login.split(" ")[0] if login else None
+
+
+def direct_ssh(runtype: str | None) -> bool:
+    """Whether an instance runtype asks for direct SSH: the official client's ``--direct`` forms
+    (``"ssh_direc ssh_proxy"``, ``"jupyter_direc ssh_direc ssh_proxy"``) name ``ssh_direc``."""
+    return "ssh_direc" in (runtype or "").split()

@@ -73,7 +73,7 @@ def test_create_from_template_merges_and_returns_every_key(api, fleet, template,
     host_port = row["ports"]["8000/tcp"][0]["HostPort"]
     assert row["ports"]["8000/tcp"] == [{"HostIp": "0.0.0.0", "HostPort": host_port}]
     assert 40000 <= int(host_port) < 40020
-    assert "22/tcp" not in row["ports"]  # no SSH server in the container: the gateway is the way in
+    assert "22/tcp" not in row["ports"]  # runtype ssh (not direct): nothing published for SSH
     after = stored(api, template["id"])
     assert after["count_created"] == 1 and after["recent_create_date"] >= row["start_date"] - 1
 

@@ -230,7 +230,7 @@ def test_create_from_a_template_then_show_list_and_logs(vastai, api, fleet, stor
 
 def test_label_stop_start_reboot_destroy(vastai, api, fleet):
     o = offer(api)
-    iid = rent(api, o["id"], onstart="echo hello", env={"-p 8000:8000": "1"})
+    iid = rent(api, o["id"], onstart="echo hello", env="-p 8000:8000")
     settle(api, iid, "running")
 
     r = vastai("label", "instance", str(iid), "my box")
@@ -250,6 +250,7 @@ def test_label_stop_start_reboot_destroy(vastai, api, fleet):
     assert r.stdout.strip() == f"starting instance {iid}.", r.stderr
     row = settle(api, iid, "running")
     assert row["intended_status"] == "running" and "8000/tcp" in row["ports"]
+    assert "22/tcp" not in row["ports"]  # no SSH server runs in it: no direct address
 
     r = vastai("reboot", "instance", str(iid))
     assert r.stdout.strip() == f"Rebooting instance {iid}.", r.stderr
@@ -291,7 +292,7 @@ class UnreachableEngine:
 def test_an_instance_whose_engine_does_not_answer_reads_unknown(vastai, app, api, fleet):
     from gpuyard.reconciler import Reconciler
 
-    iid = rent(api, offer(api)["id"], runtype="ssh_direc ssh_proxy", env={"-p 8000:8000": "1"})
+    iid = rent(api, offer(api)["id"], runtype="ssh_direc ssh_proxy", env="-p 8000:8000")
     before = settle(api, iid, "running")
     background = app.state.reconciler
     background.stop()  # only the reconciler below looks at the instance meanwhile
@@ -307,7 +308,7 @@ def test_an_instance_whose_engine_does_not_answer_reads_unknown(vastai, app, api
         r = vastai("show", "instance", str(iid))
         assert r.returncode == 0 and re.search(rf"^\s*1\s+{iid}\s+\d+\s+unknown\s", r.stdout, re.M), r.stdout
         # the published ports stay in the row: the instance may well still run
-        assert "8000/tcp" in row["ports"]
+        assert row["ports"]["8000/tcp"] == before["ports"]["8000/tcp"]
     finally:
         background.start()
     assert settle(api, iid, "running")["status_msg"] == "running"  # the engine answers again

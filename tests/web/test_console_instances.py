@@ -158,7 +158,7 @@ def rented(api: httpx.Client, offer: int, **body) -> int:
 
 
 def test_the_list_and_its_rows_show_status(console, api, fleet):
-    iid = rented(api, offer_id(api), label="web", env={"-p 8000:8000": "1"})
+    iid = rented(api, offer_id(api), label="web", env="-p 8000:8000")
     r = console.get("/instances")
     assert "<title>Instances · gpuyard</title>" in r.text
     assert f'id="status-{iid}"' in r.text and f'id="msg-{iid}"' in r.text and "busybox:latest" in r.text

@@ -13,11 +13,11 @@ from typing import Any
 HANDLERS = "gpuyard.cli.commands"
 
 VERBS = {
-    "create": "create a template, an instance, a volume, an env var or an API key",
+    "create": "create a template, an instance, a volume, an env var, an API key or an SSH key",
     "search": "search templates, offers or volume offers",
-    "show": "show instances, volumes, the user, a template's versions, env vars or API keys",
-    "update": "update a template, an instance or an env var",
-    "delete": "delete a template, a volume, an env var or an API key",
+    "show": "show instances, volumes, the user, a template's versions, env vars, API keys or SSH keys",
+    "update": "update a template, an instance, an env var or an SSH key",
+    "delete": "delete a template, a volume, an env var, an API key or an SSH key",
     "reset": "replace your API key by a new one",
     "start": "start stopped instances",
     "stop": "stop instances (their disk is kept)",
@@ -25,6 +25,8 @@ VERBS = {
     "destroy": "destroy instances and their data",
     "label": "set an instance's label",
     "change": "change an interruptible instance's bid",
+    "attach": "let an SSH key into one instance",
+    "detach": "take an SSH key out of one instance",
 }
 
 
@@ -304,6 +306,35 @@ def add_account_commands(nouns: Nouns, leaf: Leaf) -> None:
          "replace the key you use by a new one (printed once; the old one stops working)")
 
 
+def add_ssh_key_commands(verbs: Any, nouns: Nouns, leaf: Leaf) -> None:
+    """SSH keys and instance addresses (docs/access.md), with the official CLI's names."""
+    key_help = "the public key: its text, or a file holding it (e.g. ~/.ssh/id_ed25519.pub)"
+    leaf(nouns["show"], "ssh-keys", "ssh_keys:show_ssh_keys", "your account's SSH public keys")
+    ck = leaf(nouns["create"], "ssh-key", "ssh_keys:create_ssh_key",
+              "add an SSH public key to your account: it logs into all your instances")
+    ck.add_argument("ssh_key", nargs="?", help=key_help + " (default: ~/.ssh/id_ed25519.pub)")
+    ck.add_argument("-y", "--yes", action="store_true",
+                    help="accepted for the official CLI's sake (gpuyard never replaces a key file)")
+    uk = leaf(nouns["update"], "ssh-key", "ssh_keys:update_ssh_key", "replace an SSH key's text")
+    uk.add_argument("id", type=int, help="ssh key id (from show ssh-keys)")
+    uk.add_argument("ssh_key", help=key_help)
+    dk = leaf(nouns["delete"], "ssh-key", "ssh_keys:delete_ssh_key",
+              "remove an SSH key from your account (it no longer logs in)")
+    dk.add_argument("id", type=int, help="ssh key id (from show ssh-keys)")
+    at = leaf(nouns["attach"], "ssh", "ssh_keys:attach_ssh", "let a public key into one instance")
+    at.add_argument("instance_id", type=int, help="instance id")
+    at.add_argument("ssh_key", help=key_help)
+    de = leaf(nouns["detach"], "ssh", "ssh_keys:detach_ssh", "take an attached key out of an instance")
+    de.add_argument("instance_id", type=int, help="instance id")
+    de.add_argument("ssh_key_id", help="the id attach ssh answered with")
+    for scheme in ("ssh", "scp"):
+        url = leaf(verbs, f"{scheme}-url", f"ssh_keys:{scheme}_url",
+                   f"print an instance's {scheme}://root@HOST:PORT (direct when it runs its own SSH "
+                   "server, else through the gateway)")
+        url.add_argument("id", type=int, help="instance id")
+    # gpuyard ssh ID [-- CMD] and gpuyard copy: add_instance_commands (cli/commands/shell.py)
+
+
 def add_access_commands(admin_cmds: Any) -> None:
     db_help = "SQLAlchemy database URL (as for serve)"
     lk = admin_cmds.add_parser(
@@ -538,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_instance_commands(verbs, nouns, leaf)
     add_volume_commands(nouns, leaf)
     add_account_commands(nouns, leaf)
+    add_ssh_key_commands(verbs, nouns, leaf)
 
     set_ = verbs.add_parser("set", help="save local settings")
     set_nouns = set_.add_subparsers(dest="noun", metavar="SETTING", required=True)

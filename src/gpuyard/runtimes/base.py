@@ -56,6 +56,9 @@ class RuntimeState:
     # The host ports really published ("8000/tcp" → port), when the runtime knows them; they
     # differ from the spec's when a port was taken on the machine and the runtime moved it.
     ports: dict[str, int] | None = None
+    # Whether an SSH server in the container takes the instance's keys (direct SSH); None: not
+    # looked at this time (the recorded verdict stays).
+    direct_ssh: bool | None = None
 
 
 class RuntimeError_(Exception):  # noqa: N801 - not the builtin RuntimeError

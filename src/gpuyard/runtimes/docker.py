@@ -590,6 +590,25 @@ class DockerEngine:
             return ""
         return raw.decode("utf-8", errors="replace")
 
+    # -- direct SSH ----------------------------------------------------------------------------
+    def install_ssh(self, ref: str, authorized_keys: str) -> Any:
+        """Write ``authorized_keys`` into the running container and start its SSH server unless
+        one listens on port 22 (:mod:`gpuyard.runtimes.direct_ssh`); the verdict as an
+        ``SshSetup``. Raises :class:`EngineUnreachable` when the engine does not answer."""
+        from gpuyard.runtimes import direct_ssh
+
+        container = self._container(ref)
+        if container is None or container.status != "running":
+            return direct_ssh.SshSetup(None, "not running")
+        try:
+            self._call("write /root/.ssh/authorized_keys", direct_ssh.write_keys, container,
+                       authorized_keys)
+            return self._call("start the SSH server", direct_ssh.start_server, container)
+        except EngineUnreachable:
+            raise
+        except (RuntimeError_, OSError) as exc:
+            return direct_ssh.SshSetup(None, f"{direct_ssh.NO_SERVER} ({getattr(exc, 'msg', exc)})")
+
     # -- ownership (restart re-attachment) -----------------------------------------------------
     def owned(self) -> dict[str, float]:
         """Containers this server made on the engine: name → creation time (epoch)."""

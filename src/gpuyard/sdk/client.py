@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, parse_order, parse_query
+from gpuyard.sdk.access import AccessMixin
 from gpuyard.sdk.accounts import AccountsMixin
 from gpuyard.sdk.billing import BillingMixin
 from gpuyard.sdk.config import resolve_api_key, resolve_url
@@ -92,12 +93,12 @@ def _update_template_signature(
     """
 
 
-class VastAI(InstancesMixin, OffersMixin, AccountsMixin, BillingMixin):
+class VastAI(InstancesMixin, OffersMixin, AccountsMixin, BillingMixin, AccessMixin):
     """A client for a gpuyard server with the official ``VastAI`` SDK's method signatures.
 
     Templates are here; instances are in :mod:`gpuyard.sdk.instances`, offers and volumes in
     :mod:`gpuyard.sdk.offers`, secrets and API keys in :mod:`gpuyard.sdk.accounts`, invoices
-    and usage in :mod:`gpuyard.sdk.billing`."""
+    and usage in :mod:`gpuyard.sdk.billing`, SSH keys and ssh/scp URLs in :mod:`gpuyard.sdk.access`."""
 
     def __init__(self, api_key: str | None = None, server_url: str | None = None, **_ignored: Any):
         self.api_key = resolve_api_key(api_key)

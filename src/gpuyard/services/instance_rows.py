@@ -16,6 +16,7 @@ from gpuyard.store.models import Instance, Machine, User
 from gpuyard.wire.instances import MAX_PAGE, InstanceListQuery  # noqa: F401 - MAX_PAGE for callers
 
 HOURS_PER_MONTH = 30 * 24
+SSH_PORT = "22/tcp"
 
 
 def price_per_hour(inst: Instance) -> float:
@@ -26,13 +27,13 @@ def price_per_hour(inst: Instance) -> float:
 
 def docker_ports(inst: Instance, host_ip: str = "0.0.0.0") -> dict[str, list[dict[str, str]]]:
     """Published ports the way Docker reports them, while the instance runs (or may run: its
-    engine does not answer, status "unknown"). ``22/tcp`` is left out: no SSH server runs in
-    the container, and the official CLI's ``ssh-url`` would take it for direct SSH (VAST-WIRE
-    §13.3) instead of the gateway's address."""
+    engine does not answer, status "unknown"). ``22/tcp`` only while an SSH server in the
+    container takes the instance's keys (docs/access.md, "Direct SSH"): the official CLI's
+    ssh-url goes there whenever a row has it."""
     if inst.actual_status not in ("running", "loading", "unknown"):
         return {}
-    return {key: [{"HostIp": host_ip, "HostPort": str(port)}]
-            for key, port in sorted(inst.port_map.items()) if key != "22/tcp"}
+    return {key: [{"HostIp": host_ip, "HostPort": str(port)}] for key, port in sorted(inst.port_map.items())
+            if key != SSH_PORT or inst.direct_ssh}
 
 
 def instance_row(session: Session, inst: Instance, machine: Machine | None = None) -> dict[str, Any]:

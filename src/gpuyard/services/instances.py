@@ -16,6 +16,7 @@ from gpuyard.services import allocation, billing, launch, offers, secrets, usage
 from gpuyard.services.identifiers import MAX_ID, require_id
 from gpuyard.services.templates import resolve_hash
 from gpuyard.store.models import Ask, Instance, Machine, Template, User
+from gpuyard.template_flags import direct_ssh
 from gpuyard.wire.instances import (
     BidChange,
     BulkDestroy,
@@ -26,7 +27,8 @@ from gpuyard.wire.instances import (
 )
 from gpuyard.wire.offers import OfferQuery
 
-RUNTYPE_PORTS = {"ssh": "22/tcp", "jupyter": "8080/tcp"}
+RUNTYPE_PORTS = {"jupyter": "8080/tcp"}
+SSH_PORT = "22/tcp"  # published for direct runtypes only (docs/access.md, "Direct SSH")
 
 
 @dataclass
@@ -85,6 +87,8 @@ def _container_ports(merged: dict[str, Any]) -> list[tuple[str, int | None]]:
     for word, key in RUNTYPE_PORTS.items():
         if word in runtype and key not in spec.ports:
             wanted.append((key, None))
+    if direct_ssh(runtype) and SSH_PORT not in spec.ports:
+        wanted.append((SSH_PORT, None))
     return wanted
 
 

@@ -290,6 +290,9 @@ class Instance(Base):
     template_hash_id: Mapped[str | None] = mapped_column(String(32))
     template_name: Mapped[str | None] = mapped_column(String(500))
     port_map: Mapped[dict] = mapped_column(JSON, default=dict)  # "8000/tcp" → host port
+    # An SSH server runs in the container and takes the instance's keys (direct SSH, a direct
+    # runtype on an image with sshd or dropbear): only then is 22/tcp reported in the row.
+    direct_ssh: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     volume_id: Mapped[int | None] = mapped_column(ForeignKey("volumes.id"), index=True)
     volume_mount: Mapped[str | None] = mapped_column(String(1000))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
+from starlette.concurrency import run_in_threadpool
 
 from gpuyard.api.deps import AUTHENTICATED, call, call_read
 from gpuyard.api.edge import JSONAnswer
@@ -25,10 +26,11 @@ AttachedId = Annotated[PathId("attached key id"),
                        Path(description="the id attach ssh answered with")]
 
 
-async def _sync(request: Request, instance_ids: list[int]) -> None:
-    sync = getattr(request.app.state, "sync_ssh_keys", None)
-    if sync is not None and instance_ids:
-        await sync(instance_ids)
+async def _sync(request: Request, instance_id: int | None = None) -> None:
+    """The caller's running direct-SSH containers (``instance_id``: that one) get the new keys."""
+    reconciler = request.app.state.reconciler
+    for iid in await call_read(request, svc.direct_instances, instance_id):
+        await run_in_threadpool(reconciler.reconcile, iid, True)
 
 
 @router.get("/api/v0/ssh", response_model=SshKeyList)
@@ -43,7 +45,7 @@ async def create_ssh_key(request: Request, body: SshKeyCreate | None = None):
     all your instances (409 if it is there already)."""
     body = body or SshKeyCreate.model_validate({})
     answer = await call(request, svc.create_key, body.ssh_key)
-    await _sync(request, await call_read(request, svc.user_instances))
+    await _sync(request)
     return JSONAnswer(answer)
 
 
@@ -53,7 +55,7 @@ async def update_ssh_key(request: Request, key_id: KeyId, body: SshKeyUpdate | N
     body = body or SshKeyUpdate.model_validate({})
     body.check_id(key_id)
     answer = await call(request, svc.update_key, key_id, body.ssh_key)
-    await _sync(request, await call_read(request, svc.user_instances))
+    await _sync(request)
     return JSONAnswer(answer)
 
 
@@ -61,7 +63,7 @@ async def update_ssh_key(request: Request, key_id: KeyId, body: SshKeyUpdate | N
 async def delete_ssh_key(request: Request, key_id: KeyId, body: EmptyBody | None = None):
     """Remove one of your keys: it no longer logs into your instances."""
     answer = await call(request, svc.delete_key, key_id)
-    await _sync(request, await call_read(request, svc.user_instances))
+    await _sync(request)
     return JSONAnswer(answer)
 
 
@@ -71,7 +73,7 @@ async def attach_ssh_key(request: Request, instance_id: InstanceId, body: SshKey
     what detach takes)."""
     body = body or SshKeyCreate.model_validate({})
     answer = await call(request, svc.attach_key, instance_id, body.ssh_key)
-    await _sync(request, [instance_id])
+    await _sync(request, instance_id)
     return JSONAnswer(answer)
 
 
@@ -80,5 +82,5 @@ async def detach_ssh_key(request: Request, instance_id: InstanceId, key_id: Atta
                          body: EmptyBody | None = None):
     """Detach a key attached to this instance: it no longer logs in (from the next connection)."""
     answer = await call(request, svc.detach_key, instance_id, key_id)
-    await _sync(request, [instance_id])
+    await _sync(request, instance_id)
     return JSONAnswer(answer)

@@ -21,7 +21,10 @@ class NoAddress(Exception):
 
 
 def address(sdk, instance_id: int) -> tuple[str, int]:
-    """(host, port) of the instance's SSH gateway address; raises NoAddress saying why not."""
+    """(host, port) of the instance: its direct address when an SSH server runs in it, else the
+    SSH gateway's (as ``ssh-url``); raises NoAddress saying why there is none."""
+    from gpuyard.sdk.access import access_url
+
     row = sdk.show_instance(instance_id)
     if not row:
         raise NoAddress(f"instance {instance_id} not found (see 'gpuyard show instances')")
@@ -30,11 +33,12 @@ def address(sdk, instance_id: int) -> tuple[str, int]:
     if row.get("actual_status") != "running":
         raise NoAddress(f"instance {instance_id} is not running ({row.get('actual_status')}): "
                         f"start it with 'gpuyard start instance {instance_id}'")
-    host, port = row.get("ssh_host"), row.get("ssh_port")
-    if not host or not port:
+    url = access_url(row, "ssh")
+    if not url:
         raise NoAddress(f"instance {instance_id} has no SSH address yet: the server's SSH gateway "
                         "gives it one within a second of the launch (is it running? 'gpuyard "
                         "serve' starts it unless --no-gateway)")
+    host, _, port = url.removeprefix("ssh://root@").rpartition(":")
     return host, int(port)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from gpuyard import openssh_keys
 from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.store.models import Instance, InstanceSshKey, SshKey, User
+from gpuyard.template_flags import direct_ssh
 
 MAX_ACCOUNT_KEYS = 100
 MAX_INSTANCE_KEYS = 100
@@ -170,7 +171,11 @@ def detach_key(session: Session, user: User, instance_id: int, key_id: int) -> d
     return {"success": True, "msg": f"key {key_id} ({row.fingerprint}) detached from instance {inst.id}"}
 
 
-def user_instances(session: Session, user: User) -> list[int]:
-    """The ids of the user's live instances (whose authorized keys follow the account's)."""
-    return list(session.scalars(select(Instance.id).where(Instance.owner_id == user.id,
-                                                          Instance.destroyed_at.is_(None))))
+def direct_instances(session: Session, user: User, instance_id: int | None = None) -> list[int]:
+    """The ids of the user's running instances with a direct-SSH runtype (``instance_id``: that
+    one only): the containers whose ``authorized_keys`` follow the keys."""
+    stmt = select(Instance.id, Instance.runtype).where(
+        Instance.owner_id == user.id, Instance.destroyed_at.is_(None), Instance.actual_status == "running")
+    if instance_id is not None:
+        stmt = stmt.where(Instance.id == instance_id)
+    return [iid for iid, runtype in session.execute(stmt.order_by(Instance.id)) if direct_ssh(runtype)]

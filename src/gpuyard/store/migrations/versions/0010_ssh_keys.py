@@ -1,4 +1,5 @@
-"""SSH keys: account keys and keys attached to one instance
+"""SSH keys: account keys and keys attached to one instance; whether an instance runs its own
+SSH server (direct SSH)
 
 Revision ID: 0010
 Revises: 0009
@@ -16,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("instances", sa.Column("direct_ssh", sa.Boolean(), nullable=False,
+                                         server_default=sa.text("false")))
     op.create_table(
         "ssh_keys",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -50,3 +53,4 @@ def downgrade() -> None:
     op.drop_index("uq_ssh_keys_user_fingerprint", table_name="ssh_keys")
     op.drop_index("ix_ssh_keys_user_id", table_name="ssh_keys")
     op.drop_table("ssh_keys")
+    op.drop_column("instances", "direct_ssh")
