@@ -35,7 +35,7 @@ class PublicKey:
 
 
 def _looks_like_path(text: str) -> bool:
-    return (" " not in text and len(text) < 1000
+    return (" " not in text and len(text) < 1000 and not text.startswith("AAAA")
             and (text.endswith(".pub") or "/" in text or text.startswith("~") or "\\" in text))
 
 
@@ -61,6 +61,9 @@ def parse(text: object, name: str = "ssh_key") -> PublicKey:
                            "invalid_ssh_key")
     words = stripped.split()
     algorithm = words[0]
+    if algorithm.startswith("AAAA"):
+        raise InvalidInput(f"{name} holds only the key's base64 part: send the whole line, type first "
+                           f"('ssh-ed25519 AAAA… comment'): {HOW}", "invalid_ssh_key")
     if algorithm not in ALGORITHMS and len(words) >= 2 and algorithm.startswith(("ssh-", "ecdsa-", "sk-")):
         raise InvalidInput(f"{name}: keys of type {algorithm[:60]} are not accepted; use ed25519 "
                            "(ssh-keygen -t ed25519), ecdsa or rsa of at least 2048 bits",

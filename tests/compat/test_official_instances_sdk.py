@@ -111,8 +111,9 @@ def test_create_from_a_template_with_env_and_a_new_volume(sdk, api, fleet, store
     one = sdk.show_instance(iid)
     assert one["id"] == iid and one["extra_env"] == merged
     assert one["ports"]["8000/tcp"][0]["HostIp"] == "0.0.0.0"
-    # no SSH gateway runs beside this test server: no address yet (tests/gateway has them)
-    assert one["ssh_port"] is None and sdk.ssh_url(iid) == ""
+    # no direct address (nothing runs an SSH server in a simulated instance): the proxy one, if any
+    assert "22/tcp" not in one["ports"]
+    assert sdk.ssh_url(iid) == (f"ssh://root@{one['ssh_host']}:{one['ssh_port']}" if one["ssh_port"] else "")
 
     text = sdk.logs(iid)
     assert isinstance(text, str) and "serving mistralai/Mistral-7B-v0.1" in text

@@ -157,6 +157,7 @@ def test_others_keys_and_instances_are_not_found(db, users, machine):
     ("~/.ssh/id_ed25519.pub", "looks like a file name"),
     ("not a key at all", "not an OpenSSH public key"),
     ("ssh-ed25519 AAAA", "not an OpenSSH public key"),
+    ("AAAAC3NzaC1lZDI1NTE5AAAAIBp/Z5LihtbRYBxxUZtgABJTBHsCC+lSzKE88UzO81UU", "only the key's base64 part"),
     ("", "required"),
 ])
 def test_what_is_not_a_public_key_says_to_send_the_key_text(db, users, text, words):

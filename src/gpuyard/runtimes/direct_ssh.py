@@ -37,7 +37,7 @@ if listening; then echo "listening ssh"; exit 0; fi
 if command -v dropbear >/dev/null 2>&1; then
     server=dropbear
     mkdir -p /etc/dropbear
-    dropbear -R -p 22 </dev/null >/dev/null 2>&1
+    dropbear -R -E -p 22 </dev/null >/dev/null 2>&1
 elif sshd=$(command -v sshd 2>/dev/null || { [ -x /usr/sbin/sshd ] && echo /usr/sbin/sshd; }); then
     server=sshd
     mkdir -p /run/sshd && chmod 0755 /run/sshd

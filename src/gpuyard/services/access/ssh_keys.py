@@ -111,7 +111,12 @@ def update_key(session: Session, user: User, key_id: int, text: str) -> dict[str
                                                    SshKey.id != row.id))
     if other is not None:
         raise _duplicate(key, other)
-    row.public_key, row.fingerprint = key.line, key.fingerprint
+    try:
+        with session.begin_nested():
+            row.public_key, row.fingerprint = key.line, key.fingerprint
+    except IntegrityError:  # the same key added by a concurrent request meanwhile
+        raise Conflict(f"this key ({key.fingerprint}) is already on your account (see 'show ssh-keys')",
+                       "ssh_key_exists") from None
     return {"success": True, "msg": f"ssh key {row.id} replaced ({key.fingerprint}); the old key no "
                                     "longer logs in", "key": key_row(row)}
 
@@ -153,8 +158,12 @@ def attach_key(session: Session, user: User, instance_id: int, text: str) -> dic
                            "one first", "too_many_ssh_keys")
     row = InstanceSshKey(instance_id=inst.id, public_key=key.line, fingerprint=key.fingerprint,
                          created_at=time.time())
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:  # attached by a concurrent request meanwhile
+        raise Conflict(f"this key ({key.fingerprint}) is already attached to instance {inst.id}",
+                       "ssh_key_attached") from None
     return {"success": True, "msg": f"key {key.fingerprint} attached to instance {inst.id} as key "
                                     f"{row.id} (detach it with 'detach ssh {inst.id} {row.id}')",
             "key": attached_row(row)}
