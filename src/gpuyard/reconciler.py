@@ -126,6 +126,9 @@ class Reconciler:
         self._noted: set[int] = set()  # destroyed instances whose removal failure is in the log
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # Called on every wake (after a change in this process): the SSH gateway looks at new
+        # and ended instances at once.
+        self.on_wake: list = []
         self._thread: threading.Thread | None = None
 
     # -- one instance --------------------------------------------------------------------------
@@ -452,6 +455,8 @@ class Reconciler:
     # -- background ----------------------------------------------------------------------------
     def wake(self) -> None:
         self._wake.set()
+        for listener in self.on_wake:
+            listener()
 
     def _run(self) -> None:
         last_full = 0.0

@@ -55,6 +55,11 @@ class Settings:
     # accounts whose balance reached zero are stopped every ``billing_seconds``.
     credit: bool = False
     billing_seconds: float = 30.0
+    # The SSH gateway (docs/access.md): run in this process (``gpuyard serve`` turns it on), the
+    # address users reach it at, and the port range instances get their ports from.
+    gateway: bool = False
+    ssh_host: str = DEFAULT_HOST
+    ssh_ports: tuple[int, int] = (2200, 2999)
 
     @classmethod
     def build(
@@ -69,6 +74,9 @@ class Settings:
         graceful_seconds: float | None = None,
         data_dir: Path | str | None = None,
         credit: bool | None = None,
+        gateway: bool = False,
+        ssh_host: str | None = None,
+        ssh_ports: tuple[int, int] | None = None,
     ) -> Settings:
         """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
         folder = Path(data_dir) if data_dir is not None else _default_data_dir()
@@ -88,6 +96,9 @@ class Settings:
             graceful_seconds=10.0 if graceful_seconds is None else graceful_seconds,
             read_threads=int(os.environ.get("GPUYARD_READ_THREADS") or max(2, os.cpu_count() or 2)),
             credit=credit if credit is not None else _flag(os.environ.get("GPUYARD_CREDIT")),
+            gateway=gateway,
+            ssh_host=ssh_host or DEFAULT_HOST,
+            ssh_ports=ssh_ports or (2200, 2999),
         )
 
 

@@ -89,6 +89,15 @@ def openapi_document() -> dict[str, Any]:
     return _api().openapi()
 
 
+def make_gateway(settings: Settings, sessions: Any) -> Any:
+    """The SSH gateway for these settings (started by the app's lifespan, or alone)."""
+    from gpuyard.gateway.server import Gateway
+
+    first, last = settings.ssh_ports
+    return Gateway(sessions, settings.data_dir, public_host=settings.ssh_host, first_port=first,
+                   last_port=last, default_docker_url=settings.docker_url)
+
+
 def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     secret = load_server_secret(settings.data_dir)  # first: a missing secret stops us early
     engine = make_engine(settings.db_url)
@@ -96,9 +105,13 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.reconciler.start()
+        if app.state.gateway is not None:
+            app.state.gateway.start()
         try:
             yield
         finally:
+            if app.state.gateway is not None:
+                app.state.gateway.stop()
             app.state.reconciler.stop()
 
     app = _api(lifespan)
@@ -127,6 +140,9 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
     app.state.reconciler = Reconciler(
         app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
     )
+    app.state.gateway = make_gateway(settings, app.state.sessions) if settings.gateway else None
+    if app.state.gateway is not None:
+        app.state.reconciler.on_wake.append(app.state.gateway.wake)
     install_accounting(app)  # credit on every session; the out-of-credit job beside the reconciler
     install_error_handlers(app)
     install_console(app, secret)

@@ -228,6 +228,22 @@ def add_instance_commands(verbs: Any, nouns: Nouns, leaf: Leaf) -> None:
               "run ls, rm or du in an instance and print the output (no shell)")
     ex.add_argument("id", type=int, help="instance id")
     ex.add_argument("command", help="the command line, e.g. 'ls -l /workspace' (ls, rm or du)")
+    sh = leaf(verbs, "ssh", "shell:ssh",
+              "open a shell in an instance (or run CMD) with the system ssh client, through the "
+              "server's SSH gateway")
+    sh.add_argument("id", type=int, help="instance id")
+    sh.add_argument("-i", "--identity", help="private key file (default: ssh's own choice)")
+    sh.add_argument("-o", dest="ssh_options", action="append", metavar="OPTION",
+                    help="an ssh option passed on, e.g. -o StrictHostKeyChecking=accept-new")
+    sh.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD: run CMD instead of a shell")
+    cp = leaf(verbs, "copy", "shell:copy",
+              "copy files to or from an instance over the SSH gateway's SFTP (scp, with its "
+              "progress bar), e.g. gpuyard copy ./data 1234:/workspace/data")
+    cp.add_argument("src", help="ID:/path on an instance, or a local path")
+    cp.add_argument("dst", help="ID:/path on an instance, or a local path")
+    cp.add_argument("-i", "--identity", help="private key file (default: ssh's own choice)")
+    cp.add_argument("-o", dest="ssh_options", action="append", metavar="OPTION",
+                    help="an ssh option passed on, e.g. -o StrictHostKeyChecking=accept-new")
 
     lg = leaf(verbs, "logs", "instances:logs", "print an instance's logs")
     lg.add_argument("id", type=int, help="instance id")
@@ -320,14 +336,7 @@ def add_ssh_key_commands(verbs: Any, nouns: Nouns, leaf: Leaf) -> None:
                    f"print an instance's {scheme}://root@HOST:PORT (direct when it runs its own SSH "
                    "server, else through the gateway)")
         url.add_argument("id", type=int, help="instance id")
-    sh = leaf(verbs, "ssh", "ssh_keys:ssh", "connect to an instance with the system ssh client")
-    sh.add_argument("id", type=int, help="instance id")
-    sh.add_argument("-i", dest="identity", metavar="KEY_FILE",
-                    help="the private key ssh uses (default: ssh's own choice)")
-    sh.add_argument("-o", dest="ssh_options", action="append", metavar="OPTION",
-                    help="an ssh option, e.g. -o StrictHostKeyChecking=accept-new (repeatable)")
-    sh.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ...: a command to run instead "
-                                                              "of a shell")
+    # gpuyard ssh ID [-- CMD] and gpuyard copy: add_instance_commands (cli/commands/shell.py)
 
 
 def add_access_commands(admin_cmds: Any) -> None:
@@ -428,6 +437,15 @@ def _json_object(text: str) -> dict:
     return value
 
 
+def _gateway_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ssh-host", dest="ssh_host", default="127.0.0.1",
+                        help="address users reach the SSH gateway at; shown as ssh_host in "
+                             "instance rows (127.0.0.1)")
+    parser.add_argument("--ssh-ports", dest="ssh_ports", default="2200-2999", metavar="FIRST-LAST",
+                        help="the gateway's port range: each instance gets its own port "
+                             "(2200-2999)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gpuyard",
@@ -466,6 +484,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--graceful-timeout", dest="graceful", type=float, metavar="SECONDS",
                        default=10.0, help="on SIGTERM, seconds requests in flight get to finish "
                                           "before the server exits anyway (10)")
+    _gateway_flags(serve)
+    serve.add_argument("--no-gateway", dest="no_gateway", action="store_true",
+                       help="do not run the SSH gateway in this process (run 'gpuyard gateway' "
+                            "instead, or go without SSH access)")
+    gw = verbs.add_parser("gateway", help="run the SSH gateway alone",
+                          description="Run the SSH gateway alone (docs/access.md): it serves "
+                                      "every instance's SSH port from the database's records.")
+    gw.set_defaults(handler="server:gateway")
+    gw.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+    gw.add_argument("--docker-url", dest="docker_url",
+                    help="Docker Engine URL for docker machines without their own docker_url "
+                         "(default: DOCKER_HOST)")
+    _gateway_flags(gw)
 
     admin = verbs.add_parser("admin", help="operator commands on the database")
     admin_cmds = admin.add_subparsers(dest="noun", metavar="ACTION", required=True)

@@ -43,7 +43,9 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
     specs = machine.specs or {}
     now = time.time()
     address = machine.public_ipaddr or machine.hostname
-    ssh_port = (inst.port_map or {}).get(SSH_PORT) if inst.direct_ssh else None
+    # Without a gateway port, an instance that runs its own SSH server gives its direct port
+    # (the SDK's ssh_url then points there too).
+    direct_port = (inst.port_map or {}).get(SSH_PORT) if inst.direct_ssh else None
     running_since = inst.updated_at if inst.actual_status == "running" else None
     share = inst.num_gpus / machine.num_gpus if machine.num_gpus else 1.0
     image_uuid = f"{inst.image}:{inst.tag}" if inst.tag else inst.image
@@ -79,8 +81,10 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
         "driver_version": specs.get("driver_version"),
         "compute_cap": specs.get("compute_cap"),
         "public_ipaddr": address,
-        "ssh_host": address,
-        "ssh_port": ssh_port,
+        # The SSH gateway's address for this instance (docs/access.md); None until a gateway
+        # listens on its port.
+        "ssh_host": inst.ssh_host if inst.ssh_port else address,
+        "ssh_port": inst.ssh_port or direct_port,
         "ports": docker_ports(inst),
         "direct_port_start": machine.direct_port_start,
         "direct_port_end": machine.direct_port_start + machine.direct_port_count - 1,

@@ -310,6 +310,10 @@ class Instance(Base):
     applied_generation: Mapped[int] = mapped_column(Integer, default=0)
     runtime: Mapped[str] = mapped_column(String(20))
     runtime_ref: Mapped[str | None] = mapped_column(String(200))
+    # The SSH gateway's port for this instance and the address users reach it at, set by the
+    # gateway once it listens there (docs/access.md); cleared when the instance is destroyed.
+    ssh_port: Mapped[int | None] = mapped_column(Integer, index=True, unique=True)
+    ssh_host: Mapped[str | None] = mapped_column(String(255))
     start_date: Mapped[float] = mapped_column(Float)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)

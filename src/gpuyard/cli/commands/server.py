@@ -49,14 +49,31 @@ def recommend_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ssh_ports(text: str) -> tuple[int, int]:
+    from gpuyard.gateway.ports import candidates, ephemeral_range, parse_range
+
+    first, last = parse_range(text)
+    if not candidates(first, last):
+        low, high = ephemeral_range()
+        raise ValueError(f"--ssh-ports {text}: every port lies in the kernel's ephemeral range "
+                         f"({low}-{high}), which outgoing connections use; pick ports below it")
+    return first, last
+
+
 def serve(args: argparse.Namespace) -> int:
     from gpuyard.api import serving
     from gpuyard.api.app import create_app
     from gpuyard.settings import Settings
 
+    try:
+        ssh_ports = _ssh_ports(args.ssh_ports)
+    except ValueError as exc:
+        return fail(str(exc))
     settings = Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime,
                               docker_url=args.docker_url, max_body=args.max_body,
-                              graceful_seconds=args.graceful, credit=args.credit or None)
+                              graceful_seconds=args.graceful, credit=args.credit or None,
+                              gateway=not args.no_gateway, ssh_host=args.ssh_host,
+                              ssh_ports=ssh_ports)
     from gpuyard.store.db import DatabaseInUse, claim_sqlite
 
     try:
@@ -71,6 +88,8 @@ def serve(args: argparse.Namespace) -> int:
     except ServerSecretError as exc:
         return fail(str(exc))
     print(f"gpuyard: server secret from {app.state.secret_source}", file=sys.stderr)
+    if app.state.gateway is not None:
+        _announce(app.state.gateway)
     if settings.credit:
         print("gpuyard: credit enforced (launches need a positive balance)", file=sys.stderr)
     if args.demo:
@@ -90,4 +109,45 @@ def serve(args: argparse.Namespace) -> int:
               "search offers 'num_gpus=1'")
         sys.stdout.flush()
     serving.run(app, settings)
+    return 0
+
+
+def _announce(gateway) -> None:
+    print(f"gpuyard: SSH gateway at {gateway.public_host}, ports {gateway.first_port}-"
+          f"{gateway.last_port} (listening on {gateway.listen_host})", file=sys.stderr)
+    print(f"gpuyard: SSH host key {gateway.fingerprint}", file=sys.stderr)
+
+
+def gateway(args: argparse.Namespace) -> int:
+    """The SSH gateway alone, on the database of ``--db`` (another process serves the API)."""
+    from gpuyard.api.app import make_gateway
+    from gpuyard.server_secret import ServerSecretError, load_server_secret
+    from gpuyard.settings import Settings
+    from gpuyard.store.crypto import Cipher, install_cipher
+    from gpuyard.store.db import make_engine, make_sessionmaker, migrate, startup_lock
+
+    try:
+        ssh_ports = _ssh_ports(args.ssh_ports)
+    except ValueError as exc:
+        return fail(str(exc))
+    settings = Settings.build(db_url=args.db, docker_url=args.docker_url, gateway=True,
+                              ssh_host=args.ssh_host, ssh_ports=ssh_ports)
+    try:
+        secret = load_server_secret(settings.data_dir)
+    except ServerSecretError as exc:
+        return fail(str(exc))
+    engine = make_engine(settings.db_url)
+    install_cipher(engine, Cipher.from_secret(secret))
+    with startup_lock(engine):
+        migrate(engine)
+    gw = make_gateway(settings, make_sessionmaker(engine))
+    print(f"gpuyard: database {settings.db_url}", file=sys.stderr)
+    _announce(gw)
+    sys.stderr.flush()
+    try:
+        gw.run_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
     return 0

@@ -7,7 +7,6 @@ when it names a file (``~/.ssh/id_ed25519.pub``), and never sends a private key.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from gpuyard.cli.commands._common import handles_errors, sdk_from, show_result
@@ -147,24 +146,3 @@ def scp_url(args: argparse.Namespace) -> int:
         return 1
     print(url)
     return 0
-
-
-@handles_errors
-def ssh(args: argparse.Namespace) -> int:
-    """Replace this process by the system ``ssh`` client, connected to the instance."""
-    url = _url(args, "ssh")
-    if url is None:
-        return 1
-    host, _, port = url.removeprefix("ssh://root@").rpartition(":")
-    command = list(args.command or [])
-    if command[:1] == ["--"]:
-        command = command[1:]
-    options = ["-i", args.identity] if args.identity else []
-    for option in args.ssh_options or []:
-        options += ["-o", option]
-    argv = ["ssh", "-p", port, *options, f"root@{host}", *command]
-    try:
-        os.execvp("ssh", argv)
-    except OSError as exc:  # no ssh client installed
-        return fail(f"cannot run ssh ({exc.strerror}): install an OpenSSH client, or connect to {url}")
-    return 0  # pragma: no cover - execvp does not return

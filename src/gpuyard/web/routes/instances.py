@@ -115,7 +115,17 @@ def _instance_page(request: Request, row: dict[str, Any], *, status: int = 200,
                 flash=_flash(request), inst=row, v=view(row), env=env_table(row.get("extra_env")),
                 filters_text=_filters_text(row.get("extra_filters")), field_errors=field_errors or {},
                 error=error, label_value=row.get("label") or "" if label_value is None else label_value,
-                tail=DEFAULT_TAIL)
+                tail=DEFAULT_TAIL, host_key=_host_key(request))
+
+
+def _host_key(request: Request) -> str | None:
+    """The SSH gateway's host key fingerprint (its public key file in the data directory)."""
+    from gpuyard.gateway.hostkey import stored_fingerprint
+
+    gateway = getattr(request.app.state, "gateway", None)
+    if gateway is not None:
+        return gateway.fingerprint
+    return stored_fingerprint(request.app.state.settings.data_dir)
 
 
 @router.get("/instances/{instance_id}")

@@ -12,7 +12,7 @@ from alembic import op
 from gpuyard.store.crypto import EncryptedText
 
 revision = "0012"
-down_revision = "0010"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,97 @@
+"""Gateway ports in the database: which instance listens where, and handing out new ones.
+
+Each live instance gets its own port from the gateway's range, recorded on its row
+(``instances.ssh_port``, unique), so every gateway replica serves every instance's port and
+learns new ones from the database. Ports are handed out in steps of two: jupyter runtypes also
+listen on the port after theirs, where the official CLI's ``ssh-url`` points (it adds 1 for
+them). A port is written to the row only after the gateway listens on it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from gpuyard.store.models import Instance
+
+
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(n) for n in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``FIRST-LAST`` → (first, last); raises ValueError with a message."""
+    first, sep, last = text.partition("-")
+    try:
+        a, b = int(first), int(last)
+    except ValueError:
+        raise ValueError(f"--ssh-ports {text!r}: write FIRST-LAST, e.g. 2200-2999") from None
+    if not sep or not 1 <= a < b <= 65535:
+        raise ValueError(f"--ssh-ports {text!r}: write FIRST-LAST with 1 <= FIRST < LAST <= 65535")
+    return a, b
+
+
+def candidates(first: int, last: int) -> list[int]:
+    """The ports instances may get: every other port of the range, outside the ephemeral range."""
+    low, high = ephemeral_range()
+    return [p for p in range(first, last, 2) if not (low <= p <= high or low <= p + 1 <= high)]
+
+
+def listens_on(port: int, runtype: str | None) -> list[int]:
+    return [port, port + 1] if "jupyter" in (runtype or "") else [port]
+
+
+@dataclass(frozen=True)
+class Assigned:
+    instance_id: int
+    port: int
+    runtype: str | None
+
+
+def assigned(session: Session) -> list[Assigned]:
+    rows = session.execute(
+        select(Instance.id, Instance.ssh_port, Instance.runtype)
+        .where(Instance.ssh_port.is_not(None), Instance.destroyed_at.is_(None))
+    )
+    return [Assigned(i, p, r) for i, p, r in rows]
+
+
+def waiting(session: Session) -> list[tuple[int, str | None]]:
+    """Live instances without a port yet: (id, runtype)."""
+    rows = session.execute(
+        select(Instance.id, Instance.runtype)
+        .where(Instance.ssh_port.is_(None), Instance.destroyed_at.is_(None))
+        .order_by(Instance.id)
+    )
+    return [(i, r) for i, r in rows]
+
+
+def taken(session: Session) -> set[int]:
+    return set(session.scalars(select(Instance.ssh_port).where(Instance.ssh_port.is_not(None))))
+
+
+def release_destroyed(session: Session) -> int:
+    """Free the ports of destroyed instances."""
+    result = session.execute(
+        update(Instance).where(Instance.destroyed_at.is_not(None), Instance.ssh_port.is_not(None))
+        .values(ssh_port=None)
+    )
+    return result.rowcount or 0
+
+
+def claim(session: Session, instance_id: int, port: int, host: str) -> bool:
+    """Record ``port`` for the instance unless it has one (or was destroyed) meanwhile."""
+    result = session.execute(
+        update(Instance)
+        .where(Instance.id == instance_id, Instance.ssh_port.is_(None),
+               Instance.destroyed_at.is_(None))
+        .values(ssh_port=port, ssh_host=host)
+    )
+    return bool(result.rowcount)
