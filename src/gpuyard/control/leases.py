@@ -1,0 +1,191 @@
+"""Per-instance leases: exactly one process acts on an instance's runtime at a time.
+
+A lease is a row of ``instance_leases`` (instance id, holder, expiry). A process takes it in a
+short transaction before it calls the runtime for the instance (:meth:`InstanceLeases.claim`):
+the row is locked (``SELECT … FOR UPDATE``), and taken when it is free, expired, or already
+ours. While a process holds leases a renewer thread moves their expiry forward every third of
+the lease time, so only a process that died (or lost the database) lets its leases expire; the
+next process that wants the instance then takes it over, and knows it did (a *takeover*: the
+previous holder may have left work half done, e.g. a container created but not recorded).
+
+A lease is given back as soon as the work is done (``expires_at`` set to 0), except while the
+runtime still works for the instance in the background (a pull, a create): it is kept, and
+renewed, until that work ends (:meth:`InstanceLeases.keep`).
+
+On SQLite only one gpuyard process may use a database file (``claim_sqlite``), so
+:class:`LocalLeases` grants every claim without touching the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import exc, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from gpuyard.store.db import transaction
+from gpuyard.store.models import InstanceLease
+
+log = logging.getLogger("gpuyard.leases")
+DEFAULT_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    instance_id: int
+    takeover: bool  # the lease expired in the hands of another process
+    previous: str | None = None
+
+
+class LocalLeases:
+    """Every claim granted: the one process on a SQLite file needs no lease."""
+
+    holder = "local"
+    seconds = DEFAULT_SECONDS
+
+    def claim(self, instance_id: int) -> Claim | None:
+        return Claim(instance_id, takeover=False)
+
+    def release(self, instance_id: int) -> None:
+        return None
+
+    def keep(self, instance_id: int, while_: Callable[[], bool]) -> None:
+        return None
+
+    def holders(self, instance_ids: list[int]) -> dict[int, str]:
+        return {}
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+
+class InstanceLeases:
+    """Leases in the database, held by ``holder`` (this process)."""
+
+    def __init__(self, sessions: sessionmaker[Session], holder: str,
+                 seconds: float = DEFAULT_SECONDS,
+                 on_takeover: Callable[[Claim], None] | None = None,
+                 clock: Callable[[], float] = time.time):
+        self.sessions = sessions
+        self.holder = holder
+        self.seconds = seconds
+        self.on_takeover = on_takeover
+        self.clock = clock
+        self._held: dict[int, Callable[[], bool] | None] = {}  # id → "still busy?" once kept
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- one lease ---------------------------------------------------------------------------------
+    def claim(self, instance_id: int) -> Claim | None:
+        """Take the instance's lease; None when another live process holds it."""
+        now = self.clock()
+        try:
+            with transaction(self.sessions) as session:
+                row = session.get(InstanceLease, instance_id, with_for_update=True)
+                if row is None:
+                    session.add(InstanceLease(instance_id=instance_id, holder=self.holder,
+                                              expires_at=now + self.seconds))
+                    session.flush()  # two first claims at once: one fails here
+                    got = Claim(instance_id, takeover=False)
+                elif row.holder == self.holder or row.expires_at <= now:
+                    takeover = row.holder != self.holder and row.expires_at > 0
+                    got = Claim(instance_id, takeover=takeover, previous=row.holder)
+                    row.holder, row.expires_at = self.holder, now + self.seconds
+                else:
+                    return None
+        except exc.IntegrityError:
+            return None
+        with self._lock:
+            self._held[instance_id] = None
+        if got.takeover:
+            log.info("took over instance %s from %s (its lease expired)", instance_id, got.previous)
+            if self.on_takeover is not None:
+                self.on_takeover(got)
+        return got
+
+    def keep(self, instance_id: int, while_: Callable[[], bool]) -> None:
+        """Hold the lease (renewed) for as long as ``while_()`` says the work goes on."""
+        with self._lock:
+            if instance_id in self._held:
+                self._held[instance_id] = while_
+
+    def release(self, instance_id: int) -> None:
+        with self._lock:
+            self._held.pop(instance_id, None)
+        with transaction(self.sessions) as session:
+            session.execute(update(InstanceLease).where(
+                InstanceLease.instance_id == instance_id, InstanceLease.holder == self.holder,
+            ).values(expires_at=0.0))
+
+    def holders(self, instance_ids: list[int]) -> dict[int, str]:
+        """Who holds a live lease on each of ``instance_ids`` (those without one left out)."""
+        if not instance_ids:
+            return {}
+        now = self.clock()
+        with transaction(self.sessions, write=False) as session:
+            rows = session.execute(select(InstanceLease.instance_id, InstanceLease.holder).where(
+                InstanceLease.instance_id.in_(instance_ids), InstanceLease.expires_at > now))
+            return dict(rows.tuples().all())
+
+    # -- the renewer -------------------------------------------------------------------------------
+    def renew(self) -> int:
+        """Move the expiry of every lease held forward; give back kept ones whose work ended.
+        Returns how many are held."""
+        with self._lock:
+            held = dict(self._held)
+        done = [i for i, busy in held.items() if busy is not None and not busy()]
+        for instance_id in done:
+            self.release(instance_id)
+        alive = [i for i in held if i not in done]
+        if alive:
+            with transaction(self.sessions) as session:
+                result = session.execute(update(InstanceLease).where(
+                    InstanceLease.instance_id.in_(alive), InstanceLease.holder == self.holder,
+                ).values(expires_at=self.clock() + self.seconds))
+                if result.rowcount != len(alive):
+                    log.warning("%d lease(s) were taken by another process while held",
+                                len(alive) - result.rowcount)
+        return len(alive)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                self.renew()
+            except Exception:  # the database may be briefly unavailable; try again
+                log.exception("renewing leases failed")
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="gpuyard-leases", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        with self._lock:
+            held, self._held = list(self._held), {}
+        for instance_id in held:  # a clean exit gives its leases back at once
+            try:
+                self.release(instance_id)
+            except Exception:  # noqa: BLE001 - they expire anyway
+                pass
+
+
+def leases_for(sessions: sessionmaker[Session], holder: str, seconds: float = DEFAULT_SECONDS,
+               on_takeover: Callable[[Claim], None] | None = None) -> InstanceLeases | LocalLeases:
+    """Database leases on PostgreSQL (several processes), none on SQLite (one process)."""
+    bind = sessions.kw.get("bind")
+    if bind is not None and bind.dialect.name == "sqlite":
+        return LocalLeases()
+    return InstanceLeases(sessions, holder, seconds, on_takeover)
