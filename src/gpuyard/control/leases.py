@@ -133,7 +133,7 @@ class InstanceLeases:
         with transaction(self.sessions, write=False) as session:
             rows = session.execute(select(InstanceLease.instance_id, InstanceLease.holder).where(
                 InstanceLease.instance_id.in_(instance_ids), InstanceLease.expires_at > now))
-            return dict(rows.tuples().all())
+            return {instance_id: holder for instance_id, holder in rows}
 
     # -- the renewer -------------------------------------------------------------------------------
     def renew(self) -> int:
