@@ -194,29 +194,33 @@ class Reconciler:
 
     def _snapshot(self, instance_id: int) -> Snapshot | None:
         with transaction(self.sessions, write=False) as session:
-            inst = session.get(Instance, instance_id, options=[undefer(Instance.image_login)])
-            if inst is None:
-                return None
-            machine = session.get(Machine, inst.machine_id)
-            volume = session.get(Volume, inst.volume_id) if inst.volume_id else None
-            pending = None
-            if inst.generation != inst.applied_generation:
-                pending = (inst.launch or {}).get("pending")
-            return Snapshot(
-                instance_id=inst.id,
-                runtime=inst.runtime,
-                ref=inst.runtime_ref,
-                destroyed=inst.destroyed_at is not None,
-                want_running=inst.intended_status == "running" and not inst.outbid,
-                pending=pending or ("create" if inst.applied_generation == 0 else None),
-                generation=inst.generation,
-                actual=inst.actual_status,
-                status_msg=inst.status_msg,
-                outbid_msg=inst.outbid_msg,
-                volume_id=inst.volume_id,
-                spec=launch_spec(inst, machine, volume,
-                                 frozenset(reserved_ports(session, inst.machine_id, inst.id))),
-            )
+            return self._snapshot_in(session, instance_id)
+
+    @staticmethod
+    def _snapshot_in(session: Session, instance_id: int) -> Snapshot | None:
+        inst = session.get(Instance, instance_id, options=[undefer(Instance.image_login)])
+        if inst is None:
+            return None
+        machine = session.get(Machine, inst.machine_id)
+        volume = session.get(Volume, inst.volume_id) if inst.volume_id else None
+        pending = None
+        if inst.generation != inst.applied_generation:
+            pending = (inst.launch or {}).get("pending")
+        return Snapshot(
+            instance_id=inst.id,
+            runtime=inst.runtime,
+            ref=inst.runtime_ref,
+            destroyed=inst.destroyed_at is not None,
+            want_running=inst.intended_status == "running" and not inst.outbid,
+            pending=pending or ("create" if inst.applied_generation == 0 else None),
+            generation=inst.generation,
+            actual=inst.actual_status,
+            status_msg=inst.status_msg,
+            outbid_msg=inst.outbid_msg,
+            volume_id=inst.volume_id,
+            spec=launch_spec(inst, machine, volume,
+                             frozenset(reserved_ports(session, inst.machine_id, inst.id))),
+        )
 
     def runtime_for(self, name: str, endpoint: str | None = None) -> Runtime:
         """The runtime called ``name``; for one with several engines (docker), the one at
@@ -234,12 +238,17 @@ class Reconciler:
         """Bring the instance's runtime in line with its row, holding its lease; False when
         another process holds the lease (it acts on the instance now)."""
         with self._lock(instance_id):
-            claim = self.leases.claim(instance_id)
+            shared = isinstance(self.leases, InstanceLeases)
+            with transaction(self.sessions, write=shared) as session:  # one round trip for both
+                claim = self.leases.claim_in(session, instance_id)
+                snap = self._snapshot_in(session, instance_id) if claim is not None else None
             if claim is None:
                 return False
+            self.leases.claimed(claim)
             busy: Callable[[], bool] | None = None
             try:
-                busy = self._reconcile(instance_id, claim)
+                if snap is not None:
+                    busy = self._reconcile(snap, claim)
             finally:
                 if busy is not None and busy():  # a pull or create goes on: keep the lease
                     self.leases.keep(instance_id, busy)
@@ -251,11 +260,9 @@ class Reconciler:
         if self.metrics is not None:
             self.metrics.engine_errors.labels(kind).inc()
 
-    def _reconcile(self, instance_id: int, claim: Claim) -> Callable[[], bool] | None:
+    def _reconcile(self, snap: Snapshot, claim: Claim) -> Callable[[], bool] | None:
         """One pass; returns what says whether the runtime still works for the instance."""
-        snap = self._snapshot(instance_id)
-        if snap is None:
-            return None
+        instance_id = snap.instance_id
         events: list[str] = []
         engine = (snap.runtime, snap.spec.docker_url)
         runtime: Any = None

@@ -204,17 +204,36 @@ def test_two_apis_and_two_workers_survive_kill_9_of_one_of_each(database, env, t
             destroy(api1, key, first[0])
             destroy(api2, key, first[1])
 
-            # kill -9 one API and one worker with launches in flight
-            inflight = [launch(api1, key), launch(api2, key)]
+            # kill -9 one API and one worker with launches in flight on that API
+            acknowledged: list[int] = []
+            stop = threading.Event()
+
+            def keep_launching() -> None:
+                while not stop.is_set():
+                    try:
+                        acknowledged.append(launch(api1, key))
+                    except (httpx.HTTPError, AssertionError):
+                        return  # killed
+
+            threads = [threading.Thread(target=keep_launching) for _ in range(2)]
+            for t in threads:
+                t.start()
+            until(lambda: len(acknowledged) >= 2)
             cluster.kill("api1")
             cluster.kill("worker1")
+            stop.set()
+            for t in threads:
+                t.join(timeout=60)
 
-            # the survivors destroy and launch
+            # the survivors destroy and launch; every instance the database holds (the
+            # acknowledged ones, and any whose answer the kill cut off) runs
             later = [launch(api2, key) for _ in range(2)]
             destroy(api2, key, first[2])
-            destroy(api2, key, inflight[0])
-            live = [*first[3:], inflight[1], *later]
-            gone = [first[0], first[1], first[2], inflight[0]]
+            destroy(api2, key, acknowledged[0])
+            gone = [first[0], first[1], first[2], acknowledged[0]]
+            with engine.connect() as conn:
+                live = list(conn.scalars(text("SELECT id FROM instances WHERE destroyed_at IS NULL")))
+            assert set(first[3:] + acknowledged[1:] + later) <= set(live)
             until(lambda: all_running(live))
 
             def containers_settled():

@@ -24,7 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import exc, select, update
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpuyard.store.db import transaction
@@ -49,6 +51,12 @@ class LocalLeases:
 
     def claim(self, instance_id: int) -> Claim | None:
         return Claim(instance_id, takeover=False)
+
+    def claim_in(self, session: Session, instance_id: int) -> Claim | None:
+        return Claim(instance_id, takeover=False)
+
+    def claimed(self, got: Claim) -> None:
+        return None
 
     def release(self, instance_id: int) -> None:
         return None
@@ -86,30 +94,39 @@ class InstanceLeases:
     # -- one lease ---------------------------------------------------------------------------------
     def claim(self, instance_id: int) -> Claim | None:
         """Take the instance's lease; None when another live process holds it."""
+        with transaction(self.sessions) as session:
+            got = self.claim_in(session, instance_id)
+        if got is not None:
+            self.claimed(got)
+        return got
+
+    def claim_in(self, session: Session, instance_id: int) -> Claim | None:
+        """:meth:`claim` in the caller's (write) transaction; call :meth:`claimed` after it
+        commits. The row is made free when missing, then locked, so two first claims at once
+        queue on the row instead of failing."""
         now = self.clock()
-        try:
-            with transaction(self.sessions) as session:
-                row = session.get(InstanceLease, instance_id, with_for_update=True)
-                if row is None:
-                    session.add(InstanceLease(instance_id=instance_id, holder=self.holder,
-                                              expires_at=now + self.seconds))
-                    session.flush()  # two first claims at once: one fails here
-                    got = Claim(instance_id, takeover=False)
-                elif row.holder == self.holder or row.expires_at <= now:
-                    takeover = row.holder != self.holder and row.expires_at > 0
-                    got = Claim(instance_id, takeover=takeover, previous=row.holder)
-                    row.holder, row.expires_at = self.holder, now + self.seconds
-                else:
-                    return None
-        except exc.IntegrityError:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(InstanceLease).values(
+            instance_id=instance_id, holder="", expires_at=0.0).on_conflict_do_nothing())
+        row = session.get(InstanceLease, instance_id, with_for_update=True, populate_existing=True)
+        if row is None:
             return None
+        if row.holder != self.holder and row.expires_at > now:
+            return None
+        takeover = row.holder not in (self.holder, "") and row.expires_at > 0
+        got = Claim(instance_id, takeover=takeover, previous=row.holder or None)
+        row.holder, row.expires_at = self.holder, now + self.seconds
+        return got
+
+    def claimed(self, got: Claim) -> None:
+        """The claim's transaction committed: renew the lease from now on."""
         with self._lock:
-            self._held[instance_id] = None
+            self._held[got.instance_id] = None
         if got.takeover:
-            log.info("took over instance %s from %s (its lease expired)", instance_id, got.previous)
+            log.info("took over instance %s from %s (its lease expired)", got.instance_id,
+                     got.previous)
             if self.on_takeover is not None:
                 self.on_takeover(got)
-        return got
 
     def keep(self, instance_id: int, while_: Callable[[], bool]) -> None:
         """Hold the lease (renewed) for as long as ``while_()`` says the work goes on."""

@@ -1,6 +1,8 @@
-"""Engine heartbeats: a machine whose engine stops answering goes offline after the threshold
-(its offers hidden, its instances "unknown"), the other machines are unaffected, and it comes
-back online by itself, its instances running again, when the engine answers."""
+"""Many processes, many engines: engine heartbeats (a machine whose engine stops answering goes
+offline after the threshold, its offers hidden, its instances "unknown"; the other machines are
+unaffected; it comes back online by itself) and lease takeovers (the process that takes over an
+instance from a dead one removes what that one left, so an instance never has two containers;
+the orphan sweep never removes a leased instance's container)."""
 
 from __future__ import annotations
 
@@ -10,9 +12,11 @@ from collections.abc import Iterator
 import pytest
 
 from gpuyard.control.heartbeats import check_engines
+from gpuyard.control.leases import InstanceLeases
+from gpuyard.reconciler import Reconciler
 from gpuyard.services.fleet import load_fleet, parse_yaml
 from gpuyard.store.db import transaction
-from gpuyard.store.models import Instance, Machine
+from gpuyard.store.models import Instance, InstanceLease, Machine
 from instance_reads import wait_status
 
 BODY = {"client_id": "me", "image": None, "env": {}, "price": None, "disk": 1, "label": None,
@@ -125,3 +129,64 @@ def test_a_machine_whose_engine_stops_answering_goes_offline_and_comes_back(
     again = wait_status(api, lost, "running")
     assert again["status_msg"].startswith("running")
     assert offers_on(api, far) == [free_gpu]  # offered again
+
+
+def containers_of(engine, installation: str, instance_id: int) -> list[str]:
+    labels = ["gpuyard.managed=true", f"gpuyard.installation={installation}",
+              f"gpuyard.instance={instance_id}"]
+    return sorted(c.name for c in engine.containers.list(all=True, filters={"label": labels}))
+
+
+def test_a_takeover_removes_what_the_dead_holder_left_and_the_orphan_sweep_waits_for_it(
+        app, api, two_boxes, engine, test_image):
+    near = two_boxes["near"]
+    iid = rent_on(api, near, test_image)
+    wait_status(api, iid, "running")
+    [first] = containers_of(engine, app.state.installation, iid)
+
+    def died_while_creating(lease_until: float) -> str:
+        """As if a worker had made a container for the instance and died before recording it,
+        its lease on the instance expiring at ``lease_until``; the container's name."""
+        with transaction(app.state.sessions) as session:
+            inst = session.get(Instance, iid)
+            inst.runtime_ref, inst.applied_generation, inst.actual_status = None, 0, "loading"
+            session.merge(InstanceLease(instance_id=iid, holder="dead-worker", expires_at=lease_until))
+        return containers_of(engine, app.state.installation, iid)[-1]
+
+    # the orphan sweep leaves a leased instance's container alone, and removes it once the
+    # lease has expired
+    died_while_creating(4102444800.0)  # (a lease until 2100)
+    app.state.reconciler.collect_garbage(min_age=0)
+    assert containers_of(engine, app.state.installation, iid) == [first]
+    died_while_creating(2000.0)
+    app.state.reconciler.collect_garbage(min_age=0)
+    assert containers_of(engine, app.state.installation, iid) == []
+
+    # another worker waits for the lease, then takes over: it removes what the dead one left
+    # and makes the one container
+    left = app.state.runtimes["docker"].at(engine_url(app, near)).create(spec_of(app, iid)).ref
+    died_while_creating(2010.0)
+    now = [2009.0]
+    survivor = Reconciler(app.state.sessions, app.state.runtimes,
+                          leases=InstanceLeases(app.state.sessions, "survivor", clock=lambda: now[0]))
+    assert survivor.reconcile(iid) is False
+    assert containers_of(engine, app.state.installation, iid) == [left]
+    now[0] = 2010.5
+    assert survivor.reconcile(iid) is True
+    [made] = containers_of(engine, app.state.installation, iid)
+    assert made != left
+    running = wait_status(api, iid, "running")
+    assert running["actual_status"] == "running"
+
+
+def engine_url(app, machine_id: int) -> str:
+    with transaction(app.state.sessions, write=False) as session:
+        return session.get(Machine, machine_id).docker_url
+
+
+def spec_of(app, iid: int):
+    from gpuyard.reconciler import launch_spec
+
+    with transaction(app.state.sessions, write=False) as session:
+        inst = session.get(Instance, iid)
+        return launch_spec(inst, session.get(Machine, inst.machine_id), None)
