@@ -177,6 +177,7 @@ class Reconciler:
         self.metrics = metrics  # gpuyard.metrics.Metrics (or None): lag, takeovers, engine errors
         self.slots = EngineSlots(per_engine, threads)
         self._first_seen: dict[int, float] = {}  # needing work since (monotonic), for the lag
+        self._recheck: dict[int, EngineKey] = {}  # found out of line by a refresh, not queued yet
         self._locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._failed: dict[int, float] = {}
@@ -495,6 +496,7 @@ class Reconciler:
                 continue
             if self._submit(instance_id, key) is not None:
                 queued += 1
+        self._queue_rechecks()
         if self.metrics is not None:
             self.metrics.sweep_seconds.observe(time.monotonic() - started)
             self.metrics.backlog.set(len(rows))
@@ -502,8 +504,9 @@ class Reconciler:
 
     def refresh(self) -> int:
         """Compare every live instance's recorded status with what its engine reports, one call
-        per engine (``states``), and queue those that differ; how many were. Runtimes without
-        ``states`` have every live instance checked one by one."""
+        per engine (``states``), and queue those that differ (the background sweep queues those
+        whose engine had no room); how many differed. Runtimes without ``states`` have every
+        live instance checked one by one."""
         with transaction(self.sessions, write=False) as session:
             rows = session.execute(
                 select(Instance.id, Instance.runtime, Machine.docker_url, Instance.machine_id,
@@ -514,7 +517,7 @@ class Reconciler:
         groups: defaultdict[tuple[str, str | None], list[Any]] = defaultdict(list)
         for row in rows:
             groups[(row.runtime, row.docker_url)].append(row)
-        queued = 0
+        found = 0
         for (name, endpoint), members in groups.items():
             try:
                 runtime = self.runtime_for(name, endpoint)
@@ -528,9 +531,17 @@ class Reconciler:
             for r in members:
                 if seen is not None and not _differs(r.runtime_ref, r.actual_status, seen):
                     continue
-                if self._submit(r.id, engine_key(name, endpoint, r.machine_id)) is not None:
-                    queued += 1
-        return queued
+                self._recheck[r.id] = engine_key(name, endpoint, r.machine_id)
+                found += 1
+        self._queue_rechecks()
+        return found
+
+    def _queue_rechecks(self) -> None:
+        """Queue the instances a refresh found out of line, as their engines have room (those
+        without room stay for the next sweep)."""
+        for instance_id, key in list(self._recheck.items()):
+            if self.slots.queued(instance_id) or self._submit(instance_id, key) is not None:
+                self._recheck.pop(instance_id, None)
 
     def _may_try(self, engine: tuple[str, str | None], now: float) -> bool:
         """Whether to call an engine now: always when it answered last time; once per
