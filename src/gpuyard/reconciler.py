@@ -247,11 +247,14 @@ class Reconciler:
                 return False
             self.leases.claimed(claim)
             busy: Callable[[], bool] | None = None
+            released = False
             try:
                 if snap is not None:
-                    busy = self._reconcile(snap, claim)
+                    busy, released = self._reconcile(snap, claim)
             finally:
-                if busy is not None and busy():  # a pull or create goes on: keep the lease
+                if released:  # given back with the record
+                    self.leases.forget(instance_id)
+                elif busy is not None and busy():  # a pull or create goes on: keep the lease
                     self.leases.keep(instance_id, busy)
                 else:
                     self.leases.release(instance_id)
@@ -261,8 +264,9 @@ class Reconciler:
         if self.metrics is not None:
             self.metrics.engine_errors.labels(kind).inc()
 
-    def _reconcile(self, snap: Snapshot, claim: Claim) -> Callable[[], bool] | None:
-        """One pass; returns what says whether the runtime still works for the instance."""
+    def _reconcile(self, snap: Snapshot, claim: Claim) -> tuple[Callable[[], bool] | None, bool]:
+        """One pass; returns what says whether the runtime still works for the instance (its
+        lease is kept while it does), and whether the lease was given back with the record."""
         instance_id = snap.instance_id
         events: list[str] = []
         engine = (snap.runtime, snap.spec.docker_url)
@@ -280,34 +284,34 @@ class Reconciler:
                     events.append("removed from the machine")
                 self._down.pop(engine, None)
                 self._noted.discard(instance_id)
-                self._record(snap, RuntimeState("stopped", "destroyed", None), events, clear_ref=True)
-                return None
+                self._record(snap, RuntimeState("stopped", "destroyed", None), events, clear_ref=True,
+                             release=True)
+                return None, True
             state = self._act(runtime, snap, events)
         except EngineUnreachable as exc:
             self._engine_error("unreachable")
             self._down[engine] = time.monotonic() + PROBE_EVERY
             self._record_unreachable(snap, exc)
-            return None
+            return None, False
         except RuntimeError_ as exc:
             self._engine_error("error")
             self._failed[instance_id] = time.monotonic()
             events.append(f"error: {exc.msg}")
             self._record(snap, RuntimeState("exited", f"error: {exc.msg}", snap.ref), events)
-            return None
+            return None, False
         except Exception as exc:  # a runtime bug must not kill the loop
             log.exception("reconciling instance %s failed", instance_id)
             self._engine_error("error")
             self._failed[instance_id] = time.monotonic()
             self._record(snap, RuntimeState("exited", f"error: {exc}", snap.ref), [f"error: {exc}"])
-            return None
+            return None, False
         self._failed.pop(instance_id, None)
         self._down.pop(engine, None)
-        self._record(snap, state, events)
         is_busy = getattr(runtime, "busy", None)
-        if is_busy is None or not state.ref:
-            return None
         ref = state.ref
-        return lambda: is_busy(ref)
+        busy = (lambda: is_busy(ref)) if is_busy is not None and ref and is_busy(ref) else None
+        self._record(snap, state, events, release=busy is None)
+        return busy, busy is None
 
     def _record_unreachable(self, snap: Snapshot, exc: EngineUnreachable) -> None:
         """The engine did not answer: the instance reads "unknown" (not "exited": it may well
@@ -371,7 +375,8 @@ class Reconciler:
             return secrets.with_secrets(session, spec)
 
     def _record(
-        self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False
+        self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False,
+        release: bool = False,
     ) -> None:
         status = "stopped" if state.status == "missing" else state.status
         if status == "exited" and not snap.want_running and not (state.msg or "").startswith("error"):
@@ -386,6 +391,8 @@ class Reconciler:
                 # removed container gives back what its destroyed instance held
                 machine = lock_machine(session, snap.spec.machine_id)
             inst = session.get(Instance, snap.instance_id, with_for_update=True)
+            if release:
+                self.leases.release_in(session, snap.instance_id)
             if inst is None:
                 return
             now = time.time()

@@ -24,8 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,7 +33,15 @@ from gpuyard.store.models import InstanceLease
 
 log = logging.getLogger("gpuyard.leases")
 DEFAULT_SECONDS = 10.0
-
+CLAIM_SQL = text("""
+WITH old AS MATERIALIZED (
+    SELECT holder, expires_at FROM instance_leases WHERE instance_id = :id FOR UPDATE)
+INSERT INTO instance_leases AS l (instance_id, holder, expires_at)
+SELECT :id, :me, :until FROM (SELECT count(*) FROM old) AS read_first
+ON CONFLICT (instance_id) DO UPDATE SET holder = :me, expires_at = :until
+    WHERE l.expires_at <= :now OR l.holder = :me
+RETURNING (SELECT holder FROM old) AS old_holder, (SELECT expires_at FROM old) AS old_expires
+""")
 
 @dataclass(frozen=True)
 class Claim:
@@ -56,6 +63,12 @@ class LocalLeases:
         return Claim(instance_id, takeover=False)
 
     def claimed(self, got: Claim) -> None:
+        return None
+
+    def release_in(self, session: Session, instance_id: int) -> None:
+        return None
+
+    def forget(self, instance_id: int) -> None:
         return None
 
     def release(self, instance_id: int) -> None:
@@ -102,21 +115,28 @@ class InstanceLeases:
 
     def claim_in(self, session: Session, instance_id: int) -> Claim | None:
         """:meth:`claim` in the caller's (write) transaction; call :meth:`claimed` after it
-        commits. The row is made free when missing, then locked, so two first claims at once
-        queue on the row instead of failing."""
+        commits. PostgreSQL: one statement (the row locked, then inserted or taken over when
+        free, expired or ours, returning what it held before); elsewhere the row is made free
+        when missing, then locked and taken."""
         now = self.clock()
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        session.execute(insert(InstanceLease).values(
-            instance_id=instance_id, holder="", expires_at=0.0).on_conflict_do_nothing())
-        row = session.get(InstanceLease, instance_id, with_for_update=True, populate_existing=True)
-        if row is None:
-            return None
-        if row.holder != self.holder and row.expires_at > now:
-            return None
-        takeover = row.holder not in (self.holder, "") and row.expires_at > 0
-        got = Claim(instance_id, takeover=takeover, previous=row.holder or None)
-        row.holder, row.expires_at = self.holder, now + self.seconds
-        return got
+        until = now + self.seconds
+        if session.get_bind().dialect.name == "postgresql":
+            row = session.execute(CLAIM_SQL, {"id": instance_id, "me": self.holder, "until": until,
+                                              "now": now}).first()
+            if row is None:
+                return None
+            previous, expired = row.old_holder, row.old_expires
+        else:
+            session.execute(sqlite_insert(InstanceLease).values(
+                instance_id=instance_id, holder="", expires_at=0.0).on_conflict_do_nothing())
+            lease = session.get(InstanceLease, instance_id, with_for_update=True,
+                                populate_existing=True)
+            if lease is None or (lease.holder != self.holder and lease.expires_at > now):
+                return None
+            previous, expired = lease.holder, lease.expires_at
+            lease.holder, lease.expires_at = self.holder, until
+        takeover = previous not in (None, "", self.holder) and (expired or 0) > 0
+        return Claim(instance_id, takeover=takeover, previous=previous or None)
 
     def claimed(self, got: Claim) -> None:
         """The claim's transaction committed: renew the lease from now on."""
@@ -135,12 +155,20 @@ class InstanceLeases:
                 self._held[instance_id] = while_
 
     def release(self, instance_id: int) -> None:
+        self.forget(instance_id)
+        with transaction(self.sessions) as session:
+            self.release_in(session, instance_id)
+
+    def release_in(self, session: Session, instance_id: int) -> None:
+        """Give the lease back in the caller's transaction (then :meth:`forget` it)."""
+        session.execute(update(InstanceLease).where(
+            InstanceLease.instance_id == instance_id, InstanceLease.holder == self.holder,
+        ).values(expires_at=0.0))
+
+    def forget(self, instance_id: int) -> None:
+        """Stop renewing a lease given back."""
         with self._lock:
             self._held.pop(instance_id, None)
-        with transaction(self.sessions) as session:
-            session.execute(update(InstanceLease).where(
-                InstanceLease.instance_id == instance_id, InstanceLease.holder == self.holder,
-            ).values(expires_at=0.0))
 
     def holders(self, instance_ids: list[int]) -> dict[int, str]:
         """Who holds a live lease on each of ``instance_ids`` (those without one left out)."""
