@@ -442,8 +442,10 @@ class Reconciler:
                 Machine, Machine.id == Instance.machine_id)
             if everything:
                 stmt = stmt.where(or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
-            else:
-                stmt = stmt.where(_needs_work(), Machine.engine_online == true())
+            else:  # (an instance leased right now is being worked on: not again)
+                leased = select(InstanceLease.instance_id).where(
+                    InstanceLease.instance_id == Instance.id, InstanceLease.expires_at > time.time())
+                stmt = stmt.where(_needs_work(), Machine.engine_online == true(), ~leased.exists())
             # destroyed ones first: an engine that answers again gets their leftovers removed
             # before anything else happens on it
             rows = session.execute(stmt.order_by(Instance.destroyed_at.is_(None), Instance.id))
@@ -500,6 +502,8 @@ class Reconciler:
         for instance_id, key in rows:
             self._first_seen.setdefault(instance_id, now)
             if self.slots.queued(instance_id) or not self._runnable(instance_id, key, now):
+                continue
+            if self._lock(instance_id).locked():  # a request of this process is on it now
                 continue
             if self._submit(instance_id, key) is not None:
                 queued += 1
