@@ -442,9 +442,10 @@ class Reconciler:
                 Machine, Machine.id == Instance.machine_id)
             if everything:
                 stmt = stmt.where(or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
-            else:  # (an instance leased right now is being worked on: not again)
+            else:  # (an instance another process holds the lease of is being worked on)
                 leased = select(InstanceLease.instance_id).where(
-                    InstanceLease.instance_id == Instance.id, InstanceLease.expires_at > time.time())
+                    InstanceLease.instance_id == Instance.id, InstanceLease.expires_at > time.time(),
+                    InstanceLease.holder != self.leases.holder)
                 stmt = stmt.where(_needs_work(), Machine.engine_online == true(), ~leased.exists())
             # destroyed ones first: an engine that answers again gets their leftovers removed
             # before anything else happens on it
