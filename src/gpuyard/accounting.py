@@ -38,8 +38,8 @@ def install_accounting(app: Any) -> None:
     usage.configure(app.state.sessions, credit=settings.credit or None)
     job = PeriodicJob(JOB, settings.billing_seconds, lambda: run_out_of_credit(app), app.state.sessions)
     app.state.billing_job = job
-    if not settings.credit:
-        return
+    if not settings.credit or not getattr(app.state, "worker", True):
+        return  # (an API replica leaves the job to the workers)
     inner = app.router.lifespan_context
 
     @asynccontextmanager

@@ -7,7 +7,17 @@
   (``refused``);
 * ``gpuyard_instances{status}``: instances by actual status, counted in the database at scrape time
   (so every replica reports the same, and nothing drifts);
-* counters other parts of gpuyard add through :func:`counter` (the reconciler's engine errors …).
+* ``gpuyard_machines{engine}``: machines whose engine is ``online`` or ``offline`` (heartbeats),
+  counted in the database at scrape time;
+* the reconciler's, in the process that runs it (a worker, or an all-in-one server; an API
+  replica reports the reconciles it does before answering):
+  ``gpuyard_reconcile_lag_seconds`` (from the moment a sweep first saw an instance needing work
+  to the end of the pass that acted on it), ``gpuyard_reconcile_sweep_seconds`` (finding the
+  work), ``gpuyard_reconcile_backlog`` (instances needing work at the last sweep),
+  ``gpuyard_lease_takeovers_total`` (instance leases taken over after their holder stopped
+  renewing them) and ``gpuyard_engine_errors_total{kind}`` (``unreachable``, ``error``,
+  ``heartbeat``: failed engine calls and heartbeats);
+* counters other parts of gpuyard add through :func:`counter`.
 """
 
 from __future__ import annotations
@@ -15,13 +25,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gpuyard.store.db import transaction
-from gpuyard.store.models import Instance
+from gpuyard.store.models import Instance, Machine
 
 
 class Metrics:
@@ -34,6 +44,21 @@ class Metrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
         self.launches = Counter("gpuyard_launches", "instance launches", ["outcome"],
                                 registry=self.registry)
+        self.reconcile_lag = Histogram(
+            "gpuyard_reconcile_lag_seconds",
+            "from a sweep first seeing an instance that needs work to the end of the pass on it",
+            registry=self.registry, buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+        self.sweep_seconds = Histogram("gpuyard_reconcile_sweep_seconds",
+                                       "time to find the instances that need work",
+                                       registry=self.registry,
+                                       buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))
+        self.backlog = Gauge("gpuyard_reconcile_backlog", "instances needing work at the last sweep",
+                             registry=self.registry)
+        self.lease_takeovers = Counter("gpuyard_lease_takeovers",
+                                       "instance leases taken over after their holder stopped",
+                                       registry=self.registry)
+        self.engine_errors = Counter("gpuyard_engine_errors", "failed engine calls and heartbeats",
+                                     ["kind"], registry=self.registry)
         self._extra: dict[str, Counter] = {}
 
     def counter(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> Counter:
@@ -43,7 +68,8 @@ class Metrics:
         return self._extra[name]
 
     def watch_instances(self, sessions: Any) -> None:
-        """Report instances by status from the database at every scrape."""
+        """Report instances by status, and machines by engine state, from the database at every
+        scrape."""
         self.registry.register(_InstancesByStatus(sessions))
 
     def render(self) -> bytes:
@@ -63,9 +89,17 @@ class _InstancesByStatus:
                 .where(Instance.destroyed_at.is_(None))
                 .group_by(Instance.actual_status)
             ).all()
+            engines = session.execute(
+                select(Machine.engine_online, func.count()).group_by(Machine.engine_online)
+            ).all()
         for status, count in rows:
             family.add_metric([status], count)
         yield family
+        machines = GaugeMetricFamily("gpuyard_machines", "machines by engine state (heartbeats)",
+                                     labels=["engine"])
+        for online, count in engines:
+            machines.add_metric(["online" if online else "offline"], count)
+        yield machines
 
 
 class RequestMetrics:

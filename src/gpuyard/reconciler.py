@@ -5,6 +5,12 @@ calls the runtime with no transaction open, and records what the runtime reporte
 short transaction (docs/runtime.md). The API runs it for the machines a request touched before
 answering, so a rental's preemptions are visible in its answer; a background thread also sweeps
 every few hundred milliseconds (boot delays, failures, restarts of the server).
+
+Several processes may run it on one PostgreSQL database (API replicas, workers): each one takes
+the instance's lease (gpuyard/control/leases.py) before it calls the runtime, so exactly one acts
+on an instance at a time. Calls go through a thread pool with a bound per engine
+(:class:`EngineSlots`), so a slow or dead engine holds at most that many threads and never
+stalls the other machines.
 """
 
 from __future__ import annotations
@@ -14,18 +20,22 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
+from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, or_, select, true
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
+from gpuyard.control.leases import Claim, InstanceLeases, LocalLeases
 from gpuyard.envspec import env_from_pairs, parse_env
 from gpuyard.runtimes.base import EngineUnreachable, LaunchSpec, Runtime, RuntimeError_, RuntimeState
 from gpuyard.services import secrets
 from gpuyard.services.access import ssh_keys
 from gpuyard.services.allocation import gpu_list, lock_machine, refresh_machine, reserved_ports
 from gpuyard.store.db import transaction
-from gpuyard.store.models import Instance, InstanceEvent, Machine, Volume
+from gpuyard.store.models import Instance, InstanceEvent, InstanceLease, Machine, Volume
 from gpuyard.template_flags import direct_ssh
 
 log = logging.getLogger("gpuyard.reconciler")
@@ -33,6 +43,8 @@ RETRY_AFTER_FAILURE = 15.0
 ORPHAN_MIN_AGE = 60.0  # a container younger than this may belong to a create in flight
 FULL_SWEEP_EVERY = 10.0
 PROBE_EVERY = 1.0  # an engine that does not answer is tried again this often (one instance)
+PER_ENGINE = 4  # runtime calls in flight at once on one engine
+THREADS = 16  # runtime calls in flight at once in all
 UNKNOWN = "unknown"  # the actual status of an instance whose engine does not answer
 
 
@@ -112,12 +124,66 @@ def _needs_work():
     )
 
 
+EngineKey = tuple[str, str | None]
+
+
+def engine_key(runtime: str, endpoint: str | None, machine_id: int) -> EngineKey:
+    """What one engine is, for the per-engine bound: a docker URL (machines may share one), or
+    the machine itself for runtimes without one (the simulated runtime)."""
+    return (runtime, endpoint) if runtime == "docker" else (runtime, f"machine:{machine_id}")
+
+
+class EngineSlots:
+    """A thread pool whose tasks are bounded per engine: an instance is queued once, and an
+    engine has at most ``per_engine`` tasks in flight (:meth:`submit` says no beyond)."""
+
+    def __init__(self, per_engine: int = PER_ENGINE, threads: int = THREADS):
+        self.per_engine = per_engine
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="gpuyard-reconcile")
+        self._busy: defaultdict[EngineKey, int] = defaultdict(int)
+        self._queued: set[int] = set()
+        self._lock = threading.Lock()
+
+    def queued(self, instance_id: int) -> bool:
+        with self._lock:
+            return instance_id in self._queued
+
+    def submit(self, key: EngineKey, instance_id: int, work: Callable[[], Any]) -> Future | None:
+        with self._lock:
+            if instance_id in self._queued or self._busy[key] >= self.per_engine:
+                return None
+            self._queued.add(instance_id)
+            self._busy[key] += 1
+
+        def run() -> Any:
+            try:
+                return work()
+            finally:
+                with self._lock:
+                    self._queued.discard(instance_id)
+                    self._busy[key] -= 1
+                    if not self._busy[key]:
+                        del self._busy[key]
+
+        return self._pool.submit(run)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class Reconciler:
     def __init__(self, sessions: sessionmaker[Session], runtimes: dict[str, Runtime],
-                 poll_seconds: float = 0.25):
+                 poll_seconds: float = 0.25,
+                 leases: InstanceLeases | LocalLeases | None = None,
+                 metrics: Any = None, per_engine: int = PER_ENGINE, threads: int = THREADS):
         self.sessions = sessions
         self.runtimes = runtimes
         self.poll_seconds = poll_seconds
+        self.leases = leases if leases is not None else LocalLeases()
+        self.metrics = metrics  # gpuyard.metrics.Metrics (or None): lag, takeovers, engine errors
+        self.slots = EngineSlots(per_engine, threads)
+        self._first_seen: dict[int, float] = {}  # needing work since (monotonic), for the lag
+        self._recheck: dict[int, EngineKey] = {}  # found out of line by a refresh, not queued yet
         self._locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._failed: dict[int, float] = {}
@@ -138,30 +204,34 @@ class Reconciler:
 
     def _snapshot(self, instance_id: int) -> Snapshot | None:
         with transaction(self.sessions, write=False) as session:
-            inst = session.get(Instance, instance_id, options=[undefer(Instance.image_login)])
-            if inst is None:
-                return None
-            machine = session.get(Machine, inst.machine_id)
-            volume = session.get(Volume, inst.volume_id) if inst.volume_id else None
-            pending = None
-            if inst.generation != inst.applied_generation:
-                pending = (inst.launch or {}).get("pending")
-            return Snapshot(
-                instance_id=inst.id,
-                runtime=inst.runtime,
-                ref=inst.runtime_ref,
-                destroyed=inst.destroyed_at is not None,
-                want_running=inst.intended_status == "running" and not inst.outbid,
-                pending=pending or ("create" if inst.applied_generation == 0 else None),
-                generation=inst.generation,
-                actual=inst.actual_status,
-                status_msg=inst.status_msg,
-                outbid_msg=inst.outbid_msg,
-                volume_id=inst.volume_id,
-                direct_ssh=inst.direct_ssh,
-                spec=launch_spec(inst, machine, volume,
-                                 frozenset(reserved_ports(session, inst.machine_id, inst.id))),
-            )
+            return self._snapshot_in(session, instance_id)
+
+    @staticmethod
+    def _snapshot_in(session: Session, instance_id: int) -> Snapshot | None:
+        inst = session.get(Instance, instance_id, options=[undefer(Instance.image_login)])
+        if inst is None:
+            return None
+        machine = session.get(Machine, inst.machine_id)
+        volume = session.get(Volume, inst.volume_id) if inst.volume_id else None
+        pending = None
+        if inst.generation != inst.applied_generation:
+            pending = (inst.launch or {}).get("pending")
+        return Snapshot(
+            instance_id=inst.id,
+            runtime=inst.runtime,
+            ref=inst.runtime_ref,
+            destroyed=inst.destroyed_at is not None,
+            want_running=inst.intended_status == "running" and not inst.outbid,
+            pending=pending or ("create" if inst.applied_generation == 0 else None),
+            generation=inst.generation,
+            actual=inst.actual_status,
+            status_msg=inst.status_msg,
+            outbid_msg=inst.outbid_msg,
+            volume_id=inst.volume_id,
+            direct_ssh=inst.direct_ssh,
+            spec=launch_spec(inst, machine, volume,
+                             frozenset(reserved_ports(session, inst.machine_id, inst.id))),
+        )
 
     def runtime_for(self, name: str, endpoint: str | None = None) -> Runtime:
         """The runtime called ``name``; for one with several engines (docker), the one at
@@ -175,44 +245,86 @@ class Reconciler:
         at = getattr(runtime, "at", None)
         return at(endpoint) if at is not None else runtime
 
-    def reconcile(self, instance_id: int, keys_changed: bool = False) -> None:
-        """Bring the instance's runtime in line with its row. ``keys_changed``: the keys that log
-        into it changed, so a container running its own SSH server gets them now."""
+    def reconcile(self, instance_id: int, keys_changed: bool = False) -> bool:
+        """Bring the instance's runtime in line with its row, holding its lease; False when
+        another process holds the lease (it acts on the instance now). ``keys_changed``: the keys
+        that log into it changed, so a container running its own SSH server gets them now."""
         with self._lock(instance_id):
-            snap = self._snapshot(instance_id)
-            if snap is None:
-                return
-            events: list[str] = []
-            engine = (snap.runtime, snap.spec.docker_url)
+            shared = isinstance(self.leases, InstanceLeases)
+            with transaction(self.sessions, write=shared) as session:  # one round trip for both
+                claim = self.leases.claim_in(session, instance_id)
+                snap = self._snapshot_in(session, instance_id) if claim is not None else None
+            if claim is None:
+                return False
+            self.leases.claimed(claim)
+            busy: Callable[[], bool] | None = None
+            released = False
             try:
-                runtime = self.runtime_for(snap.runtime, snap.spec.docker_url)
-                if snap.destroyed:
-                    if snap.ref:
-                        runtime.destroy(snap.ref)
-                        events.append("removed from the machine")
-                    self._down.pop(engine, None)
-                    self._noted.discard(instance_id)
-                    self._record(snap, RuntimeState("stopped", "destroyed", None), events, clear_ref=True)
-                    return
-                state = self._act(runtime, snap, events)
-                state = self._direct_ssh(runtime, snap, state, events, keys_changed)
-            except EngineUnreachable as exc:
-                self._down[engine] = time.monotonic() + PROBE_EVERY
-                self._record_unreachable(snap, exc)
-                return
-            except RuntimeError_ as exc:
-                self._failed[instance_id] = time.monotonic()
-                events.append(f"error: {exc.msg}")
-                self._record(snap, RuntimeState("exited", f"error: {exc.msg}", snap.ref), events)
-                return
-            except Exception as exc:  # a runtime bug must not kill the loop
-                log.exception("reconciling instance %s failed", instance_id)
-                self._failed[instance_id] = time.monotonic()
-                self._record(snap, RuntimeState("exited", f"error: {exc}", snap.ref), [f"error: {exc}"])
-                return
-            self._failed.pop(instance_id, None)
-            self._down.pop(engine, None)
-            self._record(snap, state, events)
+                if snap is not None:
+                    busy, released = self._reconcile(snap, claim, keys_changed)
+            finally:
+                if released:  # given back with the record
+                    self.leases.forget(instance_id)
+                elif busy is not None and busy():  # a pull or create goes on: keep the lease
+                    self.leases.keep(instance_id, busy)
+                else:
+                    self.leases.release(instance_id)
+            return True
+
+    def _engine_error(self, kind: str) -> None:
+        if self.metrics is not None:
+            self.metrics.engine_errors.labels(kind).inc()
+
+    def _reconcile(self, snap: Snapshot, claim: Claim,
+                   keys_changed: bool = False) -> tuple[Callable[[], bool] | None, bool]:
+        """One pass; returns what says whether the runtime still works for the instance (its
+        lease is kept while it does), and whether the lease was given back with the record."""
+        instance_id = snap.instance_id
+        events: list[str] = []
+        engine = (snap.runtime, snap.spec.docker_url)
+        runtime: Any = None
+        try:
+            runtime = self.runtime_for(snap.runtime, snap.spec.docker_url)
+            if claim.takeover and hasattr(runtime, "remove_strays"):
+                removed = runtime.remove_strays(instance_id, snap.ref)
+                if removed:
+                    events.append(f"removed {len(removed)} container(s) a stopped gpuyard process "
+                                  "left behind")
+            if snap.destroyed:
+                if snap.ref:
+                    runtime.destroy(snap.ref)
+                    events.append("removed from the machine")
+                self._down.pop(engine, None)
+                self._noted.discard(instance_id)
+                self._record(snap, RuntimeState("stopped", "destroyed", None), events, clear_ref=True,
+                             release=True)
+                return None, True
+            state = self._act(runtime, snap, events)
+            state = self._direct_ssh(runtime, snap, state, events, keys_changed)
+        except EngineUnreachable as exc:
+            self._engine_error("unreachable")
+            self._down[engine] = time.monotonic() + PROBE_EVERY
+            self._record_unreachable(snap, exc)
+            return None, False
+        except RuntimeError_ as exc:
+            self._engine_error("error")
+            self._failed[instance_id] = time.monotonic()
+            events.append(f"error: {exc.msg}")
+            self._record(snap, RuntimeState("exited", f"error: {exc.msg}", snap.ref), events)
+            return None, False
+        except Exception as exc:  # a runtime bug must not kill the loop
+            log.exception("reconciling instance %s failed", instance_id)
+            self._engine_error("error")
+            self._failed[instance_id] = time.monotonic()
+            self._record(snap, RuntimeState("exited", f"error: {exc}", snap.ref), [f"error: {exc}"])
+            return None, False
+        self._failed.pop(instance_id, None)
+        self._down.pop(engine, None)
+        is_busy = getattr(runtime, "busy", None)
+        ref = state.ref
+        busy = (lambda: is_busy(ref)) if is_busy is not None and ref and is_busy(ref) else None
+        self._record(snap, state, events, release=busy is None)
+        return busy, busy is None
 
     def _record_unreachable(self, snap: Snapshot, exc: EngineUnreachable) -> None:
         """The engine did not answer: the instance reads "unknown" (not "exited": it may well
@@ -298,7 +410,8 @@ class Reconciler:
             return secrets.with_secrets(session, spec)
 
     def _record(
-        self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False
+        self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False,
+        release: bool = False,
     ) -> None:
         status = "stopped" if state.status == "missing" else state.status
         if status == "exited" and not snap.want_running and not (state.msg or "").startswith("error"):
@@ -313,6 +426,8 @@ class Reconciler:
                 # removed container gives back what its destroyed instance held
                 machine = lock_machine(session, snap.spec.machine_id)
             inst = session.get(Instance, snap.instance_id, with_for_update=True)
+            if release:
+                self.leases.release_in(session, snap.instance_id)
             if inst is None:
                 return
             now = time.time()
@@ -358,31 +473,126 @@ class Reconciler:
                     self.wake()
 
     # -- many ----------------------------------------------------------------------------------
-    def sweep(self, everything: bool = False) -> int:
-        """Reconcile the instances that need it (all live ones with ``everything``)."""
+    def due(self, everything: bool = False) -> list[tuple[int, EngineKey]]:
+        """The instances that need work (all live ones with ``everything``), destroyed ones
+        first, with their engine; machines whose engine is offline are left to the heartbeats."""
         with transaction(self.sessions, write=False) as session:
-            stmt = select(Instance.id, Instance.runtime, Machine.docker_url).join(
+            stmt = select(Instance.id, Instance.runtime, Machine.docker_url, Instance.machine_id).join(
                 Machine, Machine.id == Instance.machine_id)
             if everything:
                 stmt = stmt.where(or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
-            else:
-                stmt = stmt.where(_needs_work())
+            else:  # (an instance another process holds the lease of is being worked on)
+                leased = select(InstanceLease.instance_id).where(
+                    InstanceLease.instance_id == Instance.id, InstanceLease.expires_at > time.time(),
+                    InstanceLease.holder != self.leases.holder)
+                stmt = stmt.where(_needs_work(), Machine.engine_online == true(), ~leased.exists())
             # destroyed ones first: an engine that answers again gets their leftovers removed
             # before anything else happens on it
-            rows = list(session.execute(stmt.order_by(Instance.destroyed_at.is_(None), Instance.id)))
+            rows = session.execute(stmt.order_by(Instance.destroyed_at.is_(None), Instance.id))
+            return [(i, engine_key(runtime, url, machine)) for i, runtime, url, machine in rows]
+
+    def _runnable(self, instance_id: int, key: EngineKey, now: float) -> bool:
+        failed = self._failed.get(instance_id)
+        if failed is not None and now - failed < RETRY_AFTER_FAILURE:
+            return False
+        return self._may_try((key[0], None if (key[1] or "").startswith("machine:") else key[1]), now)
+
+    def _submit(self, instance_id: int, key: EngineKey) -> Future | None:
+        def work() -> bool:
+            acted = self.reconcile(instance_id)
+            seen = self._first_seen.pop(instance_id, None)
+            if acted and seen is not None and self.metrics is not None:
+                self.metrics.reconcile_lag.observe(time.monotonic() - seen)
+            return acted
+
+        return self.slots.submit(key, instance_id, work)
+
+    def sweep(self, everything: bool = False) -> int:
+        """Reconcile the instances that need it (all live ones with ``everything``), at most
+        ``per_engine`` at a time on each engine, and wait for them; how many were tried."""
+        rows = self.due(everything)
         if everything:
             self.collect_garbage()
+        pending = [(i, key) for i, key in rows if self._runnable(i, key, time.monotonic())]
+        futures: set[Future] = set()
         done = 0
-        for instance_id, runtime, endpoint in rows:
-            now = time.monotonic()
-            failed = self._failed.get(instance_id)
-            if failed is not None and now - failed < RETRY_AFTER_FAILURE:
-                continue
-            if not self._may_try((runtime, endpoint), now):
-                continue
-            self.reconcile(instance_id)
-            done += 1
+        while pending or futures:
+            left = []
+            for instance_id, key in pending:
+                future = self._submit(instance_id, key)
+                if future is None:
+                    left.append((instance_id, key))
+                else:
+                    futures.add(future)
+                    done += 1
+            pending = left
+            if futures:
+                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    future.result()
         return done
+
+    def dispatch(self) -> int:
+        """The background sweep's step: queue the instances that need work and are not queued
+        yet, within each engine's bound, without waiting for them; how many were queued."""
+        started = time.monotonic()
+        rows = self.due()
+        now = time.monotonic()
+        queued = 0
+        for instance_id, key in rows:
+            self._first_seen.setdefault(instance_id, now)
+            if self.slots.queued(instance_id) or not self._runnable(instance_id, key, now):
+                continue
+            if self._lock(instance_id).locked():  # a request of this process is on it now
+                continue
+            if self._submit(instance_id, key) is not None:
+                queued += 1
+        self._queue_rechecks()
+        if self.metrics is not None:
+            self.metrics.sweep_seconds.observe(time.monotonic() - started)
+            self.metrics.backlog.set(len(rows))
+        return queued
+
+    def refresh(self) -> int:
+        """Compare every live instance's recorded status with what its engine reports, one call
+        per engine (``states``), and queue those that differ (the background sweep queues those
+        whose engine had no room); how many differed. Runtimes without ``states`` have every
+        live instance checked one by one."""
+        with transaction(self.sessions, write=False) as session:
+            rows = session.execute(
+                select(Instance.id, Instance.runtime, Machine.docker_url, Instance.machine_id,
+                       Instance.runtime_ref, Instance.actual_status)
+                .join(Machine, Machine.id == Instance.machine_id)
+                .where(Instance.destroyed_at.is_(None), Machine.engine_online == true())
+            ).all()
+        groups: defaultdict[tuple[str, str | None], list[Any]] = defaultdict(list)
+        for row in rows:
+            groups[(row.runtime, row.docker_url)].append(row)
+        found = 0
+        for (name, endpoint), members in groups.items():
+            try:
+                runtime = self.runtime_for(name, endpoint)
+                states = getattr(runtime, "states", None)
+                seen = states([r.runtime_ref for r in members if r.runtime_ref]) if states else None
+            except EngineUnreachable:
+                self._engine_error("unreachable")
+                continue  # the heartbeats take the machine offline
+            except RuntimeError_:
+                continue
+            for r in members:
+                if seen is not None and not _differs(r.runtime_ref, r.actual_status, seen):
+                    continue
+                self._recheck[r.id] = engine_key(name, endpoint, r.machine_id)
+                found += 1
+        self._queue_rechecks()
+        return found
+
+    def _queue_rechecks(self) -> None:
+        """Queue the instances a refresh found out of line, as their engines have room (those
+        without room stay for the next sweep)."""
+        for instance_id, key in list(self._recheck.items()):
+            if self.slots.queued(instance_id) or self._submit(instance_id, key) is not None:
+                self._recheck.pop(instance_id, None)
 
     def _may_try(self, engine: tuple[str, str | None], now: float) -> bool:
         """Whether to call an engine now: always when it answered last time; once per
@@ -394,9 +604,13 @@ class Reconciler:
     def collect_garbage(self, min_age: float = ORPHAN_MIN_AGE) -> None:
         """Remove what runtimes hold for nothing: containers of engines this server uses that no
         instance row names (made just before a crash, or whose row is gone), and the engine
-        volumes of deleted volumes."""
+        volumes of deleted volumes. A container is left alone while it is younger than
+        ``min_age`` or while its live instance is leased (a process may be creating it now)."""
         with transaction(self.sessions, write=False) as session:
             refs = set(session.scalars(select(Instance.runtime_ref).where(Instance.runtime_ref.is_not(None))))
+            live = set(session.scalars(select(Instance.id).where(Instance.destroyed_at.is_(None))))
+            leased = set(session.scalars(select(InstanceLease.instance_id).where(
+                InstanceLease.expires_at > time.time())))
             endpoints = set(session.scalars(
                 select(Machine.docker_url).where(or_(Machine.runtime == "docker",
                                                      Machine.id.in_(select(Instance.machine_id).where(
@@ -415,20 +629,26 @@ class Reconciler:
                 engine = self.runtime_for("docker", endpoint)
             except RuntimeError_:
                 continue
-            owned = getattr(engine, "owned", None)
-            if owned is None:
+            containers = getattr(engine, "containers", None)
+            if containers is None:
                 continue
             try:
-                found = owned()
+                found = containers()
             except RuntimeError_ as exc:
                 log.warning("cannot list containers at %s: %s", endpoint, exc.msg)
                 continue
             now = time.time()
-            for name, created in found.items():
-                if name in refs or engine.busy(name) or now - created < min_age:
+            for item in found:
+                name = item.name
+                if name in refs or engine.busy(name) or now - item.created < min_age:
                     continue
+                if item.instance_id in live and item.instance_id in leased:
+                    continue  # its instance's lease holder may be creating it
                 log.info("removing orphan container %s at %s", name, endpoint)
-                engine.destroy(name)
+                try:
+                    engine.destroy(name)
+                except RuntimeError_ as exc:
+                    log.warning("cannot remove orphan container %s: %s", name, exc.msg)
         for volume_id, ref, endpoint, runtime_name in dead_volumes:
             try:
                 runtime = self.runtime_for(runtime_name or "docker", endpoint)
@@ -459,13 +679,9 @@ class Reconciler:
             listener()
 
     def _run(self) -> None:
-        last_full = 0.0
         while not self._stop.is_set():
             try:
-                everything = time.monotonic() - last_full > FULL_SWEEP_EVERY
-                if everything:
-                    last_full = time.monotonic()
-                self.sweep(everything=everything)
+                self.dispatch()
             except Exception:  # the database may be briefly unavailable; try again
                 log.exception("reconciler sweep failed")
             self._wake.wait(self.poll_seconds)
@@ -483,4 +699,19 @@ class Reconciler:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+
+
+def _differs(ref: str | None, recorded: str, seen: dict[str, str]) -> bool:
+    """Whether an instance's recorded status disagrees with its engine's (``seen``: ref → the
+    engine's status of the instances it has)."""
+    if recorded in ("loading", UNKNOWN):
+        return True
+    if ref is None:
+        return recorded == "running"
+    state = seen.get(ref)
+    if state is None:
+        return True  # lost
+    if state in ("loading", "created", "configured", "initialized"):
+        return True
+    return (state == "running") != (recorded == "running")
 

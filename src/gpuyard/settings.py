@@ -60,6 +60,16 @@ class Settings:
     gateway: bool = False
     ssh_host: str = DEFAULT_HOST
     ssh_ports: tuple[int, int] = (2200, 2999)
+    # Cluster roles (docs/architecture.md, "Roles"): an instance lease lasts this long unless
+    # renewed (a killed process's work is taken over after at most this), engines are pinged
+    # every ``heartbeat_seconds`` with ``engine_timeout`` seconds to answer, and a machine goes
+    # offline after ``heartbeat_failures`` failed heartbeats in a row. At most
+    # ``engine_concurrency`` runtime calls are in flight on one engine.
+    lease_seconds: float = 10.0
+    heartbeat_seconds: float = 5.0
+    heartbeat_failures: int = 3
+    engine_timeout: float = 5.0
+    engine_concurrency: int = 4
 
     @classmethod
     def build(
@@ -99,7 +109,26 @@ class Settings:
             gateway=gateway,
             ssh_host=ssh_host or DEFAULT_HOST,
             ssh_ports=ssh_ports or (2200, 2999),
+            lease_seconds=_number("GPUYARD_LEASE_SECONDS", 10.0),
+            heartbeat_seconds=_number("GPUYARD_HEARTBEAT_SECONDS", 5.0),
+            heartbeat_failures=int(_number("GPUYARD_HEARTBEAT_FAILURES", 3)),
+            engine_timeout=_number("GPUYARD_ENGINE_TIMEOUT", 5.0),
+            engine_concurrency=int(_number("GPUYARD_ENGINE_CONCURRENCY", 4)),
         )
+
+
+def _number(name: str, default: float) -> float:
+    """A positive number from the environment variable ``name`` (``default`` when unset)."""
+    text = (os.environ.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be more than 0, not {text}")
+    return value
 
 
 def _flag(text: str | None) -> bool:

@@ -40,3 +40,14 @@ def test_requests_launches_and_instances_are_counted(api, fleet, live_server):
     assert grew("gpuyard_http_requests_total", method="GET",
                 route="/api/v0/instances/{instance_id}", status="200") >= 1
     assert after[("gpuyard_instances", (("status", "running"),))] == 1
+
+
+def test_machines_by_engine_state_and_the_worker_figures_are_reported(api, fleet, live_server):
+    from prometheus_client.parser import text_string_to_metric_families as families
+
+    found = scrape(live_server)
+    assert found[("gpuyard_machines", (("engine", "online"),))] == 2
+    names = {f.name for f in families(httpx.get(f"{live_server}/metrics").text)}
+    assert {"gpuyard_reconcile_lag_seconds", "gpuyard_reconcile_sweep_seconds",
+            "gpuyard_reconcile_backlog", "gpuyard_lease_takeovers",
+            "gpuyard_engine_errors"} <= names

@@ -27,7 +27,10 @@ from gpuyard.api.routes import (
     users,
     volumes,
 )
+from gpuyard.control.leases import leases_for
+from gpuyard.control.roles import install_worker
 from gpuyard.metrics import Metrics, RequestMetrics
+from gpuyard.periodic import holder_name
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
@@ -98,13 +101,14 @@ def make_gateway(settings: Settings, sessions: Any) -> Any:
                    last_port=last, default_docker_url=settings.docker_url)
 
 
-def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
-    secret = load_server_secret(settings.data_dir)  # first: a missing secret stops us early
-    engine = make_engine(settings.db_url)
+def create_app(settings: Settings, *, run_migrations: bool = True, worker: bool = True) -> FastAPI:
+    """The API and console; with ``worker`` (the all-in-one default) also the worker role: the
+    background reconciler and the periodic jobs (``gpuyard serve --no-worker`` leaves them to
+    ``gpuyard worker`` processes); with ``settings.gateway`` also the SSH gateway."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.reconciler.start()
+        app.state.leases.start()
         if app.state.gateway is not None:
             app.state.gateway.start()
         try:
@@ -112,10 +116,52 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         finally:
             if app.state.gateway is not None:
                 app.state.gateway.stop()
-            app.state.reconciler.stop()
+            app.state.leases.stop()
 
     app = _api(lifespan)
+    secret = _open(app, settings, run_migrations, worker)
+    install_accounting(app)  # credit on every session; the out-of-credit job beside the reconciler
+    install_error_handlers(app)
+    install_console(app, secret)
+    app.state.answers = AnswerCache()
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
+    app.add_middleware(StripTrailingSlash)
+    app.add_middleware(RequestLimits, max_body=settings.max_body)  # outermost: before any work
+    return app
+
+
+def create_worker_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
+    """``gpuyard worker``: the reconciler and the periodic jobs, and only ``/healthz``,
+    ``/readyz`` and ``/metrics`` over HTTP (for probes and Prometheus)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.leases.start()
+        try:
+            yield
+        finally:
+            app.state.leases.stop()
+
+    app = FastAPI(lifespan=lifespan, title="gpuyard worker", version=gpuyard.__version__,
+                  redirect_slashes=False, default_response_class=JSONAnswer,
+                  openapi_url=None, docs_url=None, redoc_url=None)
+    for path, endpoint in (("/healthz", meta.healthz), ("/readyz", meta.readyz),
+                           ("/metrics", meta.metrics)):
+        app.add_api_route(path, endpoint, methods=["GET"])
+    _open(app, settings, run_migrations, worker=True)
+    install_accounting(app)
+    install_error_handlers(app)
+    return app
+
+
+def _open(app: FastAPI, settings: Settings, run_migrations: bool, worker: bool) -> Any:
+    """What every role holds: the database (migrated and initialized under the start-up lock),
+    the runtimes, the metrics, the leases and the reconciler; with ``worker`` the reconciler's
+    background sweep and the periodic jobs run while the app runs. Returns the server secret."""
+    secret = load_server_secret(settings.data_dir)  # first: a missing secret stops us early
+    engine = make_engine(settings.db_url)
     app.state.settings = settings
+    app.state.worker = worker
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     app.state.version = gpuyard.__version__
@@ -133,23 +179,22 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
             template_rows.fill_missing(session)
     if encrypted:
         log.info("encrypted %d stored credential(s) that were kept in plain text", encrypted)
+    shared = engine.dialect.name != "sqlite"  # several processes may act on one fleet
     app.state.runtimes = {
-        "simulated": SimulatedRuntime(boot_seconds=settings.sim_boot_seconds),
+        "simulated": SimulatedRuntime(boot_seconds=settings.sim_boot_seconds, shared=shared),
         "docker": DockerRuntime(settings.docker_url, installation=app.state.installation),
     }
+    metrics = app.state.metrics = Metrics()
+    metrics.watch_instances(app.state.sessions)
+    app.state.leases = leases_for(app.state.sessions, holder_name(), settings.lease_seconds,
+                                  on_takeover=lambda _claim: metrics.lease_takeovers.inc())
     app.state.reconciler = Reconciler(
-        app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
+        app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds,
+        leases=app.state.leases, metrics=metrics, per_engine=settings.engine_concurrency,
     )
     app.state.gateway = make_gateway(settings, app.state.sessions) if settings.gateway else None
     if app.state.gateway is not None:
         app.state.reconciler.on_wake.append(app.state.gateway.wake)
-    install_accounting(app)  # credit on every session; the out-of-credit job beside the reconciler
-    install_error_handlers(app)
-    install_console(app, secret)
-    app.state.answers = AnswerCache()
-    app.state.metrics = Metrics()
-    app.state.metrics.watch_instances(app.state.sessions)
-    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
-    app.add_middleware(StripTrailingSlash)
-    app.add_middleware(RequestLimits, max_body=settings.max_body)  # outermost: before any work
-    return app
+    if worker:
+        install_worker(app)
+    return secret

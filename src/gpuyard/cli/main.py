@@ -497,6 +497,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Docker Engine URL for docker machines without their own docker_url "
                          "(default: DOCKER_HOST)")
     _gateway_flags(gw)
+    serve.add_argument("--no-worker", dest="no_worker", action="store_true",
+                       help="API and console only: leave the reconciler and the periodic jobs to "
+                            "'gpuyard worker' processes (PostgreSQL only)")
+
+    worker = verbs.add_parser(
+        "worker", help="run the worker role (reconciler, periodic jobs, engine heartbeats)",
+        description="Run the worker role on the database: drive instances toward what their rows "
+                    "ask for, run the periodic jobs (out-of-credit stop, orphan sweep, engine "
+                    "heartbeats), and answer /healthz, /readyz and /metrics on --port. Any number of "
+                    "workers may run on one PostgreSQL database (docs/architecture.md).")
+    worker.set_defaults(handler="server:worker")
+    worker.add_argument("--host", default="127.0.0.1",
+                        help="address of /healthz, /readyz and /metrics (127.0.0.1)")
+    worker.add_argument("--port", type=int, default=8687,
+                        help="port of /healthz, /readyz and /metrics (8687)")
+    for flag in ("--db", "--runtime", "--docker-url", "--credit", "--graceful-timeout"):
+        action = next(a for a in serve._actions if flag in a.option_strings)
+        kwargs = {"dest": action.dest, "help": action.help, "default": action.default}
+        if isinstance(action, argparse._StoreTrueAction):
+            kwargs["action"] = "store_true"
+        else:
+            kwargs.update(type=action.type, choices=action.choices, metavar=action.metavar)
+        worker.add_argument(flag, **kwargs)
 
     admin = verbs.add_parser("admin", help="operator commands on the database")
     admin_cmds = admin.add_subparsers(dest="noun", metavar="ACTION", required=True)

@@ -200,6 +200,16 @@ class _Job:
     notes: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Found:
+    """A container of this server on an engine."""
+
+    name: str
+    created: float  # epoch, from its gpuyard.created label
+    instance_id: int | None  # its gpuyard.instance label
+    state: str  # the engine's word: running, exited, created …
+
+
 class DockerEngine:
     """The runtime verbs against one engine URL."""
 
@@ -708,16 +718,74 @@ class DockerEngine:
     # -- ownership (restart re-attachment) -----------------------------------------------------
     def owned(self) -> dict[str, float]:
         """Containers this server made on the engine: name → creation time (epoch)."""
+        return {found.name: found.created for found in self.containers()}
+
+    def containers(self, instance_id: int | None = None) -> list[Found]:
+        """This server's containers on the engine (of one instance), in one list call."""
         labels = [f"{LABEL}=true", f"{INSTALLATION}={self.installation}"]
+        if instance_id is not None:
+            labels.append(f"gpuyard.instance={instance_id}")
         found = self._call("list", self.client().containers.list, all=True,
-                           filters={"label": labels})
-        out = {}
+                           filters={"label": labels}, sparse=True)
+        out = []
         for c in found:
+            attrs = c.attrs
+            labels_of = attrs.get("Labels") or {}
+            names = attrs.get("Names") or []
+            name = (names[0] if names else c.id).lstrip("/")
             try:
-                out[c.name] = float(c.labels.get("gpuyard.created", "0"))
+                created = float(labels_of.get("gpuyard.created", "0"))
             except ValueError:
-                out[c.name] = 0.0
+                created = 0.0
+            try:
+                owner = int(labels_of.get("gpuyard.instance", ""))
+            except ValueError:
+                owner = None
+            out.append(Found(name, created, owner, attrs.get("State") or ""))
         return out
+
+    def states(self, refs: list[str]) -> dict[str, str]:
+        """The engine's status of each of ``refs`` it has ("running", "exited", …), one list
+        call for the whole engine; those it does not have are left out."""
+        wanted = set(refs)
+        found = {c.name: c.state for c in self.containers() if c.name in wanted}
+        with self._lock:  # a create in flight: not on the engine yet, but not lost either
+            for ref in wanted - set(found):
+                job = self._jobs.get(ref)
+                if job is not None and not job.done:
+                    found[ref] = "loading"
+        return found
+
+    def remove_strays(self, instance_id: int, keep: str | None) -> list[str]:
+        """Remove the instance's containers other than ``keep`` (left by a process that died
+        between creating one and recording it); the names removed."""
+        import docker
+
+        removed = []
+        for found in self.containers(instance_id):
+            if found.name == keep or self.busy(found.name):
+                continue
+            try:
+                self._call("remove", self.client().api.remove_container, found.name, force=True)
+            except docker.errors.NotFound:
+                pass
+            removed.append(found.name)
+        return removed
+
+    def ping(self, timeout: float) -> None:
+        """Raise EngineUnreachable unless the engine answers a ping within ``timeout`` seconds
+        (a client of its own, so a slow engine never holds up the verbs' client)."""
+        import docker
+
+        try:
+            client = docker.APIClient(base_url=self.url, timeout=timeout,
+                                      **connection_options(self.url))
+        except docker.errors.DockerException as exc:
+            raise self._unreachable(f"cannot reach the Docker engine at {self.url}: {exc}") from None
+        try:
+            self._call("ping", client.ping)
+        finally:
+            client.close()
 
     def busy(self, ref: str) -> bool:
         job = self._job(ref)

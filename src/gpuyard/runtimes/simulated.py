@@ -5,6 +5,11 @@ and then ``running``; its log tells what a real machine would have done (pull, s
 onstart script line by line, and the output of its ``echo`` lines). After a server restart it
 has forgotten everything, so the reconciler creates the running instances again, as if the
 machine had rebooted.
+
+With ``shared=True`` (the app factory sets it on PostgreSQL, where several gpuyard processes act
+on one fleet) the simulated machines are taken to be shared by those processes: a process asked
+about a reference another one made adopts it (its box is rebuilt from the creation time the
+reference carries), so an instance is never made again only because another process made it.
 """
 
 from __future__ import annotations
@@ -53,9 +58,11 @@ def _echo_output(line: str, env: dict[str, str]) -> str | None:
 class SimulatedRuntime:
     name = "simulated"
 
-    def __init__(self, boot_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, boot_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 shared: bool = False):
         self.boot_seconds = boot_seconds
         self.clock = clock  # tests pass one they move by hand
+        self.shared = shared
         self._boxes: dict[str, _Box] = {}
         self._lock = threading.Lock()
 
@@ -102,9 +109,39 @@ class SimulatedRuntime:
         return RuntimeState(box.status, msg, ref)
 
     # -- the verbs -----------------------------------------------------------------------------
+    def _adopt(self, ref: str) -> _Box | None:
+        """The box of ``ref`` that another process made (``shared``), else None."""
+        parts = ref.split("-")
+        if not self.shared or len(parts) != 4 or parts[0] != "sim":
+            return None
+        try:
+            instance_id, made = int(parts[1]), int(parts[3], 16) / 1000
+        except ValueError:
+            return None
+        spec = LaunchSpec(instance_id=instance_id, owner_id=0, machine_id=0, image="", tag="")
+        age = time.time() - made
+        box = _Box(spec, "loading", self.clock() + max(0.0, self.boot_seconds - age))
+        self._say(box, "container found on the machine")
+        self._boxes[ref] = box
+        return box
+
+    def _box(self, ref: str) -> _Box | None:
+        return self._boxes.get(ref) or self._adopt(ref)
+
+    def states(self, refs: list[str]) -> dict[str, str]:
+        """The status of each of ``refs`` this runtime holds (those it lost left out)."""
+        with self._lock:
+            found = {}
+            for ref in refs:
+                box = self._box(ref)
+                if box is not None:
+                    self._settle(box)
+                    found[ref] = box.status
+            return found
+
     def create(self, spec: LaunchSpec) -> RuntimeState:
         with self._lock:
-            ref = f"sim-{spec.instance_id}-{uuid.uuid4().hex[:12]}"
+            ref = f"sim-{spec.instance_id}-{uuid.uuid4().hex[:8]}-{int(time.time() * 1000):x}"
             box = _Box(spec, "loading", 0.0)
             self._say(box, f"pulling {spec.image_uuid}")
             self._say(box, f"{spec.image_uuid}: image is up to date")
@@ -114,12 +151,12 @@ class SimulatedRuntime:
 
     def status(self, ref: str) -> RuntimeState:
         with self._lock:
-            box = self._boxes.get(ref)
+            box = self._box(ref)
             return RuntimeState("missing", None, ref) if box is None else self._state(ref, box)
 
     def start(self, ref: str) -> RuntimeState:
         with self._lock:
-            box = self._boxes.get(ref)
+            box = self._box(ref)
             if box is None:
                 return RuntimeState("missing", None, ref)
             if box.status in ("stopped", "exited"):
@@ -128,7 +165,7 @@ class SimulatedRuntime:
 
     def stop(self, ref: str) -> RuntimeState:
         with self._lock:
-            box = self._boxes.get(ref)
+            box = self._box(ref)
             if box is None:
                 return RuntimeState("missing", None, ref)
             if box.status != "stopped":
@@ -138,7 +175,7 @@ class SimulatedRuntime:
 
     def restart(self, ref: str) -> RuntimeState:
         with self._lock:
-            box = self._boxes.get(ref)
+            box = self._box(ref)
             if box is None:
                 return RuntimeState("missing", None, ref)
             self._say(box, "restarting container")
@@ -151,7 +188,7 @@ class SimulatedRuntime:
 
     def logs(self, ref: str, tail: int | None = None) -> str:
         with self._lock:
-            box = self._boxes.get(ref)
+            box = self._box(ref)
             if box is None:
                 return ""
             self._settle(box)

@@ -124,6 +124,7 @@ def _offerable(kind: str, now: float) -> list[Any]:
         Ask.active == true(),
         Ask.kind == kind,
         Machine.listed == true(),
+        Machine.engine_online == true(),  # an offline machine's offers are hidden
         or_(Machine.end_date.is_(None), Machine.end_date > now),
     ]
 
@@ -222,6 +223,10 @@ def get_ask(session: Session, ask_id: Any, kind: str) -> tuple[Ask, Machine]:
     if not machine.listed or (machine.end_date is not None and machine.end_date <= time.time()):
         raise Conflict(f"offer {number} is no longer available: its machine is no longer listed. "
                        "Search offers again.", "offer_unavailable")
+    if not machine.engine_online:
+        raise Conflict(f"offer {number} is not available now: its machine is offline (its engine "
+                       f"does not answer: {machine.engine_error or 'no answer'}). Search offers "
+                       "again.", "offer_unavailable")
     return ask, machine
 
 

@@ -27,7 +27,7 @@ async def check_image(sessions: Any, reconciler: Any, ask_id: int, merged: dict[
     time window (docs/runtime.md, "Errors"): an image the engine has, or whose pull has layers
     coming, rents; an image that cannot be pulled is 400 ``image_unavailable`` and an engine that
     does not answer 503 ``engine_unavailable``, with nothing rented. Runtimes without images
-    (simulated) and unknown offers (the rental says so) pass."""
+    (simulated), unknown offers and offline machines (the rental says so) pass."""
     from gpuyard.errors import InvalidInput, Unavailable
     from gpuyard.runtimes.base import ImageUnavailable, RuntimeError_
     from gpuyard.services.identifiers import MAX_ID
@@ -40,8 +40,8 @@ async def check_image(sessions: Any, reconciler: Any, ask_id: int, merged: dict[
         with transaction(sessions, write=False) as session:
             ask = session.get(Ask, ask_id)
             machine = session.get(Machine, ask.machine_id) if ask is not None else None
-            if machine is None:
-                return None
+            if machine is None or not machine.engine_online:
+                return None  # the rental refuses it (an offline machine: 409, not a wait)
             return machine.runtime or default_runtime, machine.docker_url, machine.id
 
     found = await run_in_threadpool(target)

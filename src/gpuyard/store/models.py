@@ -229,6 +229,13 @@ class Machine(Base):
     listed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # The machine's engine as the workers' heartbeats last saw it (gpuyard/control/heartbeats.py):
+    # after ``engine_failures`` reached the threshold the machine is offline (no offers, its
+    # instances "unknown") until its engine answers again.
+    engine_online: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    engine_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    engine_checked_at: Mapped[float | None] = mapped_column(Float)
+    engine_error: Mapped[str | None] = mapped_column(String(500))
 
 
 class Ask(Base):
@@ -433,5 +440,17 @@ class Lease(Base):
     __tablename__ = "leases"
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class InstanceLease(Base):
+    """Which process may act on an instance's runtime until ``expires_at`` (gpuyard/control/
+    leases.py): a worker or an API replica takes it before it calls the runtime, renews it while
+    work it started runs (a pull, a create), and gives it back when done."""
+
+    __tablename__ = "instance_leases"
+
+    instance_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     holder: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[float] = mapped_column(Float)

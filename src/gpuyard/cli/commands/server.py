@@ -1,4 +1,4 @@
-"""serve, admin create-user and recommend-template: commands that open the database themselves
+"""serve, worker, admin create-user and recommend-template: commands that open the database themselves
 (admin load-fleet is in fleet.py)."""
 
 from __future__ import annotations
@@ -60,36 +60,56 @@ def _ssh_ports(text: str) -> tuple[int, int]:
     return first, last
 
 
+def _settings(args: argparse.Namespace, **extra):
+    from gpuyard.settings import Settings
+
+    return Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime,
+                          docker_url=args.docker_url, graceful_seconds=args.graceful,
+                          credit=args.credit or None, **extra)
+
+
+def _claim_database(db_url: str, role: str) -> str | None:
+    """SQLite: this process becomes the only one on the file (None), or why it may not run.
+    A role without the worker cannot run on SQLite: no worker could join it."""
+    from gpuyard.store.db import DatabaseInUse, claim_sqlite
+
+    if role == "api" and db_url.startswith("sqlite"):
+        return ("'serve --no-worker' needs PostgreSQL: on SQLite one process serves the database "
+                "file, so it must also be the worker (run 'gpuyard serve' without --no-worker, "
+                "or use --db postgresql+psycopg://…)")
+    try:
+        claim_sqlite(db_url)
+    except DatabaseInUse as exc:
+        return str(exc)
+    return None
+
+
 def serve(args: argparse.Namespace) -> int:
     from gpuyard.api import serving
     from gpuyard.api.app import create_app
-    from gpuyard.settings import Settings
 
     try:
         ssh_ports = _ssh_ports(args.ssh_ports)
+        settings = _settings(args, max_body=args.max_body, gateway=not args.no_gateway,
+                             ssh_host=args.ssh_host, ssh_ports=ssh_ports)
     except ValueError as exc:
         return fail(str(exc))
-    settings = Settings.build(db_url=args.db, host=args.host, port=args.port, runtime=args.runtime,
-                              docker_url=args.docker_url, max_body=args.max_body,
-                              graceful_seconds=args.graceful, credit=args.credit or None,
-                              gateway=not args.no_gateway, ssh_host=args.ssh_host,
-                              ssh_ports=ssh_ports)
-    from gpuyard.store.db import DatabaseInUse, claim_sqlite
-
-    try:
-        claim_sqlite(settings.db_url)
-    except DatabaseInUse as exc:
-        return fail(str(exc))
+    problem = _claim_database(settings.db_url, "api" if args.no_worker else "all")
+    if problem:
+        return fail(problem)
     from gpuyard.server_secret import ServerSecretError
 
     print(f"gpuyard: database {settings.db_url}", file=sys.stderr)
     try:
-        app = create_app(settings)
+        app = create_app(settings, worker=not args.no_worker)
     except ServerSecretError as exc:
         return fail(str(exc))
     print(f"gpuyard: server secret from {app.state.secret_source}", file=sys.stderr)
     if app.state.gateway is not None:
         _announce(app.state.gateway)
+    if args.no_worker:
+        print("gpuyard: API and console only (the reconciler and periodic jobs run in "
+              "'gpuyard worker' processes)", file=sys.stderr)
     if settings.credit:
         print("gpuyard: credit enforced (launches need a positive balance)", file=sys.stderr)
     if args.demo:
@@ -150,4 +170,27 @@ def gateway(args: argparse.Namespace) -> int:
         pass
     finally:
         engine.dispose()
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    from gpuyard.api import serving
+    from gpuyard.api.app import create_worker_app
+    from gpuyard.server_secret import ServerSecretError
+
+    try:
+        settings = _settings(args)
+    except ValueError as exc:
+        return fail(str(exc))
+    problem = _claim_database(settings.db_url, "worker")
+    if problem:
+        return fail(problem)
+    print(f"gpuyard worker: database {settings.db_url}", file=sys.stderr)
+    try:
+        app = create_worker_app(settings)
+    except ServerSecretError as exc:
+        return fail(str(exc))
+    print(f"gpuyard worker: server secret from {app.state.secret_source}; /metrics on "
+          f"http://{settings.host}:{settings.port}", file=sys.stderr)
+    serving.run(app, settings)
     return 0
