@@ -67,4 +67,14 @@ def gpuyard_image() -> str:
         capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     if built.returncode != 0:
         pytest.fail(f"podman build failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}")
+    _forget_older(tool, image)
     return image
+
+
+def _forget_older(tool: str, keep: str) -> None:
+    """Untag the images of earlier trees (their layers go with them unless shared or in use)."""
+    listed = subprocess.run([tool, "images", "--format", "{{.Repository}}:{{.Tag}}", REPO],
+                            capture_output=True, text=True)
+    for name in listed.stdout.split():
+        if name != keep and name.startswith(REPO + ":"):
+            subprocess.run([tool, "rmi", name], capture_output=True)
