@@ -224,6 +224,9 @@ class DockerEngine:
         self._pulls: dict[tuple[str, str], _Pull] = {}
         self._lock = threading.Lock()
         self.unreachable_since: float | None = None  # when it stopped answering (epoch)
+        # What the engine was found to lack ("init", "disk limit"), remembered until the server
+        # restarts so that later creates go without it at once, instead of being refused first.
+        self.lacks: set[str] = set()
 
     # -- plumbing ------------------------------------------------------------------------------
     def client(self) -> Any:
@@ -280,21 +283,28 @@ class DockerEngine:
         """With the image on the engine, create and start the container now (a moment), so the
         engine's verdict is known when this returns; otherwise pull, create and start in a worker
         thread, and answer "loading" at once."""
-        self._call("ping", self.client().ping)  # an unreachable engine fails the create at once
         ref = f"gpuyard-i{spec.instance_id}-{uuid.uuid4().hex[:8]}"
-        job = _Job(msg=f"preparing {spec.image_uuid}")
+        job = self._new_job(f"preparing {spec.image_uuid}")
         with self._lock:
             self._jobs[ref] = job
+        # (an unreachable engine fails this first call, and so the create, at once)
         if self._has_image(spec.image_uuid):
-            self._run_job(ref, spec, job)
+            self._run_job(ref, spec, job, image_present=True)
             return self.status(ref)
         threading.Thread(target=self._run_job, args=(ref, spec, job), name=f"create-{ref}",
                          daemon=True).start()
         return RuntimeState("loading", job.msg, ref)
 
-    def _run_job(self, ref: str, spec: LaunchSpec, job: _Job) -> None:
+    def _new_job(self, msg: str) -> _Job:
+        job = _Job(msg=msg, no_init="init" in self.lacks, no_disk_limit="disk limit" in self.lacks)
+        job.notes += [note for lacked, note in (("disk limit", NO_DISK_LIMIT), ("init", NO_INIT))
+                      if lacked in self.lacks]
+        return job
+
+    def _run_job(self, ref: str, spec: LaunchSpec, job: _Job, image_present: bool = False) -> None:
         try:
-            self._ensure_image(spec, job)
+            if not image_present:
+                self._ensure_image(spec, job)
             if job.cancelled:
                 return
             job.msg = f"starting {spec.image_uuid}"
@@ -402,8 +412,7 @@ class DockerEngine:
         its progress), the image pulled ("present"), or a failure (raises
         :class:`ImageUnavailable`). After ``wait`` seconds without a verdict (a registry that
         does not answer) it answers "pulling" too. Raises :class:`EngineUnreachable` when the
-        engine does not answer."""
-        self._call("ping", self.client().ping)
+        engine does not answer (the image lookup is its first call)."""
         if self._has_image(f"{image}:{tag}" if tag else image):
             return "present"
         pull = self._pull(image, tag, login)
@@ -485,6 +494,7 @@ class DockerEngine:
                 self._remove(ref)
                 job.no_disk_limit = True
                 job.notes.append(NO_DISK_LIMIT)
+                self.lacks.add("disk limit")
         return self._call("create", client.containers.create, spec.image_uuid, **kwargs)
 
     def _create_and_start(self, ref: str, spec: LaunchSpec, job: _Job) -> None:
@@ -512,6 +522,7 @@ class DockerEngine:
                 self._remove(ref)
                 job.no_init = True
                 job.notes.append(NO_INIT)
+                self.lacks.add("init")
 
     @staticmethod
     def _move_taken_port(spec: LaunchSpec, msg: str, tried: set[int]) -> dict[str, int] | None:

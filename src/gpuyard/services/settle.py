@@ -65,34 +65,39 @@ async def check_image(sessions: Any, reconciler: Any, ask_id: int, merged: dict[
         ) from None
 
 
-async def undo_if_failed_fast(sessions: Any, reconciler: Any, user_id: int, instance_id: int | None) -> None:
+async def undo_if_failed_fast(sessions: Any, reconciler: Any, instance_id: int | None) -> None:
     """A launch the machine refused at once is undone, and the caller gets the reason as an
     error, instead of an instance that can never run. Called after :func:`settle`: by then the
     runtime's create has given its verdict (with the image on the engine, the docker runtime
     creates and starts the container before it returns; :func:`check_image` has ruled on the
     image before the rental), so one read of the row decides, no waiting. A pull still running
-    is left to run; its outcome shows on the instance."""
+    is left to run; its outcome shows on the instance. (The instance was just made by the
+    caller, so its row is read as is: no account lookup on the way of every launch.)"""
     from gpuyard.errors import Conflict, InvalidInput, Unavailable
     from gpuyard.services import instances
-    from gpuyard.services.instance_rows import get_instance
     from gpuyard.store.db import transaction
-    from gpuyard.store.models import User
+    from gpuyard.store.models import Instance, User
 
     if instance_id is None:
         return
 
     def read() -> dict[str, Any] | None:
         with transaction(sessions, write=False) as session:
-            return get_instance(session, session.get(User, user_id), instance_id)
-
-    def undo() -> Any:
-        with transaction(sessions) as session:
-            return instances.destroy(session, session.get(User, user_id), [instance_id])
+            inst = session.get(Instance, instance_id)
+            if inst is None or inst.destroyed_at is not None:
+                return None
+            return {"actual_status": inst.actual_status, "status_msg": inst.status_msg,
+                    "machine_id": inst.machine_id, "owner_id": inst.owner_id}
 
     row = await run_in_threadpool(read)
     msg = (row or {}).get("status_msg") or ""
     if not (row and row["actual_status"] == "exited" and msg.startswith("error")):
         return
+
+    def undo() -> Any:
+        with transaction(sessions) as session:
+            return instances.destroy(session, session.get(User, row["owner_id"]), [instance_id])
+
     await settle(reconciler, await run_in_threadpool(undo))
     reason = f"{msg[len('error: '):]}; nothing was rented"
     if "unreachable" in msg:

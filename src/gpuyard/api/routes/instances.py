@@ -88,9 +88,8 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
         return JSONAnswer({"success": True, "dry_run": True, "launch": outcome.launch,
                            "msg": "dry run: nothing was rented"})
     await _settle(request, outcome)
-    user = await caller(request)
     try:
-        await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler, user.id,
+        await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler,
                                   outcome.instance_id)
     except GpuyardError:
         launches.labels("refused").inc()

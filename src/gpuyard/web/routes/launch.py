@@ -372,7 +372,7 @@ async def launch(request: Request):
     await settle(request.app.state.reconciler, outcome)
     try:  # a launch the machine refuses at once is undone, as through the API
         await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler,
-                                  request.state.user["id"], outcome.instance_id)
+                                  outcome.instance_id)
     except GpuyardError as exc:
         return _failed(request, form, ctx, exc)
     request.session["flash"] = outcome.msg

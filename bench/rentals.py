@@ -1,0 +1,193 @@
+"""Rentals per second on the simulated runtime, with one and two ``gpuyard serve`` processes on
+one database, each against a floor measured in the same run.
+
+This is a benchmark script, not a test: it prints figures and checks nothing.
+
+The servers are real ``gpuyard serve`` processes (simulated runtime, boot time 0) on a fresh
+database: a SQLite file by default, or ``--db URL`` (PostgreSQL: its tables are **dropped**).
+Two processes on one database need PostgreSQL (gpuyard refuses a second one on a SQLite file).
+The fleet has one machine per rental, so that every rental takes a free 1-GPU offer.
+
+For each number of processes, the client threads (``--threads`` per process, spread over the
+processes) do, for ``--seconds`` each:
+
+1. **floor**: ``GET /healthz``, the cheapest request a server answers (no database): what the
+   HTTP stack, the middleware and the client cost;
+2. **rentals**: ``PUT /api/v0/asks/{id}/`` on distinct offers, as the official client sends it;
+3. **floor** again (the machine is shared: its load may change during the run).
+
+Each rental answer is after the rental's transaction and its reconcile (docs/runtime.md). The
+figure to compare across runs and machines is the ratio of rentals/s to the floor's requests/s.
+
+    .venv/bin/python bench/rentals.py                       # SQLite, 1 process
+    .venv/bin/python bench/rentals.py --db postgresql+psycopg://user@host/db --processes 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+from offers_instances import make_fleet  # noqa: E402
+
+from gpuyard.services.fleet import apply_fleet, parse_fleet  # noqa: E402
+from gpuyard.services.users import create_user  # noqa: E402
+from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction  # noqa: E402
+
+BODY = {"client_id": "me", "image": "pytorch/pytorch:latest", "env": {}, "price": None, "disk": 10,
+        "label": None, "extra": None, "onstart": None, "image_login": None, "python_utf8": False,
+        "lang_utf8": False, "use_jupyter_lab": False, "jupyter_dir": None, "force": False,
+        "cancel_unavail": False, "template_hash_id": None, "runtype": "ssh"}
+
+
+def fresh_database(url: str) -> None:
+    engine = make_engine(url)
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy import text
+
+        from gpuyard.store.models import Base
+
+        with engine.begin() as conn:
+            Base.metadata.drop_all(conn)
+            conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    migrate(engine)
+    engine.dispose()
+
+
+def fill(url: str, machines: int) -> str:
+    """The fleet and a user; the user's API key."""
+    engine = make_engine(url)
+    with transaction(make_sessionmaker(engine)) as session:
+        apply_fleet(session, parse_fleet({"machines": make_fleet(machines, 7)}))
+        _user, key = create_user(session, "bench")
+    engine.dispose()
+    return key
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Servers:
+    """``count`` gpuyard serve processes on ``url``."""
+
+    def __init__(self, url: str, count: int, tmp: str):
+        gpuyard = shutil.which("gpuyard", path=str(Path(sys.executable).parent)) or "gpuyard"
+        env = {**os.environ, "GPUYARD_SIM_BOOT_SECONDS": "0", "XDG_DATA_HOME": tmp,
+               "GPUYARD_SECRET_KEY": "bench-secret-" + "x" * 40}
+        self.urls, self.procs = [], []
+        for _ in range(count):
+            port = free_port()
+            self.procs.append(subprocess.Popen(
+                [gpuyard, "serve", "--db", url, "--host", "127.0.0.1", "--port", str(port)],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            self.urls.append(f"http://127.0.0.1:{port}")
+        for base, proc in zip(self.urls, self.procs, strict=True):
+            deadline = time.time() + 60
+            while True:
+                try:
+                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.time() > deadline:
+                    raise RuntimeError(f"gpuyard serve at {base} did not start")
+                time.sleep(0.1)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=30)
+
+
+def run(clients: list[httpx.Client], seconds: float, work) -> tuple[int, int, float]:
+    """Each client in its own thread calls ``work(client)`` until ``seconds`` pass or it returns
+    None; (ok answers, other answers, seconds taken)."""
+    counts = [[0, 0] for _ in clients]
+    stop = time.perf_counter() + seconds
+
+    def loop(i: int, c: httpx.Client) -> None:
+        while time.perf_counter() < stop:
+            ok = work(c)
+            if ok is None:
+                return
+            counts[i][0 if ok else 1] += 1
+
+    threads = [threading.Thread(target=loop, args=(i, c)) for i, c in enumerate(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.perf_counter() - t0
+    return sum(c[0] for c in counts), sum(c[1] for c in counts), took
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--db", help="database URL (default: a SQLite file in a temp dir); DROPS its tables")
+    p.add_argument("--processes", type=int, nargs="+", default=[1])
+    p.add_argument("--threads", type=int, default=2, help="client threads per process (2)")
+    p.add_argument("--seconds", type=float, default=6.0)
+    p.add_argument("--machines", type=int, default=5000)
+    args = p.parse_args(argv)
+
+    tmp = tempfile.mkdtemp(prefix="gpuyard-rentals-")
+    url = args.db or f"sqlite:///{tmp}/bench.db"
+    print(f"{os.cpu_count()} cores; database {url.split('@')[-1]}; {args.threads} client threads "
+          f"per process, {args.seconds:g} s per phase")
+    for count in args.processes:
+        fresh_database(url)
+        key = fill(url, args.machines)
+        servers = Servers(url, count, tmp)
+        try:
+            headers = {"Authorization": f"Bearer {key}"}
+            clients = [httpx.Client(base_url=servers.urls[i % count], headers=headers, timeout=60)
+                       for i in range(count * args.threads)]
+            offers = clients[0].post("/api/v0/bundles/", json={
+                "num_gpus": {"eq": 1}, "limit": args.machines, "order": [["id", "asc"]]}).json()["offers"]
+            targets = iter({o["machine_id"]: o["id"] for o in offers}.values())
+            lock = threading.Lock()
+
+            def healthz(c: httpx.Client) -> bool:
+                return c.get("/healthz").status_code == 200
+
+            def rent(c: httpx.Client, targets=targets, lock=lock) -> bool | None:
+                with lock:
+                    ask = next(targets, None)
+                if ask is None:
+                    return None
+                return c.put(f"/api/v0/asks/{ask}/", json=BODY).status_code == 200
+
+            floor1 = run(clients, args.seconds / 2, healthz)
+            rented = run(clients, args.seconds, rent)
+            floor2 = run(clients, args.seconds / 2, healthz)
+            for c in clients:
+                c.close()
+        finally:
+            servers.close()
+        floor = (floor1[0] + floor2[0]) / (floor1[2] + floor2[2])
+        rate = rented[0] / rented[2]
+        print(f"{count} process(es): rentals {rate:6.1f}/s ({rented[0]} ok, {rented[1]} refused); "
+              f"floor /healthz {floor:6.1f}/s (before {floor1[0] / floor1[2]:.0f}, after "
+              f"{floor2[0] / floor2[2]:.0f}); ratio {rate / floor:.3f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
