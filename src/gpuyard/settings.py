@@ -55,6 +55,9 @@ class Settings:
     # accounts whose balance reached zero are stopped every ``billing_seconds``.
     credit: bool = False
     billing_seconds: float = 30.0
+    # Maintenance windows (docs/hosts.md): how often bids are stopped on machines whose window
+    # has started, and resumed where it has ended.
+    maintenance_seconds: float = 30.0
 
     @classmethod
     def build(

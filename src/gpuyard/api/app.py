@@ -15,7 +15,18 @@ from gpuyard.accounting import install_accounting
 from gpuyard.api.edge import JSONAnswer, RequestLimits
 from gpuyard.api.errors import install_error_handlers
 from gpuyard.api.openapi import install_openapi
-from gpuyard.api.routes import accounts, billing, instances, meta, offers, templates, users, volumes
+from gpuyard.api.routes import (
+    accounts,
+    billing,
+    instances,
+    machines,
+    meta,
+    offers,
+    templates,
+    users,
+    volumes,
+)
+from gpuyard.maintenance import install_maintenance
 from gpuyard.metrics import Metrics, RequestMetrics
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
@@ -52,7 +63,7 @@ class StripTrailingSlash:
 
 
 ROUTERS = (meta.router, users.router, templates.router, offers.router, instances.router,
-           instances.public, volumes.router, accounts.router, billing.router)
+           instances.public, volumes.router, accounts.router, billing.router, machines.router)
 
 
 def _api(lifespan: Any = None) -> FastAPI:
@@ -116,6 +127,7 @@ def create_app(settings: Settings, *, run_migrations: bool = True) -> FastAPI:
         app.state.sessions, app.state.runtimes, poll_seconds=settings.reconcile_seconds
     )
     install_accounting(app)  # credit on every session; the out-of-credit job beside the reconciler
+    install_maintenance(app)  # bids stop when a machine's maintenance window starts
     install_error_handlers(app)
     install_console(app, secret)
     app.state.answers = AnswerCache()

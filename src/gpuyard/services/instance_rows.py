@@ -12,6 +12,7 @@ from gpuyard.errors import NotFound
 from gpuyard.query.sql import compile_order, compile_where
 from gpuyard.services import volumes
 from gpuyard.services.identifiers import require_id
+from gpuyard.services.machines import maintenance
 from gpuyard.store.models import Instance, Machine, User
 from gpuyard.wire.instances import MAX_PAGE, InstanceListQuery  # noqa: F401 - MAX_PAGE for callers
 
@@ -104,7 +105,7 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
         "actual_status": inst.actual_status,
         "cur_state": inst.cur_state,
         "next_state": inst.intended_status,
-        "status_msg": inst.status_msg,
+        "status_msg": _with_warning(inst.status_msg, maintenance.warning(machine, now)),
         "start_date": inst.start_date,
         "end_date": machine.end_date,
         "uptime_mins": (now - running_since) / 60 if running_since else 0.0,
@@ -112,6 +113,12 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
         "runtime": inst.runtime,
         "rentable": False,
     }
+
+
+def _with_warning(msg: str | None, warning: str | None) -> str | None:
+    if warning is None:
+        return msg
+    return f"{msg}; {warning}" if msg else warning
 
 
 def _pairs(env: str | None) -> list[list[str]]:

@@ -198,6 +198,29 @@ class Machine(Base):
     listed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
+    # The user who hosts it (docs/hosts.md): sees and prices it with the host commands.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_machines_owner_id_users"),
+                                                 index=True)
+    min_chunk: Mapped[int] = mapped_column(Integer, default=1)  # fewest GPUs an offer holds
+    # When the owner last set prices (list machine); a fleet file reload then keeps them.
+    prices_set_at: Mapped[float | None] = mapped_column(Float)
+    # The next (or current) maintenance window, copied from MachineMaintenance: offers end at its
+    # start, bids are stopped during it (services/machines/maintenance.py).
+    maint_start: Mapped[float | None] = mapped_column(Float)
+    maint_end: Mapped[float | None] = mapped_column(Float)
+
+
+class MachineMaintenance(Base):
+    """A maintenance window an owner scheduled (``schedule maint``)."""
+
+    __tablename__ = "machine_maintenances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
+    start_time: Mapped[float] = mapped_column(Float)
+    end_time: Mapped[float] = mapped_column(Float)
+    category: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class Ask(Base):
