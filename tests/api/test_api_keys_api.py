@@ -222,6 +222,7 @@ def test_a_key_with_one_category_calls_its_routes_and_no_other(alice, api, fleet
         for rule in rules:
             r = send(c, rule.name, category)
             body = r.json()
+            body = body if isinstance(body, dict) else {"answer": body}  # show maints: a bare list
             if rule.category == category:
                 assert body.get("error") != "permission_denied", (rule.name, r.status_code, body)
                 assert r.status_code < 500, (rule.name, body)
@@ -236,7 +237,7 @@ def test_a_full_key_calls_every_route(alice, api, fleet):
     rules = sorted(perms.RULES, key=lambda r: r.name == "api.apikey.reset")
     for rule in rules:
         r = send(api, rule.name)
-        assert r.status_code < 500 and r.json().get("error") != "permission_denied", (rule.name, r.text)
+        assert r.status_code < 500 and "permission_denied" not in r.text, (rule.name, r.text)
 
 
 def rent(api: httpx.Client, **body) -> int:

@@ -198,10 +198,11 @@ class Machine(Base):
     listed: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
-    # The user who hosts it (docs/hosts.md): sees and prices it with the host commands.
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", name="fk_machines_owner_id_users"),
-                                                 index=True)
-    min_chunk: Mapped[int] = mapped_column(Integer, default=1)  # fewest GPUs an offer holds
+    # The user who hosts it (docs/hosts.md): sees and prices it with the host commands. A plain
+    # column (users are disabled, never deleted): SQLite cannot add a foreign key to a table
+    # that others reference without rebuilding it.
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    min_chunk: Mapped[int | None] = mapped_column(Integer)  # fewest GPUs an offer holds (NULL: 1)
     # When the owner last set prices (list machine); a fleet file reload then keeps them.
     prices_set_at: Mapped[float | None] = mapped_column(Float)
     # The next (or current) maintenance window, copied from MachineMaintenance: offers end at its

@@ -20,16 +20,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("machines") as batch_op:
-        batch_op.add_column(sa.Column("owner_id", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("min_chunk", sa.Integer(), nullable=False, server_default="1"))
-        batch_op.add_column(sa.Column("prices_set_at", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("maint_start", sa.Float(), nullable=True))
-        batch_op.add_column(sa.Column("maint_end", sa.Float(), nullable=True))
-        batch_op.create_index("ix_machines_owner_id", ["owner_id"])
-        batch_op.create_foreign_key("fk_machines_owner_id_users", "users", ["owner_id"], ["id"])
-    with op.batch_alter_table("machines") as batch_op:
-        batch_op.alter_column("min_chunk", server_default=None)
+    # Plain ADD COLUMN: a batch rebuild of machines would drop a table that instances reference.
+    for name, kind in (("owner_id", sa.Integer()), ("min_chunk", sa.Integer()),
+                       ("prices_set_at", sa.Float()), ("maint_start", sa.Float()),
+                       ("maint_end", sa.Float())):
+        op.add_column("machines", sa.Column(name, kind, nullable=True))
+    op.create_index("ix_machines_owner_id", "machines", ["owner_id"])
 
     op.create_table(
         "machine_maintenances",
@@ -55,11 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_machine_maintenances_machine_id", table_name="machine_maintenances")
     op.drop_table("machine_maintenances")
-    with op.batch_alter_table("machines") as batch_op:
-        batch_op.drop_constraint("fk_machines_owner_id_users", type_="foreignkey")
-        batch_op.drop_index("ix_machines_owner_id")
-        batch_op.drop_column("maint_end")
-        batch_op.drop_column("maint_start")
-        batch_op.drop_column("prices_set_at")
-        batch_op.drop_column("min_chunk")
-        batch_op.drop_column("owner_id")
+    op.drop_index("ix_machines_owner_id", table_name="machines")
+    # Plain DROP COLUMN (SQLite 3.35+), as 0006 does.
+    for name in ("maint_end", "maint_start", "prices_set_at", "min_chunk", "owner_id"):
+        op.drop_column("machines", name)
