@@ -9,24 +9,12 @@ import httpx
 import pytest
 from test_instances_api import offers, rented
 
-from conftest import SMALL_FLEET_YAML
 from gpuyard.maintenance import run_maintenance
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Machine, MachineMaintenance
 from instance_reads import show, wait_status
 
 HOURS_PER_MONTH = 30 * 24
-
-
-@pytest.fixture
-def hosted(app, alice, bob):
-    """The small fleet with box-4090 (2 GPUs) owned by alice and box-3090 by bob."""
-    from gpuyard.services.fleet import load_fleet, parse_yaml
-
-    text = SMALL_FLEET_YAML.replace("  - hostname: box-4090\n", "  - hostname: box-4090\n    owner: alice\n")
-    text = text.replace("  - hostname: box-3090\n", "  - hostname: box-3090\n    owner: bob\n")
-    with transaction(app.state.sessions) as session:
-        return load_fleet(session, parse_yaml(text)).machine_ids
 
 
 def listing(machine: int, **values) -> dict:
@@ -95,7 +83,7 @@ def test_a_new_price_changes_offers_at_once_and_rentals_keep_theirs(api, bob, ho
     assert {(x["renter"], x["dph"]) for x in row["rentals"]} == {("bob", 0.40), ("bob", 0.55)}
 
 
-def test_unlist_withdraws_offers_and_running_instances_continue(api, bob, hosted, app):
+def test_unlist_withdraws_offers_and_running_instances_continue(api, bob, hosted, request):
     box = hosted["box-4090"]
     with bob.http() as b:
         iid = rented(b, next(o for o in machine_offers(b, box) if o["num_gpus"] == 1)["id"], image="busybox")
@@ -112,9 +100,7 @@ def test_unlist_withdraws_offers_and_running_instances_continue(api, bob, hosted
         assert b.put(f"/api/v0/instances/{iid}/", json={"state": "running"}).status_code == 200
         wait_status(b, iid, "running")  # what is rented stays the renter's
         assert api.get(f"/api/v0/machines/{box}").json()[0]["listed"] is False
-        from gpuyard.services.fleet import load_fleet, parse_yaml  # a fleet reload keeps it unlisted
-        with transaction(app.state.sessions) as session:
-            load_fleet(session, parse_yaml(SMALL_FLEET_YAML))
+        assert request.getfixturevalue("fleet").updated == ["box-4090", "box-3090"]  # a reload
         assert machine_offers(b, box) == []
         assert api.put("/api/v0/machines/create_asks/", json=listing(box)).json()["success"]
         assert [o["num_gpus"] for o in machine_offers(b, box)] == [1]  # the free GPU again

@@ -16,9 +16,6 @@ from pathlib import Path
 import pytest
 from vastai import VastAI
 
-from conftest import SMALL_FLEET_YAML
-from gpuyard.store.db import transaction
-
 VASTAI = Path(sys.executable).with_name("vastai")
 if not VASTAI.exists():  # pragma: no cover - only outside the project venv
     VASTAI = Path(shutil.which("vastai") or VASTAI)
@@ -39,17 +36,6 @@ def vastai(live_server: str, tmp_path: Path):
                               capture_output=True, text=True, timeout=60, cwd=home)
 
     return run
-
-
-@pytest.fixture
-def hosted(app, alice, bob):
-    """box-4090 (2 × RTX 4090) owned by alice, box-3090 by bob."""
-    from gpuyard.services.fleet import load_fleet, parse_yaml
-
-    text = SMALL_FLEET_YAML.replace("  - hostname: box-4090\n", "  - hostname: box-4090\n    owner: alice\n")
-    text = text.replace("  - hostname: box-3090\n", "  - hostname: box-3090\n    owner: bob\n")
-    with transaction(app.state.sessions) as session:
-        return load_fleet(session, parse_yaml(text)).machine_ids
 
 
 def one_gpu_offers(api, machine_id: int) -> list[dict]:
