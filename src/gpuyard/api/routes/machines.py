@@ -16,6 +16,7 @@ from gpuyard.api.deps import AUTHENTICATED, call
 from gpuyard.api.edge import JSONAnswer
 from gpuyard.services.machines import hosting, maintenance
 from gpuyard.services.settle import settle
+from gpuyard.wire.base import parse
 from gpuyard.wire.common import Done, EmptyBody
 from gpuyard.wire.machines import (
     Listed,
@@ -46,7 +47,7 @@ async def show_machines(request: Request, owner: Owner = None):
 async def show_maintenances(
     request: Request,
     owner: Owner = None,
-    machine_ids: Annotated[str | None, Query(max_length=20000, description="machine ids as JSON, "
+    machine_ids: Annotated[str | None, Query(max_length=8000, description="machine ids as JSON, "
                                                                            "e.g. [42, 43] (none: all)")]
     = None,
 ):
@@ -66,7 +67,7 @@ async def list_machine(request: Request, body: MachineListing | None = None):
     """List a machine: prices (null keeps one), minimum GPUs per offer, end date (``end_date``,
     or ``duration`` such as "2 weeks"; neither keeps a future one, else 90 days). Offers change
     at once; running rentals keep the price they were rented at."""
-    listing = body or MachineListing.model_validate({})
+    listing = body or parse(MachineListing, {})
     return JSONAnswer(await call(request, hosting.list_machine, listing))
 
 
@@ -80,7 +81,7 @@ async def unlist_machine(request: Request, machine_id: MachineId, body: EmptyBod
 async def schedule_maint(request: Request, machine_id: MachineId, body: MaintenanceWindow | None = None):
     """Schedule a maintenance window (``sdate`` epoch seconds, ``duration`` hours): offers end
     before it, renters are warned in their instances' status_msg, bids stop while it lasts."""
-    window = body or MaintenanceWindow.model_validate({})
+    window = body or parse(MaintenanceWindow, {})
     msg, touched = await call(request, maintenance.schedule, int(machine_id), window)
     await settle(request.app.state.reconciler, SimpleNamespace(instance_ids=touched))
     return JSONAnswer({"success": True, "msg": msg})
