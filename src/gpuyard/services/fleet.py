@@ -346,9 +346,10 @@ def load_fleet(session: Session, data: Any) -> FleetResult:
 
 
 def gpu_names(session: Session) -> list[str]:
-    """Distinct GPU model names of the listed machines, sorted."""
+    """Distinct GPU model names of the listed machines (CPU-only ones have none), sorted."""
     rows = session.scalars(
-        select(Machine.gpu_name).where(Machine.listed == true()).distinct().order_by(Machine.gpu_name)
+        select(Machine.gpu_name).where(Machine.listed == true(), Machine.num_gpus > 0)
+        .distinct().order_by(Machine.gpu_name)
     )
     return list(rows)
 
