@@ -17,6 +17,7 @@ from gpuyard.sdk.billing import BillingMixin
 from gpuyard.sdk.config import resolve_api_key, resolve_url
 from gpuyard.sdk.http import Transport
 from gpuyard.sdk.instances import InstancesMixin
+from gpuyard.sdk.machines import MachinesMixin
 from gpuyard.sdk.offers import OffersMixin
 from gpuyard.template_flags import fields_from_flags, login_repo
 
@@ -92,12 +93,12 @@ def _update_template_signature(
     """
 
 
-class VastAI(InstancesMixin, OffersMixin, AccountsMixin, BillingMixin):
+class VastAI(InstancesMixin, OffersMixin, AccountsMixin, BillingMixin, MachinesMixin):
     """A client for a gpuyard server with the official ``VastAI`` SDK's method signatures.
 
     Templates are here; instances are in :mod:`gpuyard.sdk.instances`, offers and volumes in
     :mod:`gpuyard.sdk.offers`, secrets and API keys in :mod:`gpuyard.sdk.accounts`, invoices
-    and usage in :mod:`gpuyard.sdk.billing`."""
+    and usage in :mod:`gpuyard.sdk.billing`, the host side in :mod:`gpuyard.sdk.machines`."""
 
     def __init__(self, api_key: str | None = None, server_url: str | None = None, **_ignored: Any):
         self.api_key = resolve_api_key(api_key)
