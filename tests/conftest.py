@@ -193,3 +193,15 @@ def fleet(app):
 
     with transaction(app.state.sessions) as session:
         return load_fleet(session, parse_yaml(SMALL_FLEET_YAML))
+
+
+@pytest.fixture
+def hosted(app, alice, bob):
+    """The small fleet with owners (fleet key ``owner``): box-4090 (2 × RTX 4090) is alice's,
+    box-3090 (1 × RTX 3090) bob's. Returns the machine ids by hostname."""
+    from gpuyard.services.fleet import load_fleet, parse_yaml
+
+    text = SMALL_FLEET_YAML.replace("  - hostname: box-4090\n", "  - hostname: box-4090\n    owner: alice\n")
+    text = text.replace("  - hostname: box-3090\n", "  - hostname: box-3090\n    owner: bob\n")
+    with transaction(app.state.sessions) as session:
+        return load_fleet(session, parse_yaml(text)).machine_ids

@@ -70,6 +70,9 @@ class Settings:
     heartbeat_failures: int = 3
     engine_timeout: float = 5.0
     engine_concurrency: int = 4
+    # Maintenance windows (docs/hosts.md): how often bids are stopped on machines whose window
+    # has started, and resumed where it has ended.
+    maintenance_seconds: float = 30.0
 
     @classmethod
     def build(

@@ -30,6 +30,15 @@ SAMPLES: dict[str, tuple[str, str, dict | None, dict | None]] = {
     "api.billing.charges": ("GET", "/api/v0/charges/", None, None),
     "api.billing.contracts": ("POST", "/api/v0/contracts/fetch/", None, {"label": "x", "contract_ids": []}),
     "api.billing.usage": ("GET", "/api/v0/usage/", None, None),
+    "api.machine.list": ("GET", "/api/v0/machines", {"owner": "me"}, None),
+    "api.machine.maintenances": ("GET", "/api/v0/machines/maintenances", {"owner": "me"}, None),
+    "api.machine.show": ("GET", f"/api/v0/machines/{NOWHERE}", {"owner": "me"}, None),
+    "api.machine.list_asks": ("PUT", "/api/v0/machines/create_asks/", None, {"machine": NOWHERE}),
+    "api.machine.unlist": ("DELETE", f"/api/v0/machines/{NOWHERE}/asks/", None, {}),
+    "api.machine.schedule_maint": ("PUT", f"/api/v0/machines/{NOWHERE}/dnotify/", None,
+                                   {"client_id": "me", "sdate": 4000000000, "duration": 1}),
+    "api.machine.cancel_maint": ("PUT", f"/api/v0/machines/{NOWHERE}/cancel_maint/", None,
+                                 {"client_id": "me", "machine_id": NOWHERE}),
     "api.instance.list": ("GET", "/api/v1/instances/", None, None),
     "api.instance.list_all": ("GET", "/api/v0/instances/", None, None),
     "api.instance.filters": ("GET", "/api/v0/instances/filters/", None, None),
@@ -227,6 +236,7 @@ def test_a_key_with_one_category_calls_its_routes_and_no_other(alice, api, fleet
         for rule in rules:
             r = send(c, rule.name, category)
             body = r.json()
+            body = body if isinstance(body, dict) else {"answer": body}  # show maints: a bare list
             if rule.category == category:
                 assert body.get("error") != "permission_denied", (rule.name, r.status_code, body)
                 assert r.status_code < 500, (rule.name, body)
@@ -241,7 +251,7 @@ def test_a_full_key_calls_every_route(alice, api, fleet):
     rules = sorted(perms.RULES, key=lambda r: r.name == "api.apikey.reset")
     for rule in rules:
         r = send(api, rule.name)
-        assert r.status_code < 500 and r.json().get("error") != "permission_denied", (rule.name, r.text)
+        assert r.status_code < 500 and "permission_denied" not in r.text, (rule.name, r.text)
 
 
 def rent(api: httpx.Client, **body) -> int:

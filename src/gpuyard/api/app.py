@@ -20,6 +20,7 @@ from gpuyard.api.routes import (
     billing,
     commands,
     instances,
+    machines,
     meta,
     offers,
     ssh_keys,
@@ -29,6 +30,7 @@ from gpuyard.api.routes import (
 )
 from gpuyard.control.leases import leases_for
 from gpuyard.control.roles import install_worker
+from gpuyard.maintenance import install_maintenance
 from gpuyard.metrics import Metrics, RequestMetrics
 from gpuyard.periodic import holder_name
 from gpuyard.reconciler import Reconciler
@@ -67,7 +69,7 @@ class StripTrailingSlash:
 
 ROUTERS = (meta.router, users.router, templates.router, offers.router, instances.router,
            instances.public, commands.router, volumes.router, accounts.router, billing.router,
-           ssh_keys.router)
+           ssh_keys.router, machines.router)
 
 
 def _api(lifespan: Any = None) -> FastAPI:
@@ -197,4 +199,5 @@ def _open(app: FastAPI, settings: Settings, run_migrations: bool, worker: bool) 
         app.state.reconciler.on_wake.append(app.state.gateway.wake)
     if worker:
         install_worker(app)
+        install_maintenance(app)  # bids stop when a machine's maintenance window starts
     return secret

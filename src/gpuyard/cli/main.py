@@ -387,6 +387,39 @@ def add_access_commands(admin_cmds: Any) -> None:
     eu.add_argument("--db", help=db_help)
 
 
+def add_machine_commands(admin_cmds: Any) -> None:
+    """admin add-machine and probe-machine (docs/hosts.md)."""
+    am = admin_cmds.add_parser(
+        "add-machine", help="register a machine by probing its Docker engine",
+        description="Connect to a Docker engine (unix://, ssh://user@host, or tcp://host:2376 with "
+                    "TLS certificates from DOCKER_CERT_PATH when DOCKER_TLS_VERIFY is set), read "
+                    "its CPU, RAM, disk and OS, list its GPUs (CDI devices or the nvidia runtime, "
+                    "then nvidia-smi in a short-lived container with all GPUs), and register it "
+                    "with offers. A host without GPUs registers as CPU-only.")
+    am.set_defaults(handler="machines:add_machine")
+    am.add_argument("engine_url", help="the engine, e.g. ssh://root@gpu-01 or unix:///var/run/docker.sock")
+    am.add_argument("--name", help="the machine's name (default: the host name the engine reports)")
+    am.add_argument("--owner", help="the user who hosts it (default: the first administrator)")
+    am.add_argument("--dry-run", action="store_true", help="print what was found; register nothing")
+    am.add_argument("--image", default=None,
+                    help="image the probe containers run (default ubuntu:24.04; it needs sh, df "
+                         "and, for nvidia-smi, glibc)")
+    am.add_argument("--price-gpu", type=float, default=0.40, help="$/GPU/hour to list it at (default 0.40)")
+    am.add_argument("--price-disk", type=float, default=0.10, help="$/GB/month for disk (default 0.10)")
+    am.add_argument("--public-ip", help="the address renters reach its ports at")
+    am.add_argument("--ports", help="host ports it may publish instance ports on, e.g. 40000-40199")
+    am.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+
+    pm = admin_cmds.add_parser(
+        "probe-machine", help="re-read a machine's hardware from its Docker engine",
+        description="Probe a docker machine's engine again and update its CPU, RAM, disk, OS and "
+                    "GPUs; prices, owner and listing stay.")
+    pm.set_defaults(handler="machines:probe_machine")
+    pm.add_argument("machine_id", help="numeric machine id")
+    pm.add_argument("--image", default=None, help="image the probe containers run (as for add-machine)")
+    pm.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+
+
 def add_billing_commands(verbs: Any, admin_cmds: Any, leaf: Leaf) -> None:
     db_help = "SQLAlchemy database URL (as for serve)"
     cr = admin_cmds.add_parser(
@@ -548,6 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     ml.set_defaults(handler="fleet:machine_lost")
     ml.add_argument("machine_id", help="numeric machine id")
     ml.add_argument("--db", help="SQLAlchemy database URL (as for serve)")
+
+    add_machine_commands(admin_cmds)
 
     rt = admin_cmds.add_parser(
         "recommend-template", help="put a public template on the recommended list",

@@ -18,6 +18,7 @@ from gpuyard.sdk.billing import BillingMixin
 from gpuyard.sdk.config import resolve_api_key, resolve_url
 from gpuyard.sdk.http import Transport
 from gpuyard.sdk.instances import InstancesMixin
+from gpuyard.sdk.machines import MachinesMixin
 from gpuyard.sdk.offers import OffersMixin
 from gpuyard.template_flags import fields_from_flags, login_repo
 
@@ -93,12 +94,14 @@ def _update_template_signature(
     """
 
 
-class VastAI(InstancesMixin, OffersMixin, AccountsMixin, BillingMixin, AccessMixin):
+class VastAI(InstancesMixin, OffersMixin, AccountsMixin, BillingMixin, AccessMixin,
+             MachinesMixin):
     """A client for a gpuyard server with the official ``VastAI`` SDK's method signatures.
 
     Templates are here; instances are in :mod:`gpuyard.sdk.instances`, offers and volumes in
     :mod:`gpuyard.sdk.offers`, secrets and API keys in :mod:`gpuyard.sdk.accounts`, invoices
-    and usage in :mod:`gpuyard.sdk.billing`, SSH keys and ssh/scp URLs in :mod:`gpuyard.sdk.access`."""
+    and usage in :mod:`gpuyard.sdk.billing`, SSH keys and ssh/scp URLs in :mod:`gpuyard.sdk.access`,
+    the host side in :mod:`gpuyard.sdk.machines`."""
 
     def __init__(self, api_key: str | None = None, server_url: str | None = None, **_ignored: Any):
         self.api_key = resolve_api_key(api_key)

@@ -22,6 +22,7 @@ Every function runs inside the caller's write transaction; :func:`lock_machine` 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -112,10 +113,12 @@ def _bid_rank(instance: Instance) -> tuple[float, int]:
     return (-(instance.bid_price or 0.0), instance.id)
 
 
-def allocate(instances: list[Instance], lingering: Iterable[int] = ()) -> tuple[Holdings, list[Instance]]:
+def allocate(instances: list[Instance], lingering: Iterable[int] = (),
+             maintenance: str | None = None) -> tuple[Holdings, list[Instance]]:
     """Decide which bids run. ``lingering``: GPUs that containers of destroyed instances may still
-    use (held like on-demand ones). Returns the holdings and the instances whose ``outbid``
-    changed (their ``outbid`` and ``outbid_msg`` are set here)."""
+    use (held like on-demand ones). ``maintenance``: why no bid runs now (the machine's
+    maintenance window has started), or None. Returns the holdings and the instances whose
+    ``outbid`` changed (their ``outbid`` and ``outbid_msg`` are set here)."""
     holdings = Holdings(lingering=set(lingering))
     holdings.on_demand.update(holdings.lingering)
     for inst in instances:
@@ -126,6 +129,11 @@ def allocate(instances: list[Instance], lingering: Iterable[int] = ()) -> tuple[
         (i for i in instances if i.is_bid and i.intended_status == "running"), key=_bid_rank
     )
     for inst in contenders:
+        if maintenance is not None:
+            if not inst.outbid or inst.outbid_msg != maintenance:
+                inst.outbid, inst.outbid_msg = True, maintenance
+                changed.append(inst)
+            continue
         gpus = gpu_list(inst.gpus)
         on_demand = [g for g in gpus if g in holdings.on_demand]
         by_bid = [holdings.bids[g] for g in gpus if g in holdings.bids]
@@ -159,15 +167,27 @@ def allocate(instances: list[Instance], lingering: Iterable[int] = ()) -> tuple[
     return holdings, changed
 
 
-def bundle_sizes(free: int) -> list[int]:
-    """1, 2, 4, … below ``free``, then ``free`` itself."""
+def bundle_sizes(free: int, min_chunk: int = 1) -> list[int]:
+    """1, 2, 4, … below ``free``, then ``free`` itself; none smaller than ``min_chunk`` (the
+    owner's minimum GPUs per offer; ``free`` itself is always offered)."""
     sizes, k = [], 1
     while k < free:
-        sizes.append(k)
+        if k >= min_chunk:
+            sizes.append(k)
         k *= 2
     if free:
         sizes.append(free)
     return sizes
+
+
+def maintenance_reason(machine: Machine, now: float) -> str | None:
+    """Why bids cannot run on ``machine`` now: its maintenance window has started (else None)."""
+    start, end = machine.maint_start, machine.maint_end
+    if start is None or end is None or not start <= now < end:
+        return None
+    until = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(end))
+    return (f"stopped for maintenance of machine {machine.id} until {until}; the instance resumes "
+            "by itself when the maintenance ends")
 
 
 def used_disk(session: Session, machine_id: int, instances: list[Instance]) -> float:
@@ -184,7 +204,7 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
     instances = live_instances(session, machine.id)
     lingering = {g for inst in lingering_instances(session, machine.id) if still_holds_gpus(inst)
                  for g in gpu_list(inst.gpus)}
-    holdings, changed = allocate(instances, lingering)
+    holdings, changed = allocate(instances, lingering, maintenance_reason(machine, time.time()))
     machine.disk_used = used_disk(session, machine.id, instances)
 
     bid_held = set(holdings.bids)
@@ -192,7 +212,7 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
     offerable.sort(key=lambda g: (g in bid_held, g))
     wanted: set[tuple[str, str]] = set()
     if machine.listed:
-        for size in bundle_sizes(len(offerable)):
+        for size in bundle_sizes(len(offerable), machine.min_chunk or 1):
             wanted.add((GPU, gpu_text(offerable[:size])))
         if machine.disk_space - machine.disk_used > 0:
             wanted.add((VOLUME, ""))

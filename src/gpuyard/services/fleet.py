@@ -23,7 +23,7 @@ from gpuyard.errors import InvalidInput
 from gpuyard.query.fields import parse_version
 from gpuyard.services import allocation
 from gpuyard.services.gpu_models import canonical_name, default_specs
-from gpuyard.store.models import Ask, InstanceEvent, Machine
+from gpuyard.store.models import Ask, InstanceEvent, Machine, User
 
 RUNTIMES = ("simulated", "docker")
 GPU_RUNTIMES = ("nvidia", "cdi", "none")
@@ -57,7 +57,10 @@ COLUMN_KEYS: dict[str, tuple[str, Any]] = {
     "host_id": ("int", 1),
     "listed": ("bool", True),
 }
-OTHER_KEYS: dict[str, tuple[str, Any]] = {"listed_days": ("number", 90.0)}
+OTHER_KEYS: dict[str, tuple[str, Any]] = {"listed_days": ("number", 90.0), "owner": ("str", None)}
+#: What the owner sets with ``list machine`` / ``unlist machine``: a reload of the fleet file
+#: keeps these once the owner has set them (``Machine.prices_set_at``).
+OWNER_PRICED = ("dph_per_gpu", "min_bid_per_gpu", "storage_cost", "listed", "end_date")
 #: Hardware details kept in ``Machine.specs``; defaults come from the GPU model (gpu_models.py).
 SPEC_KEYS: dict[str, str] = {
     **dict.fromkeys(
@@ -70,7 +73,7 @@ SPEC_KEYS: dict[str, str] = {
     **dict.fromkeys("has_avx static_ip vms_enabled datacenter".split(), "bool"),
 }
 ALL_KEYS = sorted({**COLUMN_KEYS, **OTHER_KEYS, **SPEC_KEYS})
-_MAX_LEN = {"hostname": 255, "gpu_name": 100, "geolocation": 100, "runtime": 20,
+_MAX_LEN = {"owner": 100, "hostname": 255, "gpu_name": 100, "geolocation": 100, "runtime": 20,
             "docker_url": 500, "public_ipaddr": 100}
 _HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
@@ -271,9 +274,32 @@ def _offered(session: Session, machine_id: int) -> int:
     return int(largest or 0)
 
 
+def first_admin(session: Session) -> int | None:
+    """The id of the first administrator (the default owner of machines), or None."""
+    return session.scalar(select(User.id).where(User.is_admin == true()).order_by(User.id).limit(1))
+
+
+def owner_id(session: Session, name: str | None, where: str = "fleet file") -> int | None:
+    """The user named ``name`` (InvalidInput naming the users there are when there is none), or
+    the first administrator when ``name`` is None."""
+    if name is None:
+        return first_admin(session)
+    found = session.scalar(select(User.id).where(User.username == name))
+    if found is None:
+        names = sorted(session.scalars(select(User.username).limit(20)))
+        known = f"; users are: {', '.join(names)}" if names else "; there are no users yet"
+        raise InvalidInput(f"{where}: owner {name!r} is not a user (create it first with "
+                           f"gpuyard admin create-user {name}){known}", "owner_not_found")
+    return found
+
+
 def apply_fleet(session: Session, machines: list[dict[str, Any]]) -> FleetResult:
     """Insert or update (by hostname) checked machines and recompute their offers. The caller
-    owns the transaction: on an error it must roll back (nothing is then stored)."""
+    owns the transaction: on an error it must roll back (nothing is then stored).
+
+    ``owner``: a username (None: keep a machine's owner; a new machine goes to the first
+    administrator, if any). Prices, listing and end date come from the entry unless the owner
+    has set them (``list machine``), which then win over a reload."""
     now = time.time()
     result = FleetResult()
     for index, m in enumerate(machines):
@@ -281,8 +307,21 @@ def apply_fleet(session: Session, machines: list[dict[str, Any]]) -> FleetResult
         values = {k: v for k, v in m.items() if k in COLUMN_KEYS}
         values["specs"] = m["specs"]
         values["end_date"] = now + m["listed_days"] * DAY
+        owner = m.get("owner")
+        if owner is not None:
+            values["owner_id"] = owner_id(session, owner, f"fleet file: {where}")
         existing = session.scalar(select(Machine.id).where(Machine.hostname == m["hostname"]))
+        if existing is not None:
+            priced, specs = session.execute(
+                select(Machine.prices_set_at, Machine.specs).where(Machine.id == existing)).one()
+            if priced is not None:
+                for key in OWNER_PRICED:
+                    values.pop(key, None)
+                values["specs"] = {**values["specs"], **{
+                    k: specs[k] for k in ("inet_up_cost", "inet_down_cost") if k in (specs or {})}}
         if existing is None:
+            if owner is None:
+                values["owner_id"] = first_admin(session)
             machine = Machine(**values, disk_used=0.0, created_at=now, updated_at=now)
             session.add(machine)
             session.flush()
@@ -307,9 +346,10 @@ def load_fleet(session: Session, data: Any) -> FleetResult:
 
 
 def gpu_names(session: Session) -> list[str]:
-    """Distinct GPU model names of the listed machines, sorted."""
+    """Distinct GPU model names of the listed machines (CPU-only ones have none), sorted."""
     rows = session.scalars(
-        select(Machine.gpu_name).where(Machine.listed == true()).distinct().order_by(Machine.gpu_name)
+        select(Machine.gpu_name).where(Machine.listed == true(), Machine.num_gpus > 0)
+        .distinct().order_by(Machine.gpu_name)
     )
     return list(rows)
 

@@ -13,6 +13,7 @@ from gpuyard.query.sql import compile_order, compile_where
 from gpuyard.services import volumes
 from gpuyard.services.identifiers import require_id
 from gpuyard.services.instance_access import jupyter
+from gpuyard.services.machines import maintenance
 from gpuyard.store.models import Instance, Machine, User
 from gpuyard.wire.instances import MAX_PAGE, InstanceListQuery  # noqa: F401 - MAX_PAGE for callers
 
@@ -115,7 +116,7 @@ def instance_row(session: Session, inst: Instance, machine: Machine | None = Non
         "actual_status": inst.actual_status,
         "cur_state": inst.cur_state,
         "next_state": inst.intended_status,
-        "status_msg": inst.status_msg,
+        "status_msg": _with_warning(inst.status_msg, maintenance.warning(machine, now)),
         "start_date": inst.start_date,
         "end_date": machine.end_date,
         "uptime_mins": (now - running_since) / 60 if running_since else 0.0,
@@ -131,6 +132,12 @@ def jupyter_url(inst: Instance, address: str | None) -> str | None:
     if inst.runtime != "docker" or inst.actual_status != "running" or not jupyter.wanted(inst.runtype):
         return None
     return jupyter.url(address, (inst.port_map or {}).get(jupyter.PORT_KEY), inst.jupyter_token)
+
+
+def _with_warning(msg: str | None, warning: str | None) -> str | None:
+    if warning is None:
+        return msg
+    return f"{msg}; {warning}" if msg else warning
 
 
 def _pairs(env: str | None) -> list[list[str]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Boolean, Float, Integer, case, cast, false, literal, null, true
+from sqlalchemy import Boolean, Float, Integer, and_, case, cast, false, literal, null, or_, true
 
 from gpuyard.store.models import Ask, Machine
 
@@ -47,6 +47,14 @@ def _floor(price: Any) -> Any:
     return case((price > PRICE_FLOOR, price), else_=PRICE_FLOOR)
 
 
+def offer_end() -> Any:
+    """When a machine's offers end: its listing's end date, or the start of its next maintenance
+    window when that comes first (docs/hosts.md)."""
+    before_end = or_(Machine.end_date.is_(None), Machine.maint_start < Machine.end_date)
+    return case((and_(Machine.maint_start.is_not(None), before_end), Machine.maint_start),
+                else_=Machine.end_date)
+
+
 def common_columns(now: float) -> dict[str, Any]:
     """Fields that GPU and volume offers share (machine properties)."""
     return {
@@ -62,7 +70,7 @@ def common_columns(now: float) -> dict[str, Any]:
         "geolocation": Machine.geolocation,
         "verified": Machine.verified,
         "external": _const(False, Boolean),
-        "duration": Machine.end_date - now,
+        "duration": offer_end() - now,
         "driver_version": _int("driver_vers"),  # filters compare 550.54.15 as 550054015
         "cpu_arch": _str("cpu_arch"),
         "gpu_arch": _str("gpu_arch"),
@@ -154,7 +162,7 @@ def row_extras() -> dict[str, Any]:
         "machine_gpus": Machine.num_gpus,
         "dph_per_gpu": Machine.dph_per_gpu,
         "start_date": Machine.created_at,
-        "end_date": Machine.end_date,
+        "end_date": offer_end(),
         "public_ipaddr": Machine.public_ipaddr,
         "os_version": _str("ubuntu_version"),
     }

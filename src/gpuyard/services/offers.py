@@ -23,7 +23,7 @@ from gpuyard.query.sql import compile_order, compile_where
 from gpuyard.query.validate import show
 from gpuyard.services.allocation import GPU, VOLUME, gpu_list, live_instances
 from gpuyard.services.identifiers import MAX_ID
-from gpuyard.services.offer_columns import offer_columns, row_extras, volume_columns
+from gpuyard.services.offer_columns import offer_columns, offer_end, row_extras, volume_columns
 from gpuyard.store.models import Ask, Machine, User
 from gpuyard.wire.offers import OFFER_CONTROL, OfferQuery, is_bid
 
@@ -119,13 +119,19 @@ def _rows_in_order(session: Session, columns: Mapping[str, Any], conditions: lis
     return [found[i] for i in ids if i in found]
 
 
+def machine_offer_end(machine: Machine) -> float | None:
+    """:func:`~gpuyard.services.offer_columns.offer_end` of one machine."""
+    ends = [t for t in (machine.end_date, machine.maint_start) if t is not None]
+    return min(ends) if ends else None
+
+
 def _offerable(kind: str, now: float) -> list[Any]:
     return [
         Ask.active == true(),
         Ask.kind == kind,
         Machine.listed == true(),
         Machine.engine_online == true(),  # an offline machine's offers are hidden
-        or_(Machine.end_date.is_(None), Machine.end_date > now),
+        or_(offer_end().is_(None), offer_end() > now),
     ]
 
 
@@ -220,7 +226,8 @@ def get_ask(session: Session, ask_id: Any, kind: str) -> tuple[Ask, Machine]:
         else:
             why, again = "its machine has no free disk left", "Search volumes again."
         raise Conflict(f"offer {number} is no longer available: {why}. {again}", "offer_unavailable")
-    if not machine.listed or (machine.end_date is not None and machine.end_date <= time.time()):
+    ends = machine_offer_end(machine)
+    if not machine.listed or (ends is not None and ends <= time.time()):
         raise Conflict(f"offer {number} is no longer available: its machine is no longer listed. "
                        "Search offers again.", "offer_unavailable")
     if not machine.engine_online:

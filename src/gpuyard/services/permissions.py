@@ -30,8 +30,8 @@ CATEGORIES: dict[str, str] = {
     "user_write": "create and change API keys, SSH keys, secrets (env vars) and templates",
     "billing_read": "see invoices, charges and usage",
     "billing_write": "move credit (no gpuyard call yet)",
-    "machine_read": "see the machines you host (no gpuyard call yet)",
-    "machine_write": "manage the machines you host (no gpuyard call yet)",
+    "machine_read": "see the machines you host and their maintenance windows",
+    "machine_write": "list, unlist and price the machines you host; schedule their maintenance",
     "misc": "search offers and volume offers",
     "team_read": "see teams and roles (no gpuyard call yet)",
     "team_write": "manage teams and roles (no gpuyard call yet)",
@@ -83,6 +83,7 @@ IMAGE = Param("image", "body", "image", "text", "the image as sent (absent: the 
 TEMPLATE_HASH = Param("template_hash_id", "body", "template_hash_id", "text", "the template hash")
 LAUNCH = (PRICE, DISK, IMAGE, TEMPLATE_HASH)
 SSH_KEY_ID = _path_id("the ssh key id (path)", "key_id")
+MACHINE = _path_id("the machine id (path)", "machine_id")
 SECRET_NAME = Param("key", "body", "key", "text", "the secret's name")
 
 #: Every authenticated route of the API: its name, its category and what constraints may name.
@@ -168,6 +169,20 @@ RULES: tuple[Rule, ...] = (
     Rule("api.billing.charges", "billing_read", "GET", "/api/v0/charges"),
     Rule("api.billing.contracts", "billing_read", "POST", "/api/v0/contracts/fetch"),
     Rule("api.billing.usage", "billing_read", "GET", "/api/v0/usage"),
+    # machine_read
+    Rule("api.machine.list", "machine_read", "GET", "/api/v0/machines"),
+    Rule("api.machine.maintenances", "machine_read", "GET", "/api/v0/machines/maintenances"),
+    Rule("api.machine.show", "machine_read", "GET", "/api/v0/machines/{machine_id:int}", (MACHINE,)),
+    # machine_write
+    Rule("api.machine.list_asks", "machine_write", "PUT", "/api/v0/machines/create_asks",
+         (Param("id", "body", "machine", "id", "the machine id (body machine)"),
+          Param("price_gpu", "body", "price_gpu", "number", "the $/GPU/hour asked (absent: kept)"))),
+    Rule("api.machine.unlist", "machine_write", "DELETE", "/api/v0/machines/{machine_id:int}/asks",
+         (MACHINE,)),
+    Rule("api.machine.schedule_maint", "machine_write", "PUT",
+         "/api/v0/machines/{machine_id:int}/dnotify", (MACHINE,)),
+    Rule("api.machine.cancel_maint", "machine_write", "PUT",
+         "/api/v0/machines/{machine_id:int}/cancel_maint", (MACHINE,)),
     # misc
     Rule("api.offer.search", "misc", "POST", "/api/v0/bundles"),
     Rule("api.offer.search_asks", "misc", "PUT", "/api/v0/search/asks"),

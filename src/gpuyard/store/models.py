@@ -236,6 +236,30 @@ class Machine(Base):
     engine_failures: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     engine_checked_at: Mapped[float | None] = mapped_column(Float)
     engine_error: Mapped[str | None] = mapped_column(String(500))
+    # The user who hosts it (docs/hosts.md): sees and prices it with the host commands. A plain
+    # column (users are disabled, never deleted): SQLite cannot add a foreign key to a table
+    # that others reference without rebuilding it.
+    owner_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    min_chunk: Mapped[int | None] = mapped_column(Integer)  # fewest GPUs an offer holds (NULL: 1)
+    # When the owner last set prices (list machine); a fleet file reload then keeps them.
+    prices_set_at: Mapped[float | None] = mapped_column(Float)
+    # The next (or current) maintenance window, copied from MachineMaintenance: offers end at its
+    # start, bids are stopped during it (services/machines/maintenance.py).
+    maint_start: Mapped[float | None] = mapped_column(Float)
+    maint_end: Mapped[float | None] = mapped_column(Float)
+
+
+class MachineMaintenance(Base):
+    """A maintenance window an owner scheduled (``schedule maint``)."""
+
+    __tablename__ = "machine_maintenances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    machine_id: Mapped[int] = mapped_column(ForeignKey("machines.id"), index=True)
+    start_time: Mapped[float] = mapped_column(Float)
+    end_time: Mapped[float] = mapped_column(Float)
+    category: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class Ask(Base):

@@ -19,7 +19,7 @@ from gpuyard.web.routes import auth
 from gpuyard.web.session import COOKIE_PURPOSE
 
 ROUTERS = [auth]
-CONSOLE_MODULES = ("templates", "launch", "instances", "volumes", "secrets", "keys", "usage")
+CONSOLE_MODULES = ("templates", "launch", "instances", "volumes", "machines", "secrets", "keys", "usage")
 
 
 TITLES = {400: "That did not work", 401: "Sign in needed", 403: "Not allowed", 404: "Not found",
