@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from gpuyard.periodic import PeriodicJob
+from gpuyard.periodic import PeriodicJob, stop_budget
 from gpuyard.services import billing, usage
 
 JOB = "out-of-credit"
@@ -49,6 +49,6 @@ def install_accounting(app: Any) -> None:
             try:
                 yield state
             finally:
-                job.stop()
+                job.stop(timeout=stop_budget(application))
 
     app.router.lifespan_context = lifespan

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from gpuyard.periodic import PeriodicJob
+from gpuyard.periodic import PeriodicJob, stop_budget
 from gpuyard.services.machines import maintenance
 
 JOB = "maintenance-windows"
@@ -44,6 +44,6 @@ def install_maintenance(app: Any) -> None:
             try:
                 yield state
             finally:
-                job.stop()
+                job.stop(timeout=stop_budget(application))
 
     app.router.lifespan_context = lifespan

@@ -55,6 +55,28 @@ def claim(sessions: sessionmaker[Session], name: str, seconds: float, holder: st
         return False
 
 
+class StopBudget:
+    """The time a shutting-down process gives its background threads, shared by all of them:
+    the clock starts at the first :meth:`left`, so a job stuck on a database lock costs at most
+    the budget once, not a join timeout per thread (their threads are daemons: what has not
+    ended by then ends with the process)."""
+
+    def __init__(self, seconds: float):
+        self.seconds = max(0.0, seconds)
+        self._deadline: float | None = None
+
+    def left(self) -> float:
+        if self._deadline is None:
+            self._deadline = time.monotonic() + self.seconds
+        return max(0.0, self._deadline - time.monotonic())
+
+
+def stop_budget(app: object) -> float:
+    """What is left of ``app``'s stop budget (10 s when it has none)."""
+    budget = getattr(getattr(app, "state", None), "stop_budget", None)
+    return budget.left() if budget is not None else 10.0
+
+
 class PeriodicJob:
     """``work()`` every ``period`` seconds in a background thread, when this process gets the
     turn (:func:`claim`). An exception is logged and the job goes on."""
@@ -90,8 +112,8 @@ class PeriodicJob:
             self._thread = threading.Thread(target=self._run, name=f"gpuyard-{self.name}", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
             self._thread = None

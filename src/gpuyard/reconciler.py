@@ -693,11 +693,11 @@ class Reconciler:
             self._thread = threading.Thread(target=self._run, name="gpuyard-reconciler", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
             self._thread = None
 
 

@@ -31,3 +31,25 @@ def test_huge_numbers_in_filters_match_nothing(api, fleet):
     r = api.get("/api/v1/instances/", params={"select_filters": json.dumps({"id": {"eq": BIG}})})
     assert r.status_code == 200 and r.json()["instances"] == []
     assert api.post("/api/v0/volumes/search/", json={"id": {"eq": BIG}}).json()["offers"] == []
+
+
+def test_huge_ids_on_keys_machines_and_attached_keys_are_not_found(api, fleet):
+    """Every route that looks a row up by an id from the path or the body: a number that fits the
+    wire (below 2^63) but no INTEGER column is a 404 on both backends, never a 500."""
+    listing = {"machine": BIG, "price_gpu": 1.0, "min_chunk": 1}
+    for method, path, body in [
+        ("DELETE", f"/api/v0/ssh/{BIG}/", None),
+        ("PUT", f"/api/v0/ssh/{BIG}/", {"ssh_key": "ssh-ed25519 AAAA"}),
+        ("DELETE", f"/api/v0/instances/{BIG}/ssh/{BIG}/", {}),
+        ("GET", f"/api/v0/auth/apikeys/{BIG}/", None),
+        ("DELETE", f"/api/v0/auth/apikeys/{BIG}/", None),
+        ("GET", f"/api/v0/machines/{BIG}/", None),
+        ("DELETE", f"/api/v0/machines/{BIG}/asks/", {}),
+        ("PUT", f"/api/v0/machines/{BIG}/dnotify/", {"sdate": 2e9, "duration": 2}),
+        ("PUT", "/api/v0/machines/create_asks/", listing),
+    ]:
+        r = api.request(method, path, json=body)
+        assert r.status_code in (400, 404), (method, path, r.text)
+        assert r.json()["success"] is False and r.json()["msg"], (path, r.text)
+    r = api.get("/api/v0/machines/maintenances/", params={"machine_ids": json.dumps([BIG, 2**62])})
+    assert r.status_code == 200 and r.json() == [], r.text

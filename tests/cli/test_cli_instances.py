@@ -13,6 +13,7 @@ import time
 import pytest
 
 from gpuyard.cli.main import main
+from worker_pause import paused_worker
 
 
 @pytest.fixture
@@ -233,9 +234,7 @@ def test_an_instance_whose_engine_does_not_answer_shows_unknown_with_its_ports(r
 
     iid = launched(run, "--image", "ubuntu:22.04", "--env", "-p 8000:8000", "--wait")
     host_port = raw(run, "show", "instance", str(iid))["ports"]["8000/tcp"][0]["HostPort"]
-    background = app.state.reconciler
-    background.stop()  # only the reconciler below looks at the instance meanwhile
-    try:
+    with paused_worker(app):  # only the reconciler below looks at the instance meanwhile
         Reconciler(app.state.sessions, {"simulated": Unreachable()}).reconcile(iid)
         code, out, err = run("show", "instances")
         assert code == 0, err
@@ -243,8 +242,6 @@ def test_an_instance_whose_engine_does_not_answer_shows_unknown_with_its_ports(r
         assert f"10.0.0.5:{host_port} → 8000/tcp" in out  # it may well still run there
         code, out, err = run("show", "instance", str(iid))
         assert code == 0 and "unknown" in out and "engine unreachable since" in out, out
-    finally:
-        background.start()
 
 
 def test_show_instance_details_and_missing_instance(run):

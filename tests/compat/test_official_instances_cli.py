@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from instance_reads import show, wait_status
+from worker_pause import paused_worker
 
 VASTAI = Path(sys.executable).with_name("vastai")
 if not VASTAI.exists():  # pragma: no cover - only outside the project venv
@@ -294,9 +295,7 @@ def test_an_instance_whose_engine_does_not_answer_reads_unknown(vastai, app, api
 
     iid = rent(api, offer(api)["id"], runtype="ssh_direc ssh_proxy", env="-p 8000:8000")
     before = settle(api, iid, "running")
-    background = app.state.reconciler
-    background.stop()  # only the reconciler below looks at the instance meanwhile
-    try:
+    with paused_worker(app):  # only the reconciler below looks at the instance meanwhile
         Reconciler(app.state.sessions, {"simulated": UnreachableEngine()}).reconcile(iid)
         row = show(api, iid)
         assert row["actual_status"] == "unknown" and row["ports"] == before["ports"]
@@ -309,8 +308,6 @@ def test_an_instance_whose_engine_does_not_answer_reads_unknown(vastai, app, api
         assert r.returncode == 0 and re.search(rf"^\s*1\s+{iid}\s+\d+\s+unknown\s", r.stdout, re.M), r.stdout
         # the published ports stay in the row: the instance may well still run
         assert row["ports"]["8000/tcp"] == before["ports"]["8000/tcp"]
-    finally:
-        background.start()
     assert settle(api, iid, "running")["status_msg"] == "running"  # the engine answers again
 
 

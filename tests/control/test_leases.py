@@ -18,17 +18,14 @@ from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, InstanceEvent
 from gpuyard.wire.base import parse
 from gpuyard.wire.instances import LaunchRequest
+from worker_pause import paused_worker
 
 
 @pytest.fixture(autouse=True)
 def _only_our_reconcilers(app):
     """Pause the server's own background reconciler, so that only the ones built here act."""
-    background = app.state.reconciler
-    running = background._thread is not None
-    background.stop()
-    yield
-    if running:
-        background.start()
+    with paused_worker(app):
+        yield
 
 
 class Clock:

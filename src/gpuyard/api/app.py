@@ -32,7 +32,7 @@ from gpuyard.control.leases import leases_for
 from gpuyard.control.roles import install_worker
 from gpuyard.maintenance import install_maintenance
 from gpuyard.metrics import Metrics, RequestMetrics
-from gpuyard.periodic import holder_name
+from gpuyard.periodic import StopBudget, holder_name, stop_budget
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
@@ -110,6 +110,8 @@ def create_app(settings: Settings, *, run_migrations: bool = True, worker: bool 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # what the background threads get, all together, to end at shutdown
+        app.state.stop_budget = StopBudget(settings.graceful_seconds)
         app.state.leases.start()
         if app.state.gateway is not None:
             app.state.gateway.start()
@@ -117,8 +119,8 @@ def create_app(settings: Settings, *, run_migrations: bool = True, worker: bool 
             yield
         finally:
             if app.state.gateway is not None:
-                app.state.gateway.stop()
-            app.state.leases.stop()
+                app.state.gateway.stop(timeout=stop_budget(app))
+            app.state.leases.stop(timeout=stop_budget(app))
 
     app = _api(lifespan)
     secret = _open(app, settings, run_migrations, worker)
@@ -138,11 +140,12 @@ def create_worker_app(settings: Settings, *, run_migrations: bool = True) -> Fas
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.stop_budget = StopBudget(settings.graceful_seconds)
         app.state.leases.start()
         try:
             yield
         finally:
-            app.state.leases.stop()
+            app.state.leases.stop(timeout=stop_budget(app))
 
     app = FastAPI(lifespan=lifespan, title="gpuyard worker", version=gpuyard.__version__,
                   redirect_slashes=False, default_response_class=JSONAnswer,

@@ -83,7 +83,7 @@ class LocalLeases:
     def start(self) -> None:
         return None
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         return None
 
 
@@ -213,10 +213,10 @@ class InstanceLeases:
             self._thread = threading.Thread(target=self._run, name="gpuyard-leases", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
             self._thread = None
         with self._lock:
             held, self._held = list(self._held), {}

@@ -20,7 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from gpuyard.control.heartbeats import check_engines
-from gpuyard.periodic import PeriodicJob
+from gpuyard.periodic import PeriodicJob, stop_budget
 from gpuyard.reconciler import FULL_SWEEP_EVERY
 
 ORPHAN_SWEEP_EVERY = 30.0
@@ -58,7 +58,7 @@ def install_worker(app: Any) -> None:
                 yield state
             finally:
                 for job in jobs:
-                    job.stop()
-                application.state.reconciler.stop()
+                    job.stop(timeout=stop_budget(application))
+                application.state.reconciler.stop(timeout=stop_budget(application))
 
     app.router.lifespan_context = lifespan

@@ -233,13 +233,13 @@ class Gateway:
         self._thread.start()
         self._ready.wait(10)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
         if self._thread is None or self._loop is None:
             return
         loop, stop = self._loop, self._stop
         assert stop is not None
         loop.call_soon_threadsafe(stop.set)
-        self._thread.join(10)
+        self._thread.join(timeout)
         self._thread = None
 
     def wake(self) -> None:

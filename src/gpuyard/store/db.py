@@ -47,8 +47,23 @@ def make_engine(url: str) -> Engine:
 WRITE_OPTION = "gpuyard_write"
 
 
+#: Every id column is a 32-bit INTEGER (PostgreSQL refuses a larger literal outright).
+ROW_ID_RANGE = range(-(2**31), 2**31)
+
+
+class StoreSession(Session):
+    """A session whose ``get`` answers None for an integer key no row can have, so a huge id
+    from the wire (the edge accepts up to 2^63 - 1) is "not found" on every backend instead of
+    PostgreSQL's NumericValueOutOfRange (a 500)."""
+
+    def get(self, entity: Any, ident: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(ident, int) and not isinstance(ident, bool) and ident not in ROW_ID_RANGE:
+            return None
+        return super().get(entity, ident, *args, **kwargs)
+
+
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+    return sessionmaker(engine, class_=StoreSession, expire_on_commit=False)
 
 
 @contextmanager

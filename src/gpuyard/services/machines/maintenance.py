@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gpuyard.errors import InvalidInput
 from gpuyard.services import allocation
-from gpuyard.store.db import transaction
+from gpuyard.store.db import ROW_ID_RANGE, transaction
 from gpuyard.store.models import Machine, MachineMaintenance, User
 from gpuyard.wire.machines import MaintenanceQuery, MaintenanceWindow
 
@@ -119,7 +119,8 @@ def list_windows(session: Session, user: User, query: MaintenanceQuery) -> list[
     ids that are not the caller's machines are simply not in the answer)."""
     stmt = select(Machine.id).where(Machine.owner_id == user.id)
     if query.machine_ids is not None:
-        stmt = stmt.where(Machine.id.in_(query.machine_ids))
+        # ids beyond the INTEGER column name no machine (PostgreSQL refuses them as literals)
+        stmt = stmt.where(Machine.id.in_([i for i in query.machine_ids if i in ROW_ID_RANGE]))
     return windows(session, session.scalars(stmt))
 
 

@@ -1,0 +1,27 @@
+"""Pausing the test server's worker role: its background reconciler *and* its periodic jobs (the
+status refresh every 10 s queues instances whose engine disagrees with their row, so a test that
+drives an instance with a reconciler of its own must pause both)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def paused_worker(app: Any) -> Iterator[None]:
+    """Stop the reconciler's sweep and the worker jobs of ``app``; start again what ran before."""
+    background = app.state.reconciler
+    jobs = [job for job in getattr(app.state, "worker_jobs", []) if job._thread is not None]
+    running = background._thread is not None
+    for job in jobs:
+        job.stop()
+    background.stop()
+    try:
+        yield
+    finally:
+        if running:
+            background.start()
+        for job in jobs:
+            job.start()
