@@ -27,5 +27,6 @@ def test_sdk_host_methods(alice, hosted):
         assert sdk.show_maints([box, theirs]) == [{
             "machine_id": box, "start_time": start, "end_time": start + 5400, "duration_hours": 1.5,
             "maintenance_category": "disk"}]
+        assert sdk.show_maints() == sdk.show_maints([box])  # no ids: all your machines' windows
         assert "1 maintenance window(s)" in sdk.cancel_maint(box)["msg"]
         assert sdk.show_maints([box]) == []

@@ -15,7 +15,8 @@ HANDLERS = "gpuyard.cli.commands"
 VERBS = {
     "create": "create a template, an instance, a volume, an env var, an API key or an SSH key",
     "search": "search templates, offers or volume offers",
-    "show": "show instances, volumes, the user, a template's versions, env vars, API keys or SSH keys",
+    "show": "show instances, volumes, the user, a template's versions, env vars, API keys, SSH keys, "
+            "or the machines you host and their maintenance windows",
     "update": "update a template, an instance, an env var or an SSH key",
     "delete": "delete a template, a volume, an env var, an API key or an SSH key",
     "reset": "replace your API key by a new one",
@@ -27,6 +28,10 @@ VERBS = {
     "change": "change an interruptible instance's bid",
     "attach": "let an SSH key into one instance",
     "detach": "take an SSH key out of one instance",
+    "list": "list a machine you host for rent, or change its prices",
+    "unlist": "withdraw a machine you host from rent",
+    "schedule": "schedule a maintenance window on a machine you host",
+    "cancel": "cancel the maintenance windows of a machine you host",
 }
 
 
@@ -339,6 +344,115 @@ def add_ssh_key_commands(verbs: Any, nouns: Nouns, leaf: Leaf) -> None:
     # gpuyard ssh ID [-- CMD] and gpuyard copy: add_instance_commands (cli/commands/shell.py)
 
 
+def _date(text: str) -> float:
+    """A date for -e / --sdate, as epoch seconds: epoch seconds, YYYY-MM-DD, 'YYYY-MM-DD HH:MM'
+    or MM/DD/YYYY (the official CLI's form), in UTC."""
+    from datetime import UTC, datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    for form in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%m/%d/%Y"):
+        try:
+            return datetime.strptime(text.strip(), form).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not a date: write epoch seconds (1798675200), YYYY-MM-DD, 'YYYY-MM-DD HH:MM' "
+        "or MM/DD/YYYY (all UTC)")
+
+
+def _machine_ids(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: write machine ids separated by commas, e.g. 42,43")
+    return [int(p) for p in parts]
+
+
+def add_host_commands(nouns: Nouns, leaf: Leaf) -> None:
+    """The host side (docs/hosts.md): the machines you own, their listing and maintenance, with
+    the official CLI's names and flags."""
+    sm = leaf(nouns["show"], "machines", "hosting:show_machines",
+              "the machines you host: GPUs, listing, prices, end date, offers, who rents which GPU, "
+              "maintenance windows")
+    sm.add_argument("-q", "--quiet", action="store_true", help="print only the machine ids")
+    one = leaf(nouns["show"], "machine", "hosting:show_machine",
+               "one machine you host in detail (another user's machine is not found)")
+    one.add_argument("id", type=int, help="machine id (from show machines)")
+    one.add_argument("-q", "--quiet", action="store_true", help="print only the id")
+
+    lm = leaf(nouns["list"], "machine", "hosting:list_machine",
+              "list a machine you host for rent, or change its prices: only the flags you give "
+              "change; offers follow at once, running rentals keep their price")
+    lm.add_argument("id", type=int, help="machine id (from show machines)")
+    lm.add_argument("-g", "--price_gpu", "--price-gpu", dest="price_gpu", type=float,
+                    metavar="PRICE", help="on-demand price in $/GPU/hour")
+    lm.add_argument("-s", "--price_disk", "--price-disk", dest="price_disk", type=float,
+                    metavar="PRICE", help="storage price in $/GB/month (instance disks and volumes)")
+    lm.add_argument("-u", "--price_inetu", "--price-inetu", dest="price_inetu", type=float,
+                    metavar="PRICE", help="upload price in $/GB (shown in offers; not metered)")
+    lm.add_argument("-d", "--price_inetd", "--price-inetd", dest="price_inetd", type=float,
+                    metavar="PRICE", help="download price in $/GB (shown in offers; not metered)")
+    lm.add_argument("-b", "--price_min_bid", "--price-min-bid", dest="price_min_bid", type=float,
+                    metavar="PRICE", help="lowest bid accepted in $/GPU/hour (at most the "
+                                          "on-demand price)")
+    lm.add_argument("-r", "--discount_rate", "--discount-rate", dest="discount_rate", type=float,
+                    metavar="FRACTION", help="prepaid credit discount: refused, gpuyard has no "
+                                             "prepaid discounts (accepted for the official CLI's sake)")
+    lm.add_argument("-m", "--min_chunk", "--min-chunk", dest="min_chunk", type=int, metavar="GPUS",
+                    help="the fewest GPUs an offer holds, 1 to 64 (unlike the official CLI, not "
+                         "given: unchanged)")
+    end = lm.add_mutually_exclusive_group()
+    end.add_argument("-e", "--end_date", "--end-date", dest="end_date", type=_date, metavar="DATE",
+                     help="listed until DATE: epoch seconds, YYYY-MM-DD, 'YYYY-MM-DD HH:MM' or "
+                          "MM/DD/YYYY (UTC)")
+    end.add_argument("-l", "--duration", metavar="DURATION",
+                     help="listed for this long from now, e.g. '2 weeks', '30 days', '12 hours' "
+                          "(at most a year). Without -e or -l a future end date is kept, else "
+                          "90 days from now")
+    lm.add_argument("-v", "--vol_size", "--vol-size", dest="vol_size", type=int, metavar="GB",
+                    help="separate volume offer size: refused, a machine offers its free disk "
+                         "as volumes (accepted for the official CLI's sake)")
+    lm.add_argument("-z", "--vol_price", "--vol-price", dest="vol_price", type=float,
+                    metavar="PRICE", help="separate volume price: refused, volumes cost the "
+                                          "storage price -s (accepted for the official CLI's sake)")
+
+    um = leaf(nouns["unlist"], "machine", "hosting:unlist_machine",
+              "withdraw every offer of a machine you host (asks first unless -y); running "
+              "instances continue")
+    um.add_argument("id", type=int, help="machine id (from show machines)")
+    um.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    sc = leaf(nouns["schedule"], "maint", "hosting:schedule_maint",
+              "schedule a maintenance window on a machine you host (asks first unless -y): "
+              "offers end before it, renters are warned, bids stop while it lasts")
+    sc.add_argument("id", type=int, help="machine id (from show machines)")
+    sc.add_argument("--sdate", type=_date, required=True, metavar="DATE",
+                    help="the window's start: epoch seconds, YYYY-MM-DD, 'YYYY-MM-DD HH:MM' or "
+                         "MM/DD/YYYY (UTC)")
+    sc.add_argument("--duration", type=float, required=True, metavar="HOURS",
+                    help="the window's length in hours, e.g. 0.5 (at most a year)")
+    sc.add_argument("--maintenance_category", "--maintenance-category", dest="maintenance_category",
+                    default="not provided", metavar="CATEGORY",
+                    help="why, shown with the window: e.g. power, internet, disk, gpu, software, "
+                         "other (default 'not provided')")
+    sc.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    cm = leaf(nouns["cancel"], "maint", "hosting:cancel_maint",
+              "cancel every maintenance window of a machine you host that has not ended (asks "
+              "first unless -y); stopped bids resume")
+    cm.add_argument("id", type=int, help="machine id (from show machines)")
+    cm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    sw = leaf(nouns["show"], "maints", "hosting:show_maints",
+              "the maintenance windows of your machines that have not ended")
+    sw.add_argument("-i", "--ids", type=_machine_ids, metavar="IDS",
+                    help="only these machines, comma separated, e.g. 42,43 (default: all yours)")
+    sw.add_argument("-q", "--quiet", action="store_true",
+                    help="print only the ids of the machines with windows")
+
+
 def add_access_commands(admin_cmds: Any) -> None:
     db_help = "SQLAlchemy database URL (as for serve)"
     lk = admin_cmds.add_parser(
@@ -632,6 +746,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_volume_commands(nouns, leaf)
     add_account_commands(nouns, leaf)
     add_ssh_key_commands(verbs, nouns, leaf)
+    add_host_commands(nouns, leaf)
 
     set_ = verbs.add_parser("set", help="save local settings")
     set_nouns = set_.add_subparsers(dest="noun", metavar="SETTING", required=True)

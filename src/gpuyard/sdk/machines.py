@@ -49,7 +49,10 @@ class MachinesMixin:
         return self._http.request("PUT", f"/api/v0/machines/{int(id)}/cancel_maint/",
                                   body={"client_id": "me", "machine_id": int(id)})
 
-    def show_maints(self, ids: list[int]) -> list[dict]:
-        """The windows of your machines among ``ids`` that have not ended."""
-        return self._http.request("GET", "/api/v0/machines/maintenances",
-                                  params={"owner": "me", "machine_ids": [int(i) for i in ids]})
+    def show_maints(self, ids: list[int] | None = None) -> list[dict]:
+        """The windows of your machines among ``ids`` that have not ended (``None``: of all your
+        machines; the official SDK always needs ``ids``)."""
+        params: dict = {"owner": "me"}
+        if ids is not None:
+            params["machine_ids"] = [int(i) for i in ids]
+        return self._http.request("GET", "/api/v0/machines/maintenances", params=params)
