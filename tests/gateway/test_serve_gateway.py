@@ -76,11 +76,14 @@ def _wait_port(base: str, key: str, iid: int) -> int:
 
 def _rent(base: str, key: str) -> int:
     headers = {"Authorization": f"Bearer {key}"}
-    for _ in range(600):
+    deadline = time.monotonic() + 180  # a loaded machine can take long to start the server
+    while True:
         try:
-            offers = httpx.post(f"{base}/api/v0/bundles/", json={}, headers=headers).json()["offers"]
+            offers = httpx.post(f"{base}/api/v0/bundles/", json={}, headers=headers,
+                                timeout=30).json()["offers"]
             break
-        except httpx.TransportError:
+        except httpx.TransportError as exc:
+            assert time.monotonic() < deadline, f"the server at {base} never answered: {exc!r}"
             time.sleep(0.1)
     r = httpx.put(f"{base}/api/v0/asks/{offers[0]['id']}/", headers=headers,
                   json={"client_id": "me", "image": "busybox", "runtype": "ssh"})

@@ -172,10 +172,11 @@ def select_filters_schema(date_field: str, kind_field: str) -> dict[str, Any]:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            date_field: {"type": "object", "additionalProperties": False, "minProperties": 1,
+            # null counts as left out (the server keeps its default), as everywhere on the wire
+            date_field: {"type": ["object", "null"], "additionalProperties": False, "minProperties": 1,
                          "properties": {op: {"type": "number", "minimum": 0, "maximum": MAX_EPOCH}
                                         for op in DATE_OPS}},
-            kind_field: {"type": "object", "additionalProperties": False, "minProperties": 1,
+            kind_field: {"type": ["object", "null"], "additionalProperties": False, "minProperties": 1,
                          "maxProperties": 1,
                          "properties": {"in": {"type": "array", "maxItems": 50,
                                                "items": {"type": "string", "maxLength": 100}},
