@@ -36,7 +36,8 @@ def install_accounting(app: Any) -> None:
     app runs (only when credit is enforced)."""
     settings = app.state.settings
     usage.configure(app.state.sessions, credit=settings.credit or None)
-    job = PeriodicJob(JOB, settings.billing_seconds, lambda: run_out_of_credit(app), app.state.sessions)
+    job = PeriodicJob(JOB, settings.billing_seconds, lambda: run_out_of_credit(app), app.state.sessions,
+                      app.state.metrics.periodic_runs)
     app.state.billing_job = job
     if not settings.credit or not getattr(app.state, "worker", True):
         return  # (an API replica leaves the job to the workers)

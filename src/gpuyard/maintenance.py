@@ -33,7 +33,7 @@ def run_maintenance(app: Any, now: float | None = None) -> set[int]:
 def install_maintenance(app: Any) -> None:
     """Run the job while the app runs."""
     job = PeriodicJob(JOB, app.state.settings.maintenance_seconds, lambda: run_maintenance(app),
-                      app.state.sessions)
+                      app.state.sessions, app.state.metrics.periodic_runs)
     app.state.maintenance_job = job
     inner = app.router.lifespan_context
 

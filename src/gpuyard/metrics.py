@@ -17,6 +17,9 @@
   ``gpuyard_lease_takeovers_total`` (instance leases taken over after their holder stopped
   renewing them) and ``gpuyard_engine_errors_total{kind}`` (``unreachable``, ``error``,
   ``heartbeat``: failed engine calls and heartbeats);
+* ``gpuyard_periodic_runs_total{job}``: the periodic jobs this process ran (gpuyard/periodic.py:
+  each time it took the job's turn), from 0 for every job it runs; summed over the workers it
+  grows once per period;
 * counters other parts of gpuyard add through :func:`counter`.
 """
 
@@ -59,6 +62,9 @@ class Metrics:
                                        registry=self.registry)
         self.engine_errors = Counter("gpuyard_engine_errors", "failed engine calls and heartbeats",
                                      ["kind"], registry=self.registry)
+        self.periodic_runs = Counter("gpuyard_periodic_runs",
+                                     "periodic jobs run by this process (the turns it took)",
+                                     ["job"], registry=self.registry)
         self._extra: dict[str, Counter] = {}
 
     def counter(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> Counter:

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 
+from prometheus_client import Counter
 from sqlalchemy import exc
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -79,14 +80,16 @@ def stop_budget(app: object) -> float:
 
 class PeriodicJob:
     """``work()`` every ``period`` seconds in a background thread, when this process gets the
-    turn (:func:`claim`). An exception is logged and the job goes on."""
+    turn (:func:`claim`). An exception is logged and the job goes on. With ``runs`` (a counter
+    labelled by job, ``Metrics.periodic_runs``) every turn taken is counted."""
 
     def __init__(self, name: str, period: float, work: Callable[[], object],
-                 sessions: sessionmaker[Session]):
+                 sessions: sessionmaker[Session], runs: Counter | None = None):
         self.name = name
         self.period = period
         self.work = work
         self.sessions = sessions
+        self.runs = runs
         self.holder = holder_name()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -95,6 +98,8 @@ class PeriodicJob:
         """Take the turn and run the job; whether it ran."""
         if not claim(self.sessions, self.name, self.period * TURN, self.holder):
             return False
+        if self.runs is not None:
+            self.runs.labels(self.name).inc()
         self.work()
         return True
 
@@ -108,6 +113,8 @@ class PeriodicJob:
 
     def start(self) -> None:
         if self._thread is None:
+            if self.runs is not None:
+                self.runs.labels(self.name)  # on /metrics from 0, before the first turn
             self._stop.clear()
             self._thread = threading.Thread(target=self._run, name=f"gpuyard-{self.name}", daemon=True)
             self._thread.start()

@@ -56,9 +56,11 @@ class Settings:
     credit: bool = False
     billing_seconds: float = 30.0
     # The SSH gateway (docs/access.md): run in this process (``gpuyard serve`` turns it on), the
-    # address users reach it at, and the port range instances get their ports from.
+    # address users reach it at, the address it listens on (None: ``ssh_host`` when that is an
+    # IP address, else all), and the port range instances get their ports from.
     gateway: bool = False
     ssh_host: str = DEFAULT_HOST
+    ssh_listen: str | None = None
     ssh_ports: tuple[int, int] = (2200, 2999)
     # Cluster roles (docs/architecture.md, "Roles"): an instance lease lasts this long unless
     # renewed (a killed process's work is taken over after at most this), engines are pinged
@@ -89,6 +91,7 @@ class Settings:
         credit: bool | None = None,
         gateway: bool = False,
         ssh_host: str | None = None,
+        ssh_listen: str | None = None,
         ssh_ports: tuple[int, int] | None = None,
     ) -> Settings:
         """Flags win over the environment (``GPUYARD_DB``), which wins over the defaults."""
@@ -111,6 +114,7 @@ class Settings:
             credit=credit if credit is not None else _flag(os.environ.get("GPUYARD_CREDIT")),
             gateway=gateway,
             ssh_host=ssh_host or DEFAULT_HOST,
+            ssh_listen=ssh_listen or None,
             ssh_ports=ssh_ports or (2200, 2999),
             lease_seconds=_number("GPUYARD_LEASE_SECONDS", 10.0),
             heartbeat_seconds=_number("GPUYARD_HEARTBEAT_SECONDS", 5.0),

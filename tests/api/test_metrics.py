@@ -6,6 +6,8 @@ from __future__ import annotations
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from gpuyard.metrics import Metrics
+from gpuyard.periodic import PeriodicJob
 from instance_reads import wait_status
 
 
@@ -50,4 +52,19 @@ def test_machines_by_engine_state_and_the_worker_figures_are_reported(api, fleet
     names = {f.name for f in families(httpx.get(f"{live_server}/metrics").text)}
     assert {"gpuyard_reconcile_lag_seconds", "gpuyard_reconcile_sweep_seconds",
             "gpuyard_reconcile_backlog", "gpuyard_lease_takeovers",
-            "gpuyard_engine_errors"} <= names
+            "gpuyard_engine_errors", "gpuyard_periodic_runs"} <= names
+    for job in ("status-refresh", "orphan-sweep", "engine-heartbeat", "maintenance-windows"):
+        assert ("gpuyard_periodic_runs_total", (("job", job),)) in found  # from 0 on
+
+
+def test_periodic_runs_count_the_turns_this_process_took(app):
+    ours, theirs = Metrics(), Metrics()
+    done = []
+    one = PeriodicJob("counted", 60, lambda: done.append("one"), app.state.sessions,
+                      ours.periodic_runs)
+    two = PeriodicJob("counted", 60, lambda: done.append("two"), app.state.sessions,
+                      theirs.periodic_runs)
+    assert one.run_once() and not two.run_once()  # one turn per period, whoever asks
+    assert done == ["one"]
+    assert ours.periodic_runs.labels("counted")._value.get() == 1
+    assert theirs.periodic_runs.labels("counted")._value.get() == 0

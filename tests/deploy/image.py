@@ -1,6 +1,9 @@
 """gpuyard's own container image for the deployment tests: built from the Containerfile on the
 local Debian base (``scripts/images/debian-base``; no registry is needed) and tagged with a hash
-of what goes into it, so an unchanged tree reuses the image instead of building it again."""
+of what goes into it, so an unchanged tree reuses the image instead of building it again. Each
+image is labelled with the checkout it was built from: a new build untags only that checkout's
+older images, never those another checkout of the repository (maybe testing at the same time)
+built."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BASE = os.environ.get("GPUYARD_DEBIAN_IMAGE", "localhost/gpuyard-test/debian:bookworm")
 REPO = "localhost/gpuyard-test/gpuyard"
+TREE_LABEL = "gpuyard.test-checkout"  # the checkout (its path) an image was built from
 BUILD_TIMEOUT = 1800  # seconds: the first build installs the dependencies from PyPI
 
 
@@ -63,7 +67,8 @@ def gpuyard_image() -> str:
             pytest.fail(f"scripts/images/debian-base failed:\n{made.stderr[-3000:]}")
     built = subprocess.run(
         [tool, "build", "--network", "host", "--format", "docker", "--build-arg", f"BASE={BASE}",
-         *build_args(), "-t", image, "-f", str(ROOT / "Containerfile"), str(ROOT)],
+         "--label", f"{TREE_LABEL}={ROOT}", *build_args(), "-t", image, "-f",
+         str(ROOT / "Containerfile"), str(ROOT)],
         capture_output=True, text=True, timeout=BUILD_TIMEOUT)
     if built.returncode != 0:
         pytest.fail(f"podman build failed:\n{built.stdout[-3000:]}\n{built.stderr[-3000:]}")
@@ -72,8 +77,10 @@ def gpuyard_image() -> str:
 
 
 def _forget_older(tool: str, keep: str) -> None:
-    """Untag the images of earlier trees (their layers go with them unless shared or in use)."""
-    listed = subprocess.run([tool, "images", "--format", "{{.Repository}}:{{.Tag}}", REPO],
+    """Untag the images this checkout built from earlier trees (their layers go with them unless
+    shared or in use); those of other checkouts are left alone."""
+    listed = subprocess.run([tool, "images", "--filter", f"reference={REPO}", "--filter",
+                             f"label={TREE_LABEL}={ROOT}", "--format", "{{.Repository}}:{{.Tag}}"],
                             capture_output=True, text=True)
     for name in listed.stdout.split():
         if name != keep and name.startswith(REPO + ":"):

@@ -152,3 +152,45 @@ def test_the_gateway_runs_alone_beside_a_server_without_one(tmp_path, make_keypa
     finally:
         _stop(gateway)
         _stop(server)
+
+
+def test_the_gateway_listens_where_ssh_listen_says_and_rows_show_ssh_host(tmp_path, make_keypair):
+    """--ssh-listen: in a container whose ports are published, the gateway listens on 0.0.0.0
+    while users reach the host's address (an IP the container does not have)."""
+    env = _env(tmp_path)
+    db, key = _setup(tmp_path, env)
+    first = _free_block(20)
+    port = _free_block(2)
+    server = subprocess.Popen([*GPUYARD, "serve", "--db", db, "--port", str(port), "--no-gateway"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              stdin=subprocess.DEVNULL, env=env)
+    gateway, lines = _start(["gateway", "--db", db, "--ssh-host", "203.0.113.7", "--ssh-listen",
+                             "127.0.0.1", "--ssh-ports", f"{first}-{first + 19}"], env)
+    try:
+        assert any("SSH gateway at 203.0.113.7" in line and "(listening on 127.0.0.1)" in line
+                   for line in lines), lines
+        base = f"http://127.0.0.1:{port}"
+        iid = _rent(base, key)
+        ssh_port = _wait_port(base, key, iid)
+        row = httpx.get(f"{base}/api/v0/instances/{iid}/", params={"owner": "me"},
+                        headers={"Authorization": f"Bearer {key}"}).json()["instances"]
+        assert row["ssh_host"] == "203.0.113.7"
+        assert "simulated instance: no shell" in _refusal(ssh_port, make_keypair("anyone"))
+    finally:
+        _stop(gateway)
+        _stop(server)
+
+
+def test_the_gateway_alone_ends_cleanly_on_sigterm(tmp_path):
+    """``podman stop`` / ``docker stop`` send SIGTERM to the container's first process, which
+    ignores a signal it has no handler for: the gateway handles it and exits 0."""
+    env = _env(tmp_path)
+    db, _key = _setup(tmp_path, env)
+    first = _free_block(4)
+    gateway, _lines = _start(["gateway", "--db", db, "--ssh-ports", f"{first}-{first + 3}"], env)
+    try:
+        gateway.terminate()
+        assert gateway.wait(timeout=20) == 0
+    finally:
+        if gateway.poll() is None:
+            gateway.kill()

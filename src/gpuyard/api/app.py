@@ -99,7 +99,8 @@ def make_gateway(settings: Settings, sessions: Any) -> Any:
     from gpuyard.gateway.server import Gateway
 
     first, last = settings.ssh_ports
-    return Gateway(sessions, settings.data_dir, public_host=settings.ssh_host, first_port=first,
+    return Gateway(sessions, settings.data_dir, public_host=settings.ssh_host,
+                   listen_host=settings.ssh_listen, first_port=first,
                    last_port=last, default_docker_url=settings.docker_url)
 
 

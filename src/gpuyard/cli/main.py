@@ -588,6 +588,10 @@ def _gateway_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ssh-host", dest="ssh_host", default="127.0.0.1",
                         help="address users reach the SSH gateway at; shown as ssh_host in "
                              "instance rows (127.0.0.1)")
+    parser.add_argument("--ssh-listen", dest="ssh_listen", metavar="ADDRESS",
+                        help="address the SSH gateway listens on (default: --ssh-host when it is "
+                             "an IP address, else all); 0.0.0.0 in a container whose ports are "
+                             "published")
     parser.add_argument("--ssh-ports", dest="ssh_ports", default="2200-2999", metavar="FIRST-LAST",
                         help="the gateway's port range: each instance gets its own port "
                              "(2200-2999)")

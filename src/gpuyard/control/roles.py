@@ -36,10 +36,12 @@ def worker_jobs(app: Any) -> list[PeriodicJob]:
                              failures=settings.heartbeat_failures, timeout=settings.engine_timeout,
                              metrics=state.metrics)
 
+    runs = state.metrics.periodic_runs
     return [
-        PeriodicJob("status-refresh", FULL_SWEEP_EVERY, reconciler.refresh, state.sessions),
-        PeriodicJob("orphan-sweep", ORPHAN_SWEEP_EVERY, reconciler.collect_garbage, state.sessions),
-        PeriodicJob("engine-heartbeat", settings.heartbeat_seconds, heartbeat, state.sessions),
+        PeriodicJob("status-refresh", FULL_SWEEP_EVERY, reconciler.refresh, state.sessions, runs),
+        PeriodicJob("orphan-sweep", ORPHAN_SWEEP_EVERY, reconciler.collect_garbage, state.sessions,
+                    runs),
+        PeriodicJob("engine-heartbeat", settings.heartbeat_seconds, heartbeat, state.sessions, runs),
     ]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -257,8 +258,21 @@ class Gateway:
         return {port: iid for port, (iid, _a) in self._listeners.items()}
 
     def run_forever(self) -> None:
-        """``gpuyard gateway``: run in this thread until interrupted."""
-        asyncio.run(self._main())
+        """``gpuyard gateway``: run in this (the main) thread until SIGTERM or SIGINT, then close
+        the listeners and return. (As a container's first process, with no handler, SIGTERM
+        would be ignored: ``podman stop`` would wait for its timeout and kill it.)"""
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._request_stop)
+            await self._main()
+
+        asyncio.run(main())
+
+    def _request_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
 
     # -- the loop ----------------------------------------------------------------------------
     def _run(self) -> None:

@@ -91,7 +91,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         ssh_ports = _ssh_ports(args.ssh_ports)
         settings = _settings(args, max_body=args.max_body, gateway=not args.no_gateway,
-                             ssh_host=args.ssh_host, ssh_ports=ssh_ports)
+                             ssh_host=args.ssh_host, ssh_listen=args.ssh_listen,
+                             ssh_ports=ssh_ports)
     except ValueError as exc:
         return fail(str(exc))
     problem = _claim_database(settings.db_url, "api" if args.no_worker else "all")
@@ -139,7 +140,13 @@ def _announce(gateway) -> None:
 
 
 def gateway(args: argparse.Namespace) -> int:
-    """The SSH gateway alone, on the database of ``--db`` (another process serves the API)."""
+    """The SSH gateway alone, on the database of ``--db`` (another process serves the API).
+    SIGTERM ends it as SIGINT does, from the start (``podman stop`` sends it to a container's
+    first process, which would otherwise ignore it); once it serves, both close its listeners
+    and it exits 0."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from gpuyard.api.app import make_gateway
     from gpuyard.server_secret import ServerSecretError, load_server_secret
     from gpuyard.settings import Settings
@@ -151,7 +158,8 @@ def gateway(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return fail(str(exc))
     settings = Settings.build(db_url=args.db, docker_url=args.docker_url, gateway=True,
-                              ssh_host=args.ssh_host, ssh_ports=ssh_ports)
+                              ssh_host=args.ssh_host, ssh_listen=args.ssh_listen,
+                              ssh_ports=ssh_ports)
     try:
         secret = load_server_secret(settings.data_dir)
     except ServerSecretError as exc:
@@ -162,9 +170,9 @@ def gateway(args: argparse.Namespace) -> int:
         migrate(engine)
     gw = make_gateway(settings, make_sessionmaker(engine))
     print(f"gpuyard: database {settings.db_url}", file=sys.stderr)
-    _announce(gw)
-    sys.stderr.flush()
     try:
+        _announce(gw)
+        sys.stderr.flush()
         gw.run_forever()
     except KeyboardInterrupt:
         pass
