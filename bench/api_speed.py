@@ -328,14 +328,14 @@ class Fill:
 
 
 def fill_templates(factory, fill: Fill, n: int, users: dict[str, Any], seed: int) -> None:
-    """``n`` templates through ``services.templates.create_template`` (the project's own content
+    """``n`` templates through ``services.catalog.templates.create_template`` (the project's own content
     normalization and hash), with the payloads ``bench/templates_search.py`` makes: names, 12
     images with tags, env strings, onstart, extra_filters, disk sizes, ssh/jupyter/direct flags.
     Creators rotate over the users; ~50% private, ~2% deleted (``delete_template``), and the
     bookkeeping (count_created, created_at, recent_create_date) spread as real use would."""
     from templates_search import ADJECTIVES, NOUNS, make_changes
 
-    from gpuyard.services.templates import create_template, delete_template
+    from gpuyard.services.catalog.templates import create_template, delete_template
     from gpuyard.store.db import transaction
     from gpuyard.store.models import Template
     from gpuyard.wire.base import parse
@@ -377,8 +377,8 @@ def load_fleet(factory, fill: Fill, machines: int, seed: int) -> None:
     from offers_instances import make_fleet, special_machines
     from sqlalchemy import func, select
 
-    from gpuyard.services import fleet as fleet_svc
-    from gpuyard.services.offers import search_offers
+    from gpuyard.services.market import fleet as fleet_svc
+    from gpuyard.services.market.offers import search_offers
     from gpuyard.store.db import transaction
     from gpuyard.store.models import Ask, User
     from gpuyard.wire.base import parse
@@ -402,7 +402,7 @@ def load_fleet(factory, fill: Fill, machines: int, seed: int) -> None:
 
 
 def build_database(args, workdir: Path) -> tuple[str, Fill]:
-    from gpuyard.services.users import create_user
+    from gpuyard.services.accounts.users import create_user
     from gpuyard.store.db import make_engine, make_sessionmaker, transaction
 
     url = fresh_database(args.db, workdir)

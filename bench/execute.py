@@ -65,8 +65,8 @@ def main() -> None:
 
     from gpuyard.api import serving as api_serving
     from gpuyard.api.app import create_app
-    from gpuyard.services.fleet import load_fleet, parse_yaml
-    from gpuyard.services.users import create_user
+    from gpuyard.services.accounts.users import create_user
+    from gpuyard.services.market.fleet import load_fleet, parse_yaml
     from gpuyard.settings import Settings
     from gpuyard.store.db import transaction
 

@@ -37,8 +37,8 @@ from pathlib import Path
 import httpx
 
 from gpuyard.runtimes.docker import KEEP_ALIVE
-from gpuyard.services.fleet import load_fleet, parse_yaml
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.market.fleet import load_fleet, parse_yaml
 from gpuyard.settings import Settings
 from gpuyard.store.db import transaction
 

@@ -88,9 +88,9 @@ import httpx
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.engine import make_url
 
-from gpuyard.services import fleet
-from gpuyard.services.offers import search_offers as _search_offers
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.market import fleet
+from gpuyard.services.market.offers import search_offers as _search_offers
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
 from gpuyard.store.models import Ask, Base, Instance, InstanceEvent, Machine, User

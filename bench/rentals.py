@@ -41,8 +41,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from offers_instances import make_fleet  # noqa: E402
 
-from gpuyard.services.fleet import apply_fleet, parse_fleet  # noqa: E402
-from gpuyard.services.users import create_user  # noqa: E402
+from gpuyard.services.accounts.users import create_user  # noqa: E402
+from gpuyard.services.market.fleet import apply_fleet, parse_fleet  # noqa: E402
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction  # noqa: E402
 
 BODY = {"client_id": "me", "image": "pytorch/pytorch:latest", "env": {}, "price": None, "disk": 10,

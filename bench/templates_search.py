@@ -78,10 +78,10 @@ import orjson
 from sqlalchemy import Engine, event, insert
 from sqlalchemy.engine import make_url
 
-from gpuyard.services import template_rows
-from gpuyard.services.template_content import build_content, content_hash
-from gpuyard.services.templates import search_templates_encoded
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.catalog import template_rows
+from gpuyard.services.catalog.template_content import build_content, content_hash
+from gpuyard.services.catalog.templates import search_templates_encoded
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, transaction
 from gpuyard.store.models import Base, Template, TemplateVersion, User
@@ -213,7 +213,7 @@ class FillResult:
 
 
 def row_json(row: dict[str, Any]) -> str:
-    """A bulk-inserted template's search row, as services/template_rows.py encodes it."""
+    """A bulk-inserted template's search row, as services/catalog/template_rows.py encodes it."""
     return orjson.dumps({k: row[k] for k in template_rows.ROW_KEYS}).decode()
 
 

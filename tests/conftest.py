@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from gpuyard.api.app import create_app
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
 from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, transaction
 from gpuyard.store.models import Base
@@ -189,7 +189,7 @@ machines:
 def fleet(app):
     """Two machines (2x RTX 4090 at 10.0.0.5, 1x RTX 3090 at 10.0.0.6) with their offers.
     Returns the loader's result (``machine_ids`` by hostname)."""
-    from gpuyard.services.fleet import load_fleet, parse_yaml
+    from gpuyard.services.market.fleet import load_fleet, parse_yaml
 
     with transaction(app.state.sessions) as session:
         return load_fleet(session, parse_yaml(SMALL_FLEET_YAML))
@@ -199,7 +199,7 @@ def fleet(app):
 def hosted(app, alice, bob):
     """The small fleet with owners (fleet key ``owner``): box-4090 (2 × RTX 4090) is alice's,
     box-3090 (1 × RTX 3090) bob's. Returns the machine ids by hostname."""
-    from gpuyard.services.fleet import load_fleet, parse_yaml
+    from gpuyard.services.market.fleet import load_fleet, parse_yaml
 
     text = SMALL_FLEET_YAML.replace("  - hostname: box-4090\n", "  - hostname: box-4090\n    owner: alice\n")
     text = text.replace("  - hostname: box-3090\n", "  - hostname: box-3090\n    owner: bob\n")

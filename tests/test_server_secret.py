@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from gpuyard.api.app import create_app
 from gpuyard.server_secret import ENV_VAR, ServerSecretError, load_server_secret
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
 from gpuyard.settings import Settings
 from gpuyard.store.db import transaction
 from gpuyard.store.models import ServerSetting

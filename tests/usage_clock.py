@@ -1,4 +1,4 @@
-"""A clock the tests move by hand, installed on the app's sessions (services/usage.py), and
+"""A clock the tests move by hand, installed on the app's sessions (services/ledger/usage.py), and
 helpers shared by the usage, credit and quota tests."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from gpuyard.services import usage
+from gpuyard.services.ledger import usage
 
 #: 2026-01-01 00:00 UTC.
 T0 = 1767225600.0

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from gpuyard.periodic import PeriodicJob, stop_budget
-from gpuyard.services import billing, usage
+from gpuyard.services.ledger import billing, usage
 
 JOB = "out-of-credit"
 

@@ -31,9 +31,9 @@ from sqlalchemy.orm import Session, sessionmaker, undefer
 from gpuyard.control.leases import Claim, InstanceLeases, LocalLeases
 from gpuyard.envspec import env_from_pairs, parse_env
 from gpuyard.runtimes.base import EngineUnreachable, LaunchSpec, Runtime, RuntimeError_, RuntimeState
-from gpuyard.services import secrets
 from gpuyard.services.access import ssh_keys
-from gpuyard.services.allocation import gpu_list, lock_machine, refresh_machine, reserved_ports
+from gpuyard.services.accounts import secrets
+from gpuyard.services.market.allocation import gpu_list, lock_machine, refresh_machine, reserved_ports
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceEvent, InstanceLease, Machine, Volume
 from gpuyard.template_flags import direct_ssh

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import text
 
 from gpuyard.api.app import create_app
-from gpuyard.services import permissions as perms
-from gpuyard.services.users import hash_key
+from gpuyard.services.accounts import permissions as perms
+from gpuyard.services.accounts.users import hash_key
 from gpuyard.settings import Settings
 from gpuyard.store.db import transaction
 from gpuyard.store.models import ApiKey

@@ -15,8 +15,8 @@ from test_instances_api import offer, offers, rent, rented
 from gpuyard.accounting import run_out_of_credit
 from gpuyard.api.app import create_app
 from gpuyard.periodic import claim
-from gpuyard.services import billing
-from gpuyard.services.fleet import load_fleet, parse_yaml
+from gpuyard.services.ledger import billing
+from gpuyard.services.market.fleet import load_fleet, parse_yaml
 from gpuyard.settings import Settings
 from gpuyard.store.db import transaction
 from instance_reads import show, wait_status

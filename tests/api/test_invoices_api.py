@@ -10,7 +10,7 @@ import json
 import pytest
 from test_instances_api import offer, rented
 
-from gpuyard.services import billing
+from gpuyard.services.ledger import billing
 from gpuyard.store.db import transaction
 from usage_clock import HOUR, T0, controlled
 

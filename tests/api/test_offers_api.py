@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from gpuyard.query import OFFER_FIELDS, VOLUME_FIELDS
-from gpuyard.services import allocation, fleet
+from gpuyard.services.market import allocation, fleet
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, Machine
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from gpuyard.services import secrets as svc
+from gpuyard.services.accounts import secrets as svc
 from gpuyard.store.crypto import PREFIX
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance

@@ -11,7 +11,7 @@ import pytest
 from test_instances_api import offer, offers, rented
 
 from gpuyard.api.app import create_app
-from gpuyard.services import usage
+from gpuyard.services.ledger import usage
 from gpuyard.settings import Settings
 from gpuyard.store.db import transaction
 from gpuyard.store.models import UsageInterval

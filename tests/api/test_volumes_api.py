@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from gpuyard.services.allocation import refresh_machine
+from gpuyard.services.market.allocation import refresh_machine
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, Machine, Volume
 

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from gpuyard.cli.main import main
-from gpuyard.services.users import add_key, find_user
+from gpuyard.services.accounts.users import add_key, find_user
 from gpuyard.store.db import transaction
 from gpuyard.store.models import ApiKey, Instance
 from instance_reads import PATIENCE, wait_status

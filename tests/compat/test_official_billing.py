@@ -10,7 +10,7 @@ import pytest
 from test_official_cli import Cli, vastai  # noqa: F401 - the CLI fixture
 from vastai import VastAI
 
-from gpuyard.services import billing
+from gpuyard.services.ledger import billing
 from gpuyard.store.db import transaction
 from usage_clock import HOUR, T0, controlled
 

@@ -12,8 +12,8 @@ from gpuyard.control.leases import InstanceLeases
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.base import LaunchSpec, RuntimeState
 from gpuyard.runtimes.simulated import SimulatedRuntime
-from gpuyard.services import instances
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.rentals import instances
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, InstanceEvent
 from gpuyard.wire.base import parse
@@ -139,7 +139,7 @@ def test_two_reconcilers_on_one_database_make_each_instance_once(app, big_fleet)
 @pytest.fixture
 def big_fleet(app):
     """Six machines with eight GPUs each (enough one-GPU offers for the rentals above)."""
-    from gpuyard.services.fleet import load_fleet, parse_yaml
+    from gpuyard.services.market.fleet import load_fleet, parse_yaml
 
     machines = "\n".join(f"""
   - hostname: m{n}

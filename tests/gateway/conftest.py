@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gpuyard.gateway.server import Gateway
-from gpuyard.services.fleet import load_fleet, parse_yaml
+from gpuyard.services.market.fleet import load_fleet, parse_yaml
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance
 from instance_reads import wait_status

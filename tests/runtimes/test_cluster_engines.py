@@ -14,7 +14,7 @@ import pytest
 from gpuyard.control.heartbeats import check_engines
 from gpuyard.control.leases import InstanceLeases
 from gpuyard.reconciler import Reconciler
-from gpuyard.services.fleet import load_fleet, parse_yaml
+from gpuyard.services.market.fleet import load_fleet, parse_yaml
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceLease, Machine
 from instance_reads import wait_status

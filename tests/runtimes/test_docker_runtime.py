@@ -17,7 +17,7 @@ import pytest
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
-from gpuyard.services.fleet import load_fleet, parse_yaml
+from gpuyard.services.market.fleet import load_fleet, parse_yaml
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceEvent
 from instance_reads import PATIENCE, show, wait_status

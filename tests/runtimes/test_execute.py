@@ -18,8 +18,8 @@ import requests
 from test_docker_runtime import destroy_all, load_box, rent
 from vastai import VastAI
 
-from gpuyard.services import instance_logs
 from gpuyard.services.instance_access import execute
+from gpuyard.services.rentals import instance_logs
 from gpuyard.store.db import transaction
 from gpuyard.store.models import LogRequest
 from instance_reads import wait_status

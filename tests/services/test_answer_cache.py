@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import orjson
 
-from gpuyard.services.answer_cache import AnswerCache
-from gpuyard.services.templates import (
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.catalog.answer_cache import AnswerCache
+from gpuyard.services.catalog.templates import (
     create_template,
     delete_template,
     edit_by_id,
     search_templates_encoded,
     set_recommended,
 )
-from gpuyard.services.users import create_user
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Template
 from gpuyard.wire import json as wire_json

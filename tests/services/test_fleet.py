@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
-from gpuyard.services import allocation, fleet, offers
 from gpuyard.services.demo import demo_fleet_text, load_demo_fleet
+from gpuyard.services.market import allocation, fleet, offers
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, Machine, User
 from gpuyard.wire.base import parse

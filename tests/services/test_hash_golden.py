@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from gpuyard.errors import InvalidInput
-from gpuyard.services.template_content import build_content, canonical_json, content_hash
+from gpuyard.services.catalog.template_content import build_content, canonical_json, content_hash
 
 VLLM = {
     "name": "vLLM Inference Server",

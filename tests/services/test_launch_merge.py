@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gpuyard.errors import InvalidInput, QueryError
-from gpuyard.services.launch import merge, split_image
+from gpuyard.services.rentals.launch import merge, split_image
 from gpuyard.wire.base import parse
 from gpuyard.wire.instances import LaunchRequest
 

@@ -13,7 +13,7 @@ from fastapi.routing import APIRoute
 from gpuyard.api.app import _api
 from gpuyard.api.deps import authenticated
 from gpuyard.errors import Forbidden, InvalidInput
-from gpuyard.services import permissions as perms
+from gpuyard.services.accounts import permissions as perms
 from gpuyard.wire.apikeys import ApiKeyCreate, check_document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "api-keys.md"
@@ -32,8 +32,8 @@ def test_every_api_route_has_exactly_one_entry_and_no_entry_is_stale():
         if needs_key:
             rule = perms.rule_for(method, path)
             assert rule is not None, (
-                f"{method} {path} has no entry in gpuyard.services.permissions.RULES: give it a route "
-                "name and a category there (until then restricted keys are refused)")
+                f"{method} {path} has no entry in gpuyard.services.accounts.permissions.RULES: give it a "
+                "route name and a category there (until then restricted keys are refused)")
             assert rule.category in perms.CATEGORIES
             seen.add((method, path))
         else:
@@ -58,7 +58,7 @@ def test_docs_show_the_table_the_code_has():
     text = DOCS.read_text()
     assert perms.markdown_table() in text, (
         "docs/api-keys.md is out of date: paste the output of "
-        "'python -m gpuyard.services.permissions' between its table markers")
+        "'python -m gpuyard.services.accounts.permissions' between its table markers")
 
 
 def test_a_route_without_an_entry_is_refused_to_restricted_keys_only():

@@ -8,8 +8,8 @@ import pytest
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.base import EngineUnreachable, LaunchSpec, RuntimeError_, RuntimeState
 from gpuyard.runtimes.simulated import SimulatedRuntime
-from gpuyard.services import instances
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.rentals import instances
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, InstanceEvent
 from gpuyard.wire.base import parse

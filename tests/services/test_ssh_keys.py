@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.services.access import ssh_keys as svc
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, Machine, User
 

@@ -8,15 +8,15 @@ import time
 
 from sqlalchemy import insert, select
 
-from gpuyard.services import template_rows
-from gpuyard.services.templates import (
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.catalog import template_rows
+from gpuyard.services.catalog.templates import (
     create_template,
     edit_by_id,
     search_templates,
     search_templates_encoded,
     set_recommended,
 )
-from gpuyard.services.users import create_user
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Template
 from gpuyard.wire import json as wire_json

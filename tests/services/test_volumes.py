@@ -10,9 +10,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
-from gpuyard.services import volumes as svc
-from gpuyard.services.allocation import refresh_machine
-from gpuyard.services.users import create_user
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.market.allocation import refresh_machine
+from gpuyard.services.rentals import volumes as svc
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, Machine, User, Volume
 from gpuyard.wire.base import parse

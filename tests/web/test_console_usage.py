@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from gpuyard.services import billing
+from gpuyard.services.ledger import billing
 from gpuyard.store.db import transaction
 from usage_clock import HOUR, T0, controlled
 

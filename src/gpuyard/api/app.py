@@ -37,10 +37,10 @@ from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.docker import DockerRuntime
 from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.server_secret import load_server_secret
-from gpuyard.services import template_rows
-from gpuyard.services.answer_cache import AnswerCache
-from gpuyard.services.apikeys import KeyUsage
-from gpuyard.services.installation import installation_id
+from gpuyard.services.accounts.apikeys import KeyUsage
+from gpuyard.services.accounts.installation import installation_id
+from gpuyard.services.catalog import template_rows
+from gpuyard.services.catalog.answer_cache import AnswerCache
 from gpuyard.settings import Settings
 from gpuyard.store.crypto import Cipher, encrypt_plain_values, install_cipher
 from gpuyard.store.db import make_engine, make_sessionmaker, migrate, startup_lock, transaction

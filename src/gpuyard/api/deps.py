@@ -3,7 +3,7 @@
 Authentication reads the ``Authorization: Bearer <key>`` header inside the call's own
 transaction (no cache: a revoked or deleted key is refused by the next request, in every
 process). The key's permission document is applied there too, once per call, to the route the
-request matched (``services/permissions.py``): a restricted key gets a 403 naming what it lacks
+request matched (``services/accounts/permissions.py``): a restricted key gets a 403 naming what it lacks
 before the service runs. The ``bearer`` dependency only declares the scheme, so that
 ``/openapi.json`` shows it.
 """
@@ -17,8 +17,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
 from gpuyard.api.edge import WireRoute
-from gpuyard.services import permissions
-from gpuyard.services.users import authenticate, authenticate_key
+from gpuyard.services.accounts import permissions
+from gpuyard.services.accounts.users import authenticate, authenticate_key
 from gpuyard.store.db import transaction
 from gpuyard.store.models import ApiKey, User
 from gpuyard.wire.common import ErrorBody

@@ -8,9 +8,9 @@ from importlib import resources
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gpuyard.services.fleet import FleetResult, load_fleet, parse_yaml
-from gpuyard.services.templates import create_template, set_recommended
-from gpuyard.services.users import add_key, create_user
+from gpuyard.services.accounts.users import add_key, create_user
+from gpuyard.services.catalog.templates import create_template, set_recommended
+from gpuyard.services.market.fleet import FleetResult, load_fleet, parse_yaml
 from gpuyard.store.models import User
 from gpuyard.wire.base import parse
 from gpuyard.wire.templates import TemplateCreate

@@ -40,10 +40,10 @@ class ApiKey(Base):
     created_at: Mapped[float] = mapped_column(Float)
     revoked_at: Mapped[float | None] = mapped_column(Float)
     name: Mapped[str | None] = mapped_column(String(200))
-    # Vast's permission document in normal form (services/permissions.py); NULL: a full key.
+    # Vast's permission document in normal form (services/accounts/permissions.py); NULL: a full key.
     permissions: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     key_params: Mapped[Any | None] = mapped_column(JSON(none_as_null=True))  # kept, not interpreted
-    # Written at most about once a minute per key, off the request path (services/apikeys.py).
+    # Written at most about once a minute per key, off the request path (services/accounts/apikeys.py).
     last_used_at: Mapped[float | None] = mapped_column(Float)
 
 
@@ -130,12 +130,12 @@ class Template(Base):
     recommended: Mapped[bool] = mapped_column(Boolean, default=False)
     default_tag: Mapped[str | None] = mapped_column(String(200), index=True)
     volume_info: Mapped[Any | None] = mapped_column(JSON)
-    # The template as searches answer it, as JSON without "id" (kept by services/template_rows.py
+    # The template as searches answer it, as JSON without "id" (kept by services/catalog/template_rows.py
     # on every change; NULL means "compute it"): a search of hundreds of templates then costs one
     # read of this column per row instead of building and encoding each row.
     row_json: Mapped[str | None] = mapped_column(Text, deferred=True)
 
-    # content (see services/template_content.py for the canonical form)
+    # content (see services/catalog/template_content.py for the canonical form)
     name: Mapped[str | None] = mapped_column(String(500), index=True)
     image: Mapped[str] = mapped_column(String(500), index=True)
     tag: Mapped[str] = mapped_column(String(200), index=True)
@@ -176,7 +176,7 @@ class TemplateVersion(Base):
     """One immutable version of a template: the content a hash names, forever.
 
     ``private`` repeats the content's ``private`` as a column: other users list only the
-    versions that were public when saved (services/templates.py), filtered in SQL."""
+    versions that were public when saved (services/catalog/templates.py), filtered in SQL."""
 
     __tablename__ = "template_versions"
 
@@ -222,7 +222,7 @@ class Machine(Base):
     docker_url: Mapped[str | None] = mapped_column(String(500))
     public_ipaddr: Mapped[str | None] = mapped_column(String(100))
     end_date: Mapped[float | None] = mapped_column(Float)  # listed until (epoch seconds)
-    # Hardware details with defaults derived from the GPU model (see services/fleet.py).
+    # Hardware details with defaults derived from the GPU model (see services/market/fleet.py).
     # JSONB on PostgreSQL: offer searches read ~25 of these keys per row, and plain JSON is
     # re-parsed from text on every read (bench/README.md).
     specs: Mapped[dict] = mapped_column(JSON().with_variant(JSONB(), "postgresql"), default=dict)
@@ -334,7 +334,7 @@ class Instance(Base):
     cur_state: Mapped[str] = mapped_column(String(20), default="running")
     status_msg: Mapped[str | None] = mapped_column(Text)
     # Why gpuyard itself stopped the instance ("out of credit"): kept as its status_msg until it
-    # is started again (services/usage.py).
+    # is started again (services/ledger/usage.py).
     stop_reason: Mapped[str | None] = mapped_column(String(200))
     # Bumped by changes the runtime must act on (reboot, update from a template).
     generation: Mapped[int] = mapped_column(Integer, default=1)
@@ -407,7 +407,7 @@ class ServerSetting(Base):
 class UsageInterval(Base):
     """A stretch of time during which an instance or a volume accrued at constant rates.
 
-    Written only when something that sets a rate changes (services/usage.py: the instance starts
+    Written only when something that sets a rate changes (services/ledger/usage.py: the instance starts
     or stops running, a bid changes, it is destroyed …): the open interval (``ended_at`` NULL)
     is closed and a new one opened. Charges for any window are computed from these rows, so
     nothing is written while an instance simply keeps running."""

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 
-from gpuyard.services import console_sessions
+from gpuyard.services.accounts import console_sessions
 from gpuyard.store.db import transaction
 from gpuyard.web.session import signed_in
 from gpuyard.workers import run_db

@@ -1,6 +1,6 @@
 """Signing in and out of the console, and CSRF protection.
 
-Signing in takes an API key and opens a server-side session (``services/console_sessions.py``);
+Signing in takes an API key and opens a server-side session (``services/accounts/console_sessions.py``);
 the browser's cookie (signed with a key derived from the server secret, see
 ``gpuyard.server_secret``; HttpOnly, SameSite=Lax) holds that session's random token, never the
 key. Every console request looks the session up in the database, so signing out, revoking or
@@ -20,8 +20,8 @@ from fastapi import Request
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Forbidden, Unauthorized
-from gpuyard.services import console_sessions
-from gpuyard.services.users import hash_key, key_holder
+from gpuyard.services.accounts import console_sessions
+from gpuyard.services.accounts.users import hash_key, key_holder
 from gpuyard.store.models import ConsoleSession, User
 
 COOKIE_PURPOSE = "console session cookies v1"  # the label of the cookie-signing key

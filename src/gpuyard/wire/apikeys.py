@@ -2,7 +2,7 @@
 
 A permission document is Vast's JSON, ``{"api": {category: {} | {route_name: {"constraints":
 {param: {op: value}}}}}}``. It is checked here, at the edge, against the permission table
-(``gpuyard.services.permissions``): unknown categories, route names that do not exist or belong to
+(``gpuyard.services.accounts.permissions``): unknown categories, route names that do not exist or belong to
 another category, parameters a route's constraints cannot name, unknown operators and values of
 the wrong type are each a 400 that names them. What passes is kept in a normal form (the typed
 models below) and stored as JSON.
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, model_validator
 
 from gpuyard.errors import InvalidInput
-from gpuyard.services import permissions as perms
+from gpuyard.services.accounts import permissions as perms
 from gpuyard.wire import json as wire_json
 from gpuyard.wire.base import WireModel
 from gpuyard.wire.types import MAX_WIRE_ID, Text, type_name

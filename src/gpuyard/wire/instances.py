@@ -26,7 +26,7 @@ from gpuyard.errors import InvalidInput
 from gpuyard.query import normalize_limit, normalize_order, normalize_query
 from gpuyard.query.fields import INSTANCE_FIELDS
 from gpuyard.query.validate import show
-from gpuyard.services.template_content import normalize_filters
+from gpuyard.services.catalog.template_content import normalize_filters
 from gpuyard.wire.base import WireModel, parse
 from gpuyard.wire.offers import OfferSearch, search_body
 from gpuyard.wire.types import (

@@ -17,8 +17,8 @@ from pydantic import BaseModel, Field, model_validator
 from gpuyard.envspec import MAX_ENV
 from gpuyard.errors import InvalidInput
 from gpuyard.query import TEMPLATE_FIELDS, normalize_limit, normalize_order, normalize_query
+from gpuyard.services.catalog.template_content import CONTENT_FIELDS, normalize_field
 from gpuyard.services.identifiers import looks_like_hash, require_hash, require_id
-from gpuyard.services.template_content import CONTENT_FIELDS, normalize_field
 from gpuyard.wire.base import WireModel
 from gpuyard.wire.types import MAX_TEXT, HashId, Id, LooseFlag, PositiveNumber, Text, bounded_list, check_text
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Request
 
 from gpuyard.api.deps import AUTHENTICATED, call, call_with_key
 from gpuyard.api.edge import JSONAnswer
-from gpuyard.services import apikeys
-from gpuyard.services import secrets as svc
+from gpuyard.services.accounts import apikeys
+from gpuyard.services.accounts import secrets as svc
 from gpuyard.wire.apikeys import ApiKeyCreate, ApiKeyCreated, ApiKeyList, ApiKeyReset, ApiKeyShown
 from gpuyard.wire.common import Done, EmptyBody
 from gpuyard.wire.secrets import SecretDelete, SecretDone, SecretList, SecretWrite

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 
 from gpuyard.api.deps import AUTHENTICATED, call, call_read
 from gpuyard.api.edge import JSONAnswer, json_arg
-from gpuyard.services import invoices as svc
+from gpuyard.services.ledger import invoices as svc
 from gpuyard.wire.billing import (
     BillingPage,
     BillingQuery,

@@ -10,8 +10,8 @@ from gpuyard.api.deps import AUTHENTICATED, call, caller
 from gpuyard.api.edge import JSONAnswer
 from gpuyard.api.routes.instances import InstanceId
 from gpuyard.errors import InvalidInput
-from gpuyard.services import instance_logs as logs
 from gpuyard.services.instance_access import execute
+from gpuyard.services.rentals import instance_logs as logs
 from gpuyard.wire.commands import CopyRequest, ExecuteReady, ExecuteRequest
 
 router = APIRouter(tags=["instances"], **AUTHENTICATED)

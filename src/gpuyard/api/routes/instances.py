@@ -16,10 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from gpuyard.api.deps import AUTHENTICATED, PUBLIC, call, call_public, call_read, caller
 from gpuyard.api.edge import JSONAnswer, json_arg
 from gpuyard.errors import GpuyardError
-from gpuyard.services import instance_logs as logs
-from gpuyard.services import instance_rows as rows
-from gpuyard.services import instances as svc
-from gpuyard.services.settle import check_image, settle, undo_if_failed_fast
+from gpuyard.services.rentals import instance_logs as logs
+from gpuyard.services.rentals import instance_rows as rows
+from gpuyard.services.rentals import instances as svc
+from gpuyard.services.rentals.settle import check_image, settle, undo_if_failed_fast
 from gpuyard.wire.common import Done, EmptyBody
 from gpuyard.wire.instances import (
     DEFAULT_PAGE,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from gpuyard.api.deps import AUTHENTICATED, call
 from gpuyard.api.edge import JSONAnswer
 from gpuyard.services.machines import hosting, maintenance
-from gpuyard.services.settle import settle
+from gpuyard.services.rentals.settle import settle
 from gpuyard.wire.base import parse
 from gpuyard.wire.common import Done, EmptyBody
 from gpuyard.wire.machines import (

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from gpuyard.api.deps import PUBLIC, call_public
 from gpuyard.api.edge import JSONAnswer
 from gpuyard.errors import Unavailable
-from gpuyard.services.fleet import gpu_names
+from gpuyard.services.market.fleet import gpu_names
 from gpuyard.store.db import write_check
 from gpuyard.wire.common import ErrorBody, GpuNames, Health
 

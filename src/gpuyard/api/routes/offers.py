@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from gpuyard.api.deps import AUTHENTICATED, call_read
 from gpuyard.api.edge import JSONAnswer
-from gpuyard.services import offers as svc
+from gpuyard.services.market import offers as svc
 from gpuyard.wire.offers import AsksSearch, OfferList, OfferSearch, VolumeOfferList, VolumeSearch
 
 router = APIRouter(tags=["offers"], **AUTHENTICATED)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from gpuyard.api.deps import AUTHENTICATED, call
 from gpuyard.api.edge import JSONAnswer, json_arg
-from gpuyard.services import templates as svc
+from gpuyard.services.catalog import templates as svc
 from gpuyard.wire.templates import (
     TemplateAnswer,
     TemplateByHash,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 
 from gpuyard.api.deps import AUTHENTICATED, call
 from gpuyard.api.edge import JSONAnswer
-from gpuyard.services.billing import account_row
+from gpuyard.services.ledger.billing import account_row
 from gpuyard.wire.users import UserRow
 
 router = APIRouter(tags=["users"], **AUTHENTICATED)

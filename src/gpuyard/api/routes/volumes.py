@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from gpuyard.api.deps import AUTHENTICATED, call
 from gpuyard.api.edge import JSONAnswer
 from gpuyard.errors import InvalidInput
-from gpuyard.services import volumes as svc
+from gpuyard.services.rentals import volumes as svc
 from gpuyard.wire.common import EmptyBody
 from gpuyard.wire.types import PathId
 from gpuyard.wire.volumes import VolumeCreate, VolumeCreated, VolumeDeleted, VolumeList

@@ -17,8 +17,8 @@ def _run(args: argparse.Namespace, work):
 
 def grant_credit(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services.billing import grant_credit as grant
-    from gpuyard.services.billing import money
+    from gpuyard.services.ledger.billing import grant_credit as grant
+    from gpuyard.services.ledger.billing import money
 
     try:
         row = _run(args, lambda s: grant(s, args.name, args.amount, args.note))
@@ -36,7 +36,7 @@ def _limit(value, unit: str = "") -> str:
 
 def set_quota(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services import billing
+    from gpuyard.services.ledger import billing
 
     given = {name: getattr(args, name) for name in billing.QUOTAS if getattr(args, name) is not None}
     try:

@@ -11,7 +11,7 @@ from gpuyard.cli.output import fail
 def load_fleet(args: argparse.Namespace) -> int:
     from gpuyard.cli.commands.server import _in_database
     from gpuyard.errors import GpuyardError
-    from gpuyard.services import fleet
+    from gpuyard.services.market import fleet
 
     try:
         machines = fleet.parse_fleet(fleet.read_fleet_file(args.file))  # checked before the db opens
@@ -25,7 +25,7 @@ def load_fleet(args: argparse.Namespace) -> int:
 def machine_lost(args: argparse.Namespace) -> int:
     from gpuyard.cli.commands.server import _in_database
     from gpuyard.errors import GpuyardError
-    from gpuyard.services import fleet
+    from gpuyard.services.market import fleet
 
     try:
         print(_in_database(args.db, lambda s: fleet.declare_lost(s, args.machine_id)))

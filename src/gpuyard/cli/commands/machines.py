@@ -33,7 +33,7 @@ def add_machine(args: argparse.Namespace) -> int:
         if not 0 <= args.price_gpu <= 10_000 or not 0 <= args.price_disk <= 10_000:
             return fail("--price-gpu and --price-disk must be from 0 to 10000")
         if args.owner is not None and not args.dry_run:  # before connecting anywhere
-            from gpuyard.services.fleet import owner_id
+            from gpuyard.services.market.fleet import owner_id
 
             _in_database(args.db, lambda s: owner_id(s, args.owner, "--owner"))
         found = onboarding.probe(args.engine_url, args.image or onboarding.DEFAULT_IMAGE)

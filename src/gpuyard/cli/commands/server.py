@@ -26,7 +26,7 @@ def _in_database(db: str | None, work):
 
 def create_user(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services.users import create_user as make_user
+    from gpuyard.services.accounts.users import create_user as make_user
 
     try:
         _user, key = _in_database(args.db, lambda s: make_user(s, args.name, admin=args.admin))
@@ -38,7 +38,7 @@ def create_user(args: argparse.Namespace) -> int:
 
 def recommend_template(args: argparse.Namespace) -> int:
     from gpuyard.errors import GpuyardError
-    from gpuyard.services.templates import set_recommended
+    from gpuyard.services.catalog.templates import set_recommended
 
     try:
         row = _in_database(args.db, lambda s: set_recommended(s, args.template_id, not args.off))
@@ -115,7 +115,7 @@ def serve(args: argparse.Namespace) -> int:
         print("gpuyard: credit enforced (launches need a positive balance)", file=sys.stderr)
     if args.demo:
         from gpuyard.services.demo import seed_demo
-        from gpuyard.services.fleet import fleet_size
+        from gpuyard.services.market.fleet import fleet_size
         from gpuyard.store.db import transaction
 
         with transaction(app.state.sessions) as session:

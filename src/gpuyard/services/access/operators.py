@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import InvalidInput, NotFound
-from gpuyard.services import console_sessions
-from gpuyard.services.users import add_key, find_user
+from gpuyard.services.accounts import console_sessions
+from gpuyard.services.accounts.users import add_key, find_user
 from gpuyard.store.models import ApiKey, Instance, User
 
 
@@ -90,7 +90,7 @@ class AccountChange:
 def disable_user(session: Session, username: str, stop: bool = False) -> AccountChange:
     """Refuse the user's keys from now on (they stay, for enable_user). ``stop``: also stop
     their running instances, as their own stop request would (disk kept)."""
-    from gpuyard.services.instances import set_state
+    from gpuyard.services.rentals.instances import set_state
 
     user = find_user(session, username)
     session.refresh(user, with_for_update=True)

@@ -1,6 +1,6 @@
 """``execute``: the few file commands (``ls``, ``rm``, ``du``) a user may run in an instance
 through the API (VAST-WIRE §16.1), with no shell. The output is kept as a short-lived snapshot
-served at ``result_url`` like the logs (services/instance_logs.py). Running the command calls
+served at ``result_url`` like the logs (services/rentals/instance_logs.py). Running the command calls
 the runtime: it happens outside any transaction."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, Unavailable
 from gpuyard.runtimes.base import CommandResult, EngineUnreachable, RuntimeError_
-from gpuyard.services import instances as svc
+from gpuyard.services.rentals import instances as svc
 from gpuyard.store.models import User
 
 ALLOWED = ("ls", "rm", "du")

@@ -16,9 +16,9 @@ from sqlalchemy import func, select, true
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import InvalidInput, NotFound
-from gpuyard.services import allocation
-from gpuyard.services.allocation import GPU, gpu_list
 from gpuyard.services.machines import maintenance
+from gpuyard.services.market import allocation
+from gpuyard.services.market.allocation import GPU, gpu_list
 from gpuyard.store.models import Ask, Instance, Machine, User
 from gpuyard.wire.machines import MachineListing, duration_seconds
 

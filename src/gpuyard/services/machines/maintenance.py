@@ -4,7 +4,7 @@ Every window is a ``machine_maintenances`` row; the machine row carries a copy o
 current) window (``maint_start``, ``maint_end``), which is what the rest of gpuyard reads:
 
 * offers end when the window starts (an offer's ``end_date`` and ``duration`` stop there, and it
-  is no longer found from then on, services/offer_columns.py);
+  is no longer found from then on, services/market/offer_columns.py);
 * renters of the machine see the window in their instance's ``status_msg`` (:func:`warning`);
 * bids are stopped while the window lasts and resume by themselves after it
   (``allocation.maintenance_reason``); on-demand instances are left alone.
@@ -24,7 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpuyard.errors import InvalidInput
-from gpuyard.services import allocation
+from gpuyard.services.market import allocation
 from gpuyard.store.db import ROW_ID_RANGE, transaction
 from gpuyard.store.models import Machine, MachineMaintenance, User
 from gpuyard.wire.machines import MaintenanceQuery, MaintenanceWindow

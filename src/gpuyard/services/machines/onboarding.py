@@ -19,9 +19,9 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.query.fields import parse_version
-from gpuyard.services import allocation, fleet
-from gpuyard.services.gpu_models import MODELS, default_specs
 from gpuyard.services.machines import smi
+from gpuyard.services.market import allocation, fleet
+from gpuyard.services.market.gpu_models import MODELS, default_specs
 from gpuyard.store.models import Machine
 
 CPU_ONLY = "CPU only"

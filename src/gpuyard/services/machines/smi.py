@@ -1,5 +1,5 @@
 """``nvidia-smi --query-gpu=… --format=csv`` read into GPUs, and GPU names mapped to the GPU model
-table (services/gpu_models.py).
+table (services/market/gpu_models.py).
 
 The query :data:`QUERY` asks for; the parser reads the header, so columns may come in any order,
 with or without units (``--format=csv`` writes ``81559 MiB`` and ``700.00 W``; ``nounits``
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from gpuyard.errors import InvalidInput
-from gpuyard.services.gpu_models import MODELS, canonical_name
+from gpuyard.services.market.gpu_models import MODELS, canonical_name
 
 FIELDS = ("index", "name", "uuid", "memory.total", "driver_version", "compute_cap",
           "pcie.link.gen.max", "power.limit")

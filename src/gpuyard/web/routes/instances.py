@@ -1,6 +1,6 @@
 """Instances: the live list, one instance's page, its actions and its logs (docs/console.md,
 "Instances"). Every action is the service the API calls, followed by the same settling of the
-runtime (gpuyard.services.settle)."""
+runtime (gpuyard.services.rentals.settle)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from starlette.concurrency import run_in_threadpool
 
 from gpuyard.errors import GpuyardError, NotFound
 from gpuyard.query import OFFER_FIELDS, describe_query
-from gpuyard.services import instance_logs
-from gpuyard.services import instance_rows as rows
-from gpuyard.services import instances as svc
-from gpuyard.services.settle import settle
+from gpuyard.services.rentals import instance_logs
+from gpuyard.services.rentals import instance_rows as rows
+from gpuyard.services.rentals import instances as svc
+from gpuyard.services.rentals.settle import settle
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page
 from gpuyard.web.routes.launch import env_table

@@ -1,6 +1,6 @@
 """API keys: my keys (name, created, last used, what they may call), creating one with a
 permission picker (its text shown once, in the answer to the form), deleting one
-(docs/console.md, "Keys"). The rules are gpuyard.services.apikeys'."""
+(docs/console.md, "Keys"). The rules are gpuyard.services.accounts.apikeys'."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gpuyard.errors import GpuyardError, InvalidInput
-from gpuyard.services import apikeys
-from gpuyard.services.permissions import CATEGORIES, RULES
+from gpuyard.services.accounts import apikeys
+from gpuyard.services.accounts.permissions import CATEGORIES, RULES
 from gpuyard.store.models import ApiKey
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page

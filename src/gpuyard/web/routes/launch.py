@@ -18,13 +18,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from gpuyard.errors import GpuyardError, InvalidInput
 from gpuyard.query import OFFER_FIELDS, describe_query, parse_query, split_query
 from gpuyard.query.text import describe_clauses
-from gpuyard.services import instances as svc
-from gpuyard.services import launch as merge_rules
-from gpuyard.services.allocation import GPU
-from gpuyard.services.offers import get_ask, search_offers, search_volume_offers
-from gpuyard.services.settle import check_image, settle, undo_if_failed_fast
-from gpuyard.services.templates import resolve_hash
-from gpuyard.services.volumes import list_volumes
+from gpuyard.services.catalog.templates import resolve_hash
+from gpuyard.services.market.allocation import GPU
+from gpuyard.services.market.offers import get_ask, search_offers, search_volume_offers
+from gpuyard.services.rentals import instances as svc
+from gpuyard.services.rentals import launch as merge_rules
+from gpuyard.services.rentals.settle import check_image, settle, undo_if_failed_fast
+from gpuyard.services.rentals.volumes import list_volumes
 from gpuyard.web.deps import run
 from gpuyard.web.pages import TEMPLATES, page
 from gpuyard.web.session import check_csrf, csrf_token

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gpuyard.errors import GpuyardError
 from gpuyard.services.machines import hosting, maintenance
-from gpuyard.services.settle import settle
+from gpuyard.services.rentals.settle import settle
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page
 from gpuyard.web.routes.launch import form_number

@@ -1,6 +1,6 @@
 """Secrets (account env vars): the list with values hidden until revealed one row at a time,
 create, change a value, delete (docs/console.md, "Secrets"). The rules are
-gpuyard.services.secrets'; no page or redirect carries a value but the answer to a reveal."""
+gpuyard.services.accounts.secrets'; no page or redirect carries a value but the answer to a reveal."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from sqlalchemy import select
 
 from gpuyard.errors import GpuyardError, NotFound
-from gpuyard.services import secrets as svc
+from gpuyard.services.accounts import secrets as svc
 from gpuyard.store.models import Secret
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page

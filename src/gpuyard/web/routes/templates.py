@@ -2,7 +2,7 @@
 its version history, a side-by-side diff of two versions, a hash's read-only page, publish and
 delete.
 
-Every rule lives in the services (``gpuyard.services.templates``), the env parser
+Every rule lives in the services (``gpuyard.services.catalog.templates``), the env parser
 (``gpuyard.envspec``) and the query parser (``gpuyard.query``); these pages only turn form fields
 into the same payloads the API takes and show the services' answers and errors.
 """
@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from gpuyard.envspec import parse_env
 from gpuyard.errors import GpuyardError, InvalidInput, NotFound, QueryError
 from gpuyard.query import OFFER_FIELDS, TEMPLATE_FIELDS, describe_query, format_query, parse_query
-from gpuyard.services import templates as svc
-from gpuyard.services.fleet import direct_port_ranges
+from gpuyard.services.catalog import templates as svc
+from gpuyard.services.catalog.template_content import CONTENT_FIELDS, RUNTYPES
 from gpuyard.services.identifiers import looks_like_hash, require_id
-from gpuyard.services.template_content import CONTENT_FIELDS, RUNTYPES
+from gpuyard.services.market.fleet import direct_port_ranges
 from gpuyard.store.models import User
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page

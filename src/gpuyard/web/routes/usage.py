@@ -1,6 +1,6 @@
 """Usage: GPU-hours and cost per day as stacked bar charts (SVG drawn on the server), the usage
 table, and the account's balance and quotas (docs/console.md, "Usage"). The figures are the
-usage report's (gpuyard.services.invoices), the same as ``GET /api/v0/usage/`` and ``gpuyard
+usage report's (gpuyard.services.ledger.invoices), the same as ``GET /api/v0/usage/`` and ``gpuyard
 usage``."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from gpuyard.errors import InvalidInput
-from gpuyard.services import billing, usage
-from gpuyard.services.invoices import usage_report
-from gpuyard.services.usage import DAY, day_of
+from gpuyard.services.ledger import billing, usage
+from gpuyard.services.ledger.invoices import usage_report
+from gpuyard.services.ledger.usage import DAY, day_of
 from gpuyard.web.charts import stacked_bars
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page

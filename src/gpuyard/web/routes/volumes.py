@@ -1,5 +1,5 @@
 """Volumes: my volumes, creating one from a volume offer, deleting one (docs/console.md,
-"Volumes"). The rules are gpuyard.services.volumes'; errors are shown next to their field or row."""
+"Volumes"). The rules are gpuyard.services.rentals.volumes'; errors are shown next to their field or row."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
 from gpuyard.errors import GpuyardError
-from gpuyard.services.offers import search_volume_offers
-from gpuyard.services.volumes import create_volume, delete_volume, list_volumes
+from gpuyard.services.market.offers import search_volume_offers
+from gpuyard.services.rentals.volumes import create_volume, delete_volume, list_volumes
 from gpuyard.web.deps import run
 from gpuyard.web.pages import page
 from gpuyard.web.routes.launch import form_number, volume_offers_query

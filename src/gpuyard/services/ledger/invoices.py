@@ -1,4 +1,4 @@
-"""Reports on recorded usage (services/usage.py): the usage table and chart, the legacy invoices
+"""Reports on recorded usage (services/ledger/usage.py): the usage table and chart, the legacy invoices
 call, invoices-v1 (charges per instance or volume and UTC day; credit entries as invoices), and
 the contracts lookup the official CLI makes for ``show invoices --instance_label``.
 
@@ -16,9 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
-from gpuyard.services import billing, usage
 from gpuyard.services.identifiers import MAX_ID
-from gpuyard.services.usage import DAY, Piece, day_of
+from gpuyard.services.ledger import billing, usage
+from gpuyard.services.ledger.usage import DAY, Piece, day_of
 from gpuyard.store.models import CreditEntry, Instance, Machine, User
 from gpuyard.wire.billing import BillingQuery, ContractsFetch, InvoicesQuery, UsageQuery
 

@@ -2,7 +2,7 @@
 
 GPU offers (kind "gpu") are bundles of free GPUs of one machine; volume offers (kind "volume")
 are a machine's free disk. Filters, sorting and the values in rows all come from the SQL
-expressions of :mod:`gpuyard.services.offer_columns`, so a row always satisfies the filters it
+expressions of :mod:`gpuyard.services.market.offer_columns`, so a row always satisfies the filters it
 was found with. Units and the score are documented in docs/offers.md.
 
 Knows nothing of HTTP; every function takes an open session.
@@ -21,9 +21,9 @@ from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.query import OFFER_FIELDS, VOLUME_FIELDS, FieldType, normalize_query
 from gpuyard.query.sql import compile_order, compile_where
 from gpuyard.query.validate import show
-from gpuyard.services.allocation import GPU, VOLUME, gpu_list, live_instances
 from gpuyard.services.identifiers import MAX_ID
-from gpuyard.services.offer_columns import offer_columns, offer_end, row_extras, volume_columns
+from gpuyard.services.market.allocation import GPU, VOLUME, gpu_list, live_instances
+from gpuyard.services.market.offer_columns import offer_columns, offer_end, row_extras, volume_columns
 from gpuyard.store.models import Ask, Machine, User
 from gpuyard.wire.offers import OFFER_CONTROL, OfferQuery, is_bid
 
@@ -120,7 +120,7 @@ def _rows_in_order(session: Session, columns: Mapping[str, Any], conditions: lis
 
 
 def machine_offer_end(machine: Machine) -> float | None:
-    """:func:`~gpuyard.services.offer_columns.offer_end` of one machine."""
+    """:func:`~gpuyard.services.market.offer_columns.offer_end` of one machine."""
     ends = [t for t in (machine.end_date, machine.maint_start) if t is not None]
     return min(ends) if ends else None
 

@@ -15,15 +15,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
-from gpuyard.services import billing, offers
-from gpuyard.services.allocation import (
+from gpuyard.services.identifiers import MAX_ID
+from gpuyard.services.ledger import billing
+from gpuyard.services.market import offers
+from gpuyard.services.market.allocation import (
     VOLUME,
     live_instances,
     lock_machine,
     refresh_machine,
     used_disk,
 )
-from gpuyard.services.identifiers import MAX_ID
 from gpuyard.store.models import Ask, Instance, Machine, User, Volume
 from gpuyard.wire.volumes import TYPES, VolumeCreate, VolumeLaunch
 
@@ -142,7 +143,7 @@ def _row(session: Session, volume: Volume) -> dict[str, Any]:
 
 def create_volume(session: Session, user: User, body: VolumeCreate) -> dict[str, Any]:
     """``PUT /api/v0/volumes/`` with ``{"size": GB, "id": volume offer id, "name"?}``; returns
-    the new volume's row. Needs credit and room in the volume quota (services/billing.py)."""
+    the new volume's row. Needs credit and room in the volume quota (services/ledger/billing.py)."""
     assert body.id is not None  # the model requires it
     billing.check(session, user, volume_gb=body.size, action="create a volume")  # the lock first
     ask, machine = _get_ask(session, body.id)

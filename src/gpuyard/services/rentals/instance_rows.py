@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import NotFound
 from gpuyard.query.sql import compile_order, compile_where
-from gpuyard.services import volumes
 from gpuyard.services.identifiers import require_id
 from gpuyard.services.instance_access import jupyter
 from gpuyard.services.machines import maintenance
+from gpuyard.services.rentals import volumes
 from gpuyard.store.models import Instance, Machine, User
 from gpuyard.wire.instances import MAX_PAGE, InstanceListQuery  # noqa: F401 - MAX_PAGE for callers
 

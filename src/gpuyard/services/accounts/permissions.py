@@ -8,7 +8,7 @@ category and the call's parameters meet the route's constraints. A route missing
 :data:`RULES` is refused to every restricted key (new endpoints fail closed) and
 ``tests/services/test_permissions.py`` asserts that every route of the API has an entry.
 
-The table is rendered into docs/api-keys.md (``python -m gpuyard.services.permissions``), and a
+The table is rendered into docs/api-keys.md (``python -m gpuyard.services.accounts.permissions``), and a
 test keeps the two equal. Enforcement happens once per call, in ``api/deps.py``; nothing here
 knows HTTP beyond the method and path of a route.
 """

@@ -1,7 +1,7 @@
 """Around a change: before a rental, the machine's verdict on the image; after any change, the
 runtime brought in line for the instances it touched.
 
-Shared by the API and the console, so both act on an :class:`~gpuyard.services.instances.Outcome`
+Shared by the API and the console, so both act on an :class:`~gpuyard.services.rentals.instances.Outcome`
 the same way (preempted bids stop now, not at the next sweep).
 """
 
@@ -74,7 +74,7 @@ async def undo_if_failed_fast(sessions: Any, reconciler: Any, instance_id: int |
     is left to run; its outcome shows on the instance. (The instance was just made by the
     caller, so its row is read as is: no account lookup on the way of every launch.)"""
     from gpuyard.errors import Conflict, InvalidInput, Unavailable
-    from gpuyard.services import instances
+    from gpuyard.services.rentals import instances
     from gpuyard.store.db import transaction
     from gpuyard.store.models import Instance, User
 

@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session, aliased
 from gpuyard.errors import Forbidden, InvalidInput, NotFound
 from gpuyard.query import TEMPLATE_FIELDS
 from gpuyard.query.sql import compare, compile_order, compile_where
-from gpuyard.services import template_rows
-from gpuyard.services.answer_cache import AnswerCache
+from gpuyard.services.catalog import template_rows
+from gpuyard.services.catalog.answer_cache import AnswerCache
+from gpuyard.services.catalog.template_content import CONTENT_FIELDS, build_content, content_hash
+from gpuyard.services.catalog.template_rows import template_row
 from gpuyard.services.identifiers import MAX_ID, require_hash, require_id
-from gpuyard.services.template_content import CONTENT_FIELDS, build_content, content_hash
-from gpuyard.services.template_rows import template_row
 from gpuyard.store.models import Template, TemplateVersion, User
 from gpuyard.template_flags import fields_from_flags, flags_from_fields
 from gpuyard.wire.templates import (

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import InvalidInput, NotFound, Unavailable
 from gpuyard.runtimes.base import RuntimeError_
-from gpuyard.services import instances as svc
+from gpuyard.services.rentals import instances as svc
 from gpuyard.store.models import InstanceEvent, LogRequest, User
 
 LOG_TTL = 600.0  # seconds a snapshot stays fetchable

@@ -12,10 +12,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
-from gpuyard.services import allocation, billing, launch, offers, secrets, usage, volumes
+from gpuyard.services.accounts import secrets
+from gpuyard.services.catalog.templates import resolve_hash
 from gpuyard.services.identifiers import MAX_ID, require_id
 from gpuyard.services.instance_access import jupyter
-from gpuyard.services.templates import resolve_hash
+from gpuyard.services.ledger import billing, usage
+from gpuyard.services.market import allocation, offers
+from gpuyard.services.rentals import launch, volumes
 from gpuyard.store.models import Ask, Instance, Machine, Template, User
 from gpuyard.template_flags import direct_ssh
 from gpuyard.wire.instances import (
@@ -244,7 +247,7 @@ def create_instance(
         _holdings, changed = allocation.refresh_machine(session, machine)
         preview = None
         if request.dry_run:
-            from gpuyard.services.instance_rows import instance_row
+            from gpuyard.services.rentals.instance_rows import instance_row
 
             preview = _dry_run(instance_row(session, inst, machine), ask_id, merged)
             savepoint.rollback()
@@ -262,7 +265,7 @@ def create_instance(
 
 def _check_account(session: Session, user: User, ask_id: Any, request: LaunchRequest,
                    merged: dict[str, Any]) -> None:
-    """Credit and quotas for renting ``ask_id`` (services/billing.py), under the account's lock
+    """Credit and quotas for renting ``ask_id`` (services/ledger/billing.py), under the account's lock
     and before the offer's availability: over a quota, no other offer would do either."""
     ask = session.get(Ask, ask_id) if isinstance(ask_id, int) and 0 < ask_id <= MAX_ID else None
     machine = session.get(Machine, ask.machine_id) if ask is not None and ask.kind == allocation.GPU else None
@@ -324,7 +327,7 @@ def _refresh(session: Session, machine_ids: set[int]) -> set[int]:
 
 def set_state(session: Session, user: User, refs: list[Any], state: str) -> Outcome:
     """Start (``"running"``) or stop (``"stopped"``) instances. Starting stopped ones needs
-    credit and room in the quotas (services/billing.py)."""
+    credit and room in the quotas (services/ledger/billing.py)."""
     if state == "running":
         billing.lock_account(session, user)  # before the instances' locks
     targets = [owned(session, user, ref) for ref in refs]

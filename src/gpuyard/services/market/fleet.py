@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 
 from gpuyard.errors import InvalidInput
 from gpuyard.query.fields import parse_version
-from gpuyard.services import allocation
-from gpuyard.services.gpu_models import canonical_name, default_specs
+from gpuyard.services.market import allocation
+from gpuyard.services.market.gpu_models import canonical_name, default_specs
 from gpuyard.store.models import Ask, InstanceEvent, Machine, User
 
 RUNTIMES = ("simulated", "docker")

@@ -1,9 +1,9 @@
 """Accounts: credit, balance, quotas, and stopping what runs when the credit is gone.
 
 * **Balance** = credit the operator granted (``credit_entries``) − every charge so far
-  (services/usage.py). It is computed, never stored, so it is right at any moment.
+  (services/ledger/usage.py). It is computed, never stored, so it is right at any moment.
 * **Credit** is enforced only when the server runs with ``--credit`` (``GPUYARD_CREDIT=1``;
-  ``session.info``, see :func:`gpuyard.services.usage.configure`): then launching, starting a
+  ``session.info``, see :func:`gpuyard.services.ledger.usage.configure`): then launching, starting a
   stopped instance and creating a volume need a positive balance (403 ``no_credit``), and
   :func:`stop_out_of_credit` (run periodically, gpuyard/accounting.py) stops the running
   instances of users whose balance reached zero, with ``status_msg`` "out of credit".
@@ -28,8 +28,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpuyard.errors import Forbidden, InvalidInput
-from gpuyard.services import usage
-from gpuyard.services.users import find_user, user_row
+from gpuyard.services.accounts.users import find_user, user_row
+from gpuyard.services.ledger import usage
 from gpuyard.store.db import transaction
 from gpuyard.store.models import CreditEntry, Instance, User, UserQuota, Volume
 
@@ -240,7 +240,7 @@ def stop_for_credit(session: Session, user_id: int) -> list[int]:
     """Stop (not destroy) the user's instances that run or want to, when the balance is still
     at zero or below (checked again under the account's lock: credit may just have come in).
     Returns the ids of the instances (and preempted bids) the runtime must act on now."""
-    from gpuyard.services.instances import set_state
+    from gpuyard.services.rentals.instances import set_state
 
     user = session.get(User, user_id)
     if user is None:

@@ -2,7 +2,7 @@
 (none: a full key), the time it was made and the time it was last used.
 
 * A key's text is shown once, in the answer that creates it; only its SHA-256 digest is stored
-  (``services/users.py``). Nothing here ever returns it again.
+  (``services/accounts/users.py``). Nothing here ever returns it again.
 * A key never grants more than the key that creates it: creating a broader one is a 403 that
   names what it would add (``permissions.additions``). For the same reason a key cannot delete a
   key broader than itself.
@@ -24,8 +24,8 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from gpuyard.errors import Conflict, Forbidden, NotFound
-from gpuyard.services import console_sessions, permissions
-from gpuyard.services.users import hash_key, new_key
+from gpuyard.services.accounts import console_sessions, permissions
+from gpuyard.services.accounts.users import hash_key, new_key
 from gpuyard.store.db import transaction
 from gpuyard.store.models import ApiKey, User
 from gpuyard.wire.apikeys import ApiKeyCreate

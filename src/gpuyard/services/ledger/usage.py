@@ -20,10 +20,10 @@ seen; nothing in gpuyard writes instances or volumes that way.
 
 **The clock.** Interval boundaries come from the session's clock (``session.info``, see
 :func:`configure`; ``time.time`` by default), so tests drive a run with a clock they control.
-The same ``session.info`` says whether credit is enforced (services/billing.py).
+The same ``session.info`` says whether credit is enforced (services/ledger/billing.py).
 
 Importing this module registers the hooks; every service that changes instances or volumes
-imports it (through services/billing.py).
+imports it (through services/ledger/billing.py).
 """
 
 from __future__ import annotations
