@@ -48,3 +48,12 @@ def confirm(question: str) -> bool:
         print()
         return False
     return answer.strip().lower() in ("y", "yes")
+
+
+def declined(args: argparse.Namespace, question: str) -> bool:
+    """Whether the user turned ``question`` down (``-y`` answers yes for them); prints "Aborted."
+    when they did, and the command then exits 1 having sent nothing."""
+    if args.yes or confirm(question):
+        return False
+    print("Aborted.")
+    return True

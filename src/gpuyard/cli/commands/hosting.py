@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from gpuyard.cli.commands._common import confirm, handles_errors, sdk_from, show_result
+from gpuyard.cli.commands._common import declined, handles_errors, sdk_from, show_result
 from gpuyard.cli.output import number, print_fields, print_json, print_table, when
 
 
@@ -178,8 +178,7 @@ def list_machine(args: argparse.Namespace) -> int:
 def unlist_machine(args: argparse.Namespace) -> int:
     question = (f"Unlist machine {args.id}? Its offers are withdrawn, so nobody can rent it; "
                 "running instances continue.")
-    if not args.yes and not confirm(question):
-        print("Aborted.")
+    if declined(args, question):
         return 1
     with sdk_from(args) as sdk:
         result = sdk.unlist_machine(args.id)
@@ -194,8 +193,7 @@ def schedule_maint(args: argparse.Namespace) -> int:
                 f"UTC ({args.duration:g} h, {args.maintenance_category})? Its renters are warned, "
                 "its offers end before the window, and interruptible instances on it stop while "
                 "it lasts.")
-    if not args.yes and not confirm(question):
-        print("Aborted.")
+    if declined(args, question):
         return 1
     with sdk_from(args) as sdk:
         result = sdk.schedule_maint(args.id, args.sdate, args.duration,
@@ -207,8 +205,7 @@ def schedule_maint(args: argparse.Namespace) -> int:
 def cancel_maint(args: argparse.Namespace) -> int:
     question = (f"Cancel every maintenance window of machine {args.id} that has not ended? "
                 "Interruptible instances stopped for it resume.")
-    if not args.yes and not confirm(question):
-        print("Aborted.")
+    if declined(args, question):
         return 1
     with sdk_from(args) as sdk:
         result = sdk.cancel_maint(args.id)

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from gpuyard.cli.commands._common import confirm, handles_errors, sdk_from, show_result
+from gpuyard.cli.commands._common import declined, handles_errors, sdk_from, show_result
 from gpuyard.cli.output import fail, number, print_fields, print_json, print_table, when
 
 CREATE_ARGS = (
@@ -435,8 +435,7 @@ def reboot(args: argparse.Namespace) -> int:
 @handles_errors
 def destroy_one(args: argparse.Namespace) -> int:
     question = f"Destroy instance {args.id}? Its data is deleted; this cannot be undone."
-    if not args.yes and not confirm(question):
-        print("Aborted.")
+    if declined(args, question):
         return 1
     return _change(args, "destroy_instance", args.id, f"Destroyed instance {args.id}.")
 
@@ -444,8 +443,7 @@ def destroy_one(args: argparse.Namespace) -> int:
 @handles_errors
 def destroy_many(args: argparse.Namespace) -> int:
     question = f"Destroy instances {_ids(args.ids)}? Their data is deleted; this cannot be undone."
-    if not args.yes and not confirm(question):
-        print("Aborted.")
+    if declined(args, question):
         return 1
     return _change(args, "destroy_instances", args.ids, f"Destroyed instances {_ids(args.ids)}.")
 
