@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +20,8 @@ from typing import TypeVar
 import httpx
 import pytest
 from image import ROOT, podman
+
+from port_blocks import free_block
 
 COMPOSE = ROOT / "deploy" / "compose.yaml"
 POSTGRES_IMAGE = os.environ.get("GPUYARD_POSTGRES_IMAGE", "localhost/gpuyard-test/postgres:15")
@@ -49,24 +49,6 @@ def service_image(script: str, name: str, variable: str) -> str:
         pytest.skip(f"the {name} image could not be built (scripts/images/{script}, which needs a "
                     f"Debian mirror and root):\n{made.stderr[-2000:]}")
     return name
-
-
-def free_block(count: int) -> int:
-    """The first of ``count`` free ports in a row, below the kernel's ephemeral range (the
-    gateway refuses ports in it)."""
-    for _ in range(200):
-        start = random.randrange(20000, 30000 - count, 2)
-        ok = True
-        for port in range(start, start + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("0.0.0.0", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return start
-    raise RuntimeError("no free port range")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], patience: float = PATIENCE,

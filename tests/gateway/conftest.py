@@ -4,9 +4,7 @@ with the system's ssh-keygen."""
 
 from __future__ import annotations
 
-import random
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +18,7 @@ from gpuyard.services.market.fleet import load_fleet, parse_yaml
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance
 from instance_reads import wait_status
+from port_blocks import free_block
 from runtimes.conftest import (  # noqa: F401 - fixtures re-used
     _engine_target,
     docker_url,
@@ -34,19 +33,7 @@ SSH_OPTIONS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/
 
 def _free_block(count: int = 40) -> int:
     """An even start port with ``count`` free ports after it, below the ephemeral range."""
-    for _ in range(200):
-        start = random.randrange(20000, 30000 - count, 2)
-        ok = True
-        for port in range(start, start + count):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return start
-    raise RuntimeError("no free port range")
+    return free_block(count, host="127.0.0.1")
 
 
 @dataclass

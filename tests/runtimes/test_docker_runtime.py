@@ -5,7 +5,6 @@ re-attachment after a restart, and engine errors reaching the user."""
 
 from __future__ import annotations
 
-import random
 import socket
 import time
 import urllib.request
@@ -21,6 +20,7 @@ from gpuyard.services.market.fleet import load_fleet, parse_yaml
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Instance, InstanceEvent
 from instance_reads import PATIENCE, show, wait_status
+from port_blocks import free_block
 
 BODY = {"client_id": "me", "image": None, "env": {}, "price": None, "disk": 1, "label": None,
         "onstart": None, "force": False, "template_hash_id": None}
@@ -42,20 +42,7 @@ def free_range(count: int = 20) -> int:
     and would race the instances for them, and their TIME-WAIT leftovers linger there."""
     low, high = _ephemeral_ports()
     first, last = (high + 1, 65535) if 65535 - high >= 1000 else (max(1024, low - 10000), low)
-    for _ in range(200):
-        start = random.randrange(first, last - count)
-        ok = True
-        for port in range(start, start + count):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as engines bind
-                try:
-                    s.bind(("0.0.0.0", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return start
-    raise RuntimeError("no free port range")
+    return free_block(count, first, last, step=1, reuse=True)
 
 
 @pytest.fixture
