@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from gpuyard.errors import InvalidInput, NotFound
+from gpuyard.store.db import ROW_ID_RANGE
 
 HASH_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -44,7 +45,7 @@ def require_hash(value: Any, where: str) -> str:
 
 
 #: Ids are 32-bit integer columns (PostgreSQL INTEGER); anything larger names nothing.
-MAX_ID = 2**31 - 1
+MAX_ID = ROW_ID_RANGE.stop - 1
 
 
 def require_id(value: Any, where: str) -> int:

@@ -54,7 +54,7 @@ def list_keys(session: Session, user: User, caller: ApiKey) -> list[dict[str, An
 
 
 def _own(session: Session, user: User, key_id: int, lock: bool = False) -> ApiKey:
-    api_key = session.get(ApiKey, key_id, with_for_update=lock) if key_id < 2**31 else None
+    api_key = session.get(ApiKey, key_id, with_for_update=lock)
     if api_key is None or api_key.user_id != user.id:
         raise NotFound(f"API key {key_id} not found among your keys (see 'show api-keys')",
                        "api_key_not_found")

@@ -20,7 +20,7 @@ from gpuyard.services.catalog import template_rows
 from gpuyard.services.catalog.answer_cache import AnswerCache
 from gpuyard.services.catalog.template_content import CONTENT_FIELDS, build_content, content_hash
 from gpuyard.services.catalog.template_rows import template_row
-from gpuyard.services.identifiers import MAX_ID, require_hash, require_id
+from gpuyard.services.identifiers import require_hash, require_id
 from gpuyard.store.models import Template, TemplateVersion, User
 from gpuyard.template_flags import fields_from_flags, flags_from_fields
 from gpuyard.wire.templates import (
@@ -304,7 +304,7 @@ def delete_template(session: Session, user: User, body: TemplateDelete) -> dict[
 
 def _get(session: Session, template_id: int) -> Template | None:
     """The template row ``template_id`` (ids beyond the 32-bit columns name nothing)."""
-    return session.get(Template, template_id) if template_id <= MAX_ID else None
+    return session.get(Template, template_id)  # (an id beyond the column: None)
 
 
 def _readable(session: Session, user: User, template_id: int) -> Template:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.services.accounts import secrets
 from gpuyard.services.catalog.templates import resolve_hash
-from gpuyard.services.identifiers import MAX_ID, require_id
+from gpuyard.services.identifiers import require_id
 from gpuyard.services.instance_access import jupyter
 from gpuyard.services.ledger import billing, usage
 from gpuyard.services.market import allocation, offers
@@ -55,7 +55,7 @@ def _template(session: Session, user: User, request: LaunchRequest | InstanceUpd
     if request.template_hash_id is not None:
         return resolve_hash(session, request.template_hash_id)
     if request.template_id is not None:
-        t = session.get(Template, request.template_id) if request.template_id <= MAX_ID else None
+        t = session.get(Template, request.template_id)
         if t is None or t.deleted_at is not None or (t.private and t.creator_id != user.id):
             raise NotFound(f"template {request.template_id} not found", "template_not_found")
         return resolve_hash(session, t.hash_id)
@@ -267,7 +267,7 @@ def _check_account(session: Session, user: User, ask_id: Any, request: LaunchReq
                    merged: dict[str, Any]) -> None:
     """Credit and quotas for renting ``ask_id`` (services/ledger/billing.py), under the account's lock
     and before the offer's availability: over a quota, no other offer would do either."""
-    ask = session.get(Ask, ask_id) if isinstance(ask_id, int) and 0 < ask_id <= MAX_ID else None
+    ask = session.get(Ask, ask_id) if isinstance(ask_id, int) else None
     machine = session.get(Machine, ask.machine_id) if ask is not None and ask.kind == allocation.GPU else None
     if ask is None or machine is None:
         billing.check(session, user)  # credit only: get_ask says what is wrong with the offer

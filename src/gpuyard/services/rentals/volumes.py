@@ -15,7 +15,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
-from gpuyard.services.identifiers import MAX_ID
 from gpuyard.services.ledger import billing
 from gpuyard.services.market import offers
 from gpuyard.services.market.allocation import (
@@ -50,7 +49,7 @@ def _get_ask(session: Session, ask_id: int) -> tuple[Ask, Machine]:
 
 
 def _own_volume(session: Session, user: User, volume_id: int) -> Volume:
-    volume = session.get(Volume, volume_id) if volume_id <= MAX_ID else None
+    volume = session.get(Volume, volume_id)
     if volume is None or volume.owner_id != user.id or volume.deleted_at is not None:
         raise NotFound(
             f"volume {volume_id} not found among your volumes (see 'show volumes')",
