@@ -20,6 +20,7 @@ from gpuyard.settings import Settings
 from gpuyard.store.db import make_engine, transaction
 from gpuyard.store.models import Base
 from serving import serving
+from worker_pause import paused_worker
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +55,13 @@ def _empty_database(request: pytest.FixtureRequest) -> None:
     if "app" not in request.fixturenames:
         return
     application = request.getfixturevalue("app")
-    background = application.state.reconciler  # it writes instance rows: pause it meanwhile
-    running = background._thread is not None
-    background.stop()
-    with application.state.engine.begin() as conn:
-        for table in reversed(Base.metadata.sorted_tables):
-            conn.execute(table.delete())
-    application.state.answers.clear()  # the rows went without the ORM's change hooks
-    if running:
-        background.start()
+    # the reconciler and the worker's periodic jobs write instance rows and events: pause them
+    # meanwhile (a status refresh queueing a reconcile between two deletes breaks a foreign key)
+    with paused_worker(application):
+        with application.state.engine.begin() as conn:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+        application.state.answers.clear()  # the rows went without the ORM's change hooks
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ drives an instance with a reconciler of its own must pause both)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -11,13 +12,17 @@ from typing import Any
 
 @contextmanager
 def paused_worker(app: Any) -> Iterator[None]:
-    """Stop the reconciler's sweep and the worker jobs of ``app``; start again what ran before."""
+    """Stop the reconciler's sweep and the worker jobs of ``app``, let the reconciles in flight
+    end; start again what ran before."""
     background = app.state.reconciler
     jobs = [job for job in getattr(app.state, "worker_jobs", []) if job._thread is not None]
     running = background._thread is not None
     for job in jobs:
         job.stop()
     background.stop()
+    deadline = time.monotonic() + 30  # reconciles already handed to its pool end first
+    while background.slots._busy and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         yield
     finally:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 
@@ -74,7 +75,15 @@ def _wait_port(base: str, key: str, iid: int) -> int:
     raise AssertionError(row)
 
 
-def _rent(base: str, key: str) -> int:
+def _serve(db: str, port: int, env, log: Path) -> subprocess.Popen:
+    """``gpuyard serve --no-gateway`` on ``db``, its stderr in ``log`` (shown if it fails)."""
+    with log.open("w") as err:
+        return subprocess.Popen([*GPUYARD, "serve", "--db", db, "--port", str(port), "--no-gateway"],
+                                stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
+                                env=env)
+
+
+def _rent(base: str, key: str, server: subprocess.Popen | None = None, log: Path | None = None) -> int:
     headers = {"Authorization": f"Bearer {key}"}
     deadline = time.monotonic() + 180  # a loaded machine can take long to start the server
     while True:
@@ -83,7 +92,10 @@ def _rent(base: str, key: str) -> int:
                                 timeout=30).json()["offers"]
             break
         except httpx.TransportError as exc:
-            assert time.monotonic() < deadline, f"the server at {base} never answered: {exc!r}"
+            said = log.read_text() if log is not None and log.exists() else ""
+            assert server is None or server.poll() is None, \
+                f"the server exited ({server.returncode}) before answering:\n{said}"
+            assert time.monotonic() < deadline, f"the server at {base} never answered: {exc!r}\n{said}"
             time.sleep(0.1)
     r = httpx.put(f"{base}/api/v0/asks/{offers[0]['id']}/", headers=headers,
                   json={"client_id": "me", "image": "busybox", "runtype": "ssh"})
@@ -114,8 +126,8 @@ def _setup(tmp_path, env) -> tuple[str, str]:
 def test_serve_runs_the_gateway_with_a_stable_host_key(tmp_path, make_keypair):
     env = _env(tmp_path)
     db, key = _setup(tmp_path, env)
-    first = _free_block(20)
-    port = _free_block(2)
+    first = _free_block(22)  # the gateway's 20 ports, then the API's
+    port = first + 20
     args = ["serve", "--db", db, "--port", str(port), "--ssh-ports", f"{first}-{first + 19}"]
     proc, lines = _start(args, env)
     try:
@@ -138,14 +150,13 @@ def test_serve_runs_the_gateway_with_a_stable_host_key(tmp_path, make_keypair):
 def test_the_gateway_runs_alone_beside_a_server_without_one(tmp_path, make_keypair):
     env = _env(tmp_path)
     db, key = _setup(tmp_path, env)
-    first = _free_block(20)
-    port = _free_block(2)
-    server = subprocess.Popen([*GPUYARD, "serve", "--db", db, "--port", str(port), "--no-gateway"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              stdin=subprocess.DEVNULL, env=env)
+    first = _free_block(22)  # the gateway's 20 ports, then the API's
+    port = first + 20
+    log = tmp_path / "serve.log"
+    server = _serve(db, port, env, log)
     gateway, _lines = _start(["gateway", "--db", db, "--ssh-ports", f"{first}-{first + 19}"], env)
     try:
-        iid = _rent(f"http://127.0.0.1:{port}", key)
+        iid = _rent(f"http://127.0.0.1:{port}", key, server, log)
         ssh_port = _wait_port(f"http://127.0.0.1:{port}", key, iid)
         assert first <= ssh_port <= first + 19
         assert "simulated instance: no shell" in _refusal(ssh_port, make_keypair("anyone"))
@@ -159,18 +170,17 @@ def test_the_gateway_listens_where_ssh_listen_says_and_rows_show_ssh_host(tmp_pa
     while users reach the host's address (an IP the container does not have)."""
     env = _env(tmp_path)
     db, key = _setup(tmp_path, env)
-    first = _free_block(20)
-    port = _free_block(2)
-    server = subprocess.Popen([*GPUYARD, "serve", "--db", db, "--port", str(port), "--no-gateway"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              stdin=subprocess.DEVNULL, env=env)
+    first = _free_block(22)  # the gateway's 20 ports, then the API's
+    port = first + 20
+    log = tmp_path / "serve.log"
+    server = _serve(db, port, env, log)
     gateway, lines = _start(["gateway", "--db", db, "--ssh-host", "203.0.113.7", "--ssh-listen",
                              "127.0.0.1", "--ssh-ports", f"{first}-{first + 19}"], env)
     try:
         assert any("SSH gateway at 203.0.113.7" in line and "(listening on 127.0.0.1)" in line
                    for line in lines), lines
         base = f"http://127.0.0.1:{port}"
-        iid = _rent(base, key)
+        iid = _rent(base, key, server, log)
         ssh_port = _wait_port(base, key, iid)
         row = httpx.get(f"{base}/api/v0/instances/{iid}/", params={"owner": "me"},
                         headers={"Authorization": f"Bearer {key}"}).json()["instances"]
