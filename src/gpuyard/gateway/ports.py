@@ -77,6 +77,14 @@ def taken(session: Session) -> set[int]:
     return set(session.scalars(select(Instance.ssh_port).where(Instance.ssh_port.is_not(None))))
 
 
+def destroyed_holding(session: Session) -> bool:
+    """Whether a destroyed instance still holds a port."""
+    return session.scalar(
+        select(Instance.id).where(Instance.destroyed_at.is_not(None), Instance.ssh_port.is_not(None))
+        .limit(1)
+    ) is not None
+
+
 def release_destroyed(session: Session) -> int:
     """Free the ports of destroyed instances."""
     result = session.execute(

@@ -32,6 +32,9 @@ from gpuyard.store.db import transaction
 
 log = logging.getLogger("gpuyard.gateway")
 POLL_SECONDS = 1.0
+# After a wake, wait this long before looking at the database: a burst of launches (hundreds a
+# second) then costs a few looks a second, not one each (a look reads every port row).
+GATHER_SECONDS = 0.2
 BAD_PORT_SECONDS = 60.0  # a port found taken on the host is tried again after this long
 SHELL = ('if command -v bash >/dev/null 2>&1; then exec bash -l; '
          'else exec sh -l; fi')
@@ -294,6 +297,8 @@ class Gateway:
                                    return_when=asyncio.FIRST_COMPLETED)
                 for w in waits:
                     w.cancel()
+                if self._wake.is_set() and not self._stop.is_set():
+                    await asyncio.sleep(GATHER_SECONDS)  # the rest of the burst
                 self._wake.clear()
         finally:
             for _port, (_iid, acceptor) in list(self._listeners.items()):
@@ -307,7 +312,7 @@ class Gateway:
             await self._sync_once()
 
     async def _sync_once(self) -> None:
-        rows = await asyncio.to_thread(self._read_assigned)
+        rows, waiting, taken = await asyncio.to_thread(self._read_ports)
         wanted: dict[int, int] = {}
         for row in rows:
             for port in port_rows.listens_on(row.port, row.runtype):
@@ -323,15 +328,22 @@ class Gateway:
                 except OSError as exc:
                     log.warning("gateway: cannot listen on port %s for instance %s: %s", port,
                                 iid, exc)
-        await self._assign_new()
+        await self._assign_new(waiting, taken)
 
-    def _read_assigned(self) -> list[port_rows.Assigned]:
+    def _read_ports(self) -> tuple[list[port_rows.Assigned], list[tuple[int, str | None]], set[int]]:
+        """The ports assigned, the instances waiting for one, and the ports taken, in one read
+        transaction; the ports of destroyed instances are given back first, in a write
+        transaction only when there are some (SQLite has one writer: a look costs no write)."""
+        with transaction(self.sessions, write=False) as session:
+            freed = port_rows.destroyed_holding(session)
+            if not freed:
+                return (port_rows.assigned(session), port_rows.waiting(session),
+                        port_rows.taken(session))
         with transaction(self.sessions) as session:
             port_rows.release_destroyed(session)
-            return port_rows.assigned(session)
+            return port_rows.assigned(session), port_rows.waiting(session), port_rows.taken(session)
 
-    async def _assign_new(self) -> None:
-        waiting, taken = await asyncio.to_thread(self._read_waiting)
+    async def _assign_new(self, waiting: list[tuple[int, str | None]], taken: set[int]) -> None:
         if not waiting:
             return
         now = time.monotonic()
@@ -362,10 +374,6 @@ class Gateway:
                 log.warning("gateway: no free port left in %s-%s for instance %s",
                             self.first_port, self.last_port, iid)
                 return
-
-    def _read_waiting(self) -> tuple[list[tuple[int, str | None]], set[int]]:
-        with transaction(self.sessions) as session:
-            return port_rows.waiting(session), port_rows.taken(session)
 
     def _claim(self, instance_id: int, port: int) -> bool:
         try:
