@@ -68,6 +68,7 @@ class Snapshot:
     volume_id: int | None
     spec: LaunchSpec
     direct_ssh: bool = False
+    secrets: tuple[str, ...] = ()  # the names of the account secrets its launch gets
 
 
 def launch_spec(inst: Instance, machine: Machine, volume: Volume | None,
@@ -229,6 +230,7 @@ class Reconciler:
             outbid_msg=inst.outbid_msg,
             volume_id=inst.volume_id,
             direct_ssh=inst.direct_ssh,
+            secrets=tuple((inst.launch or {}).get("secrets") or ()),
             spec=launch_spec(inst, machine, volume,
                              frozenset(reserved_ports(session, inst.machine_id, inst.id))),
         )
@@ -365,7 +367,7 @@ class Reconciler:
                 return RuntimeState("stopped", None, None)
             if ref:
                 events.append("the runtime lost the instance; creating it again")
-            state = runtime.create(self._with_secrets(snap.spec))
+            state = runtime.create(self._with_secrets(snap))
             events.append(f"created from {snap.spec.image_uuid}")
             return state
         if snap.want_running:
@@ -403,11 +405,13 @@ class Reconciler:
             return state
         return replace(state, direct_ssh=False, msg=f"{state.msg}; {setup.msg}" if state.msg else setup.msg)
 
-    def _with_secrets(self, spec: LaunchSpec) -> LaunchSpec:
+    def _with_secrets(self, snap: Snapshot) -> LaunchSpec:
         """The owner's account secrets added to the env, read now, for the container about to be
-        created (rows never hold their values)."""
+        created (rows never hold their values); no transaction for a launch that gets none."""
+        if not any(name not in snap.spec.env for name in snap.secrets):
+            return snap.spec
         with transaction(self.sessions, write=False) as session:
-            return secrets.with_secrets(session, spec)
+            return secrets.with_secrets(session, snap.spec)
 
     def _record(
         self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False,
@@ -674,7 +678,13 @@ class Reconciler:
 
     # -- background ----------------------------------------------------------------------------
     def wake(self) -> None:
+        """Sweep now, and tell the listeners (:meth:`notify`)."""
         self._wake.set()
+        self.notify()
+
+    def notify(self) -> None:
+        """Tell the listeners that instances changed in this process (the SSH gateway looks at
+        new and ended instances), without a sweep."""
         for listener in self.on_wake:
             listener()
 

@@ -19,7 +19,7 @@ from gpuyard.errors import GpuyardError
 from gpuyard.services.rentals import instance_logs as logs
 from gpuyard.services.rentals import instance_rows as rows
 from gpuyard.services.rentals import instances as svc
-from gpuyard.services.rentals.settle import check_image, settle, undo_if_failed_fast
+from gpuyard.services.rentals.settle import check_image, settle, settle_launch
 from gpuyard.wire.common import Done, EmptyBody
 from gpuyard.wire.instances import (
     DEFAULT_PAGE,
@@ -75,10 +75,10 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
     body = body or LaunchRequest()
     launches = request.app.state.metrics.launches
     try:
-        merged = await call_read(request, svc.prepare_launch, body)
+        merged, targets = await call_read(request, svc.prepare_rental, body, [ask_id],
+                                          _runtime(request))
         if not body.dry_run:  # the machine's verdict on the image, before anything is rented
-            await check_image(request.app.state.sessions, request.app.state.reconciler, ask_id,
-                              merged, _runtime(request))
+            await check_image(request.app.state.reconciler, targets[ask_id], merged)
         outcome = await call(request, svc.create_instance, ask_id, body, merged,
                              runtime=_runtime(request))
     except GpuyardError:
@@ -87,10 +87,8 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
     if outcome.launch is not None:
         return JSONAnswer({"success": True, "dry_run": True, "launch": outcome.launch,
                            "msg": "dry run: nothing was rented"})
-    await _settle(request, outcome)
     try:
-        await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler,
-                                  outcome.instance_id)
+        await settle_launch(request.app.state.sessions, request.app.state.reconciler, outcome)
     except GpuyardError:
         launches.labels("refused").inc()
         raise
@@ -103,13 +101,13 @@ async def create_instances(request: Request, body: BulkLaunch | None = None):
     """Rent several offers (``ids``) with one launch; each offer that fails is reported."""
     await caller(request)  # a wrong key is a 401 before any work
     body = body or BulkLaunch.model_validate({})
-    merged = await call_read(request, svc.prepare_launch, body)
+    merged, targets = await call_read(request, svc.prepare_rental, body, list(body.ids),
+                                      _runtime(request))
     made: list[int] = []
     errors: list[dict[str, Any]] = []
     for ask_id in body.ids:
         try:
-            await check_image(request.app.state.sessions, request.app.state.reconciler, ask_id,
-                              merged, _runtime(request))
+            await check_image(request.app.state.reconciler, targets.get(ask_id), merged)
             outcome = await call(request, svc.create_instance, ask_id, body, merged,
                                  runtime=_runtime(request))
         except GpuyardError as exc:

@@ -73,6 +73,18 @@ def prepare_launch(session: Session, user: User, request: LaunchRequest) -> dict
     return merged
 
 
+def prepare_rental(session: Session, user: User, request: LaunchRequest, ask_ids: list[int],
+                   runtime: str) -> tuple[dict[str, Any], dict[int, Any]]:
+    """:func:`prepare_launch`, and in the same read transaction what the image check of each
+    offer of ``ask_ids`` needs (``settle.image_target``; none for a dry run)."""
+    from gpuyard.services.rentals.settle import image_target
+
+    merged = prepare_launch(session, user, request)
+    if request.dry_run:
+        return merged, {}
+    return merged, {ask_id: image_target(session, ask_id, runtime) for ask_id in ask_ids}
+
+
 def _count_launch(session: Session, template_id: int | None, now: float) -> None:
     if template_id is None:
         return

@@ -23,7 +23,7 @@ from gpuyard.services.market.allocation import GPU
 from gpuyard.services.market.offers import get_ask, search_offers, search_volume_offers
 from gpuyard.services.rentals import instances as svc
 from gpuyard.services.rentals import launch as merge_rules
-from gpuyard.services.rentals.settle import check_image, settle, undo_if_failed_fast
+from gpuyard.services.rentals.settle import check_image, settle_launch
 from gpuyard.services.rentals.volumes import list_volumes
 from gpuyard.web.deps import run
 from gpuyard.web.pages import TEMPLATES, page
@@ -268,10 +268,10 @@ async def rent(request: Request, form: dict[str, str], filters: dict[str, Any] |
                            "the chosen offer's machine are listed")
     body = parse(LaunchRequest, body_of(form, filters, dry_run=dry_run))
     ask_id = to_id(form["offer"].strip(), "offer")
-    merged = await run(request, svc.prepare_launch, body)
+    merged, targets = await run(request, svc.prepare_rental, body, [ask_id],
+                                request.app.state.settings.runtime)
     if not dry_run:  # the machine's verdict on the image, as the API asks it
-        await check_image(request.app.state.sessions, request.app.state.reconciler, ask_id, merged,
-                          request.app.state.settings.runtime)
+        await check_image(request.app.state.reconciler, targets[ask_id], merged)
     return await run(request, svc.create_instance, ask_id, body, merged,
                      runtime=request.app.state.settings.runtime, write=True)
 
@@ -369,10 +369,8 @@ async def launch(request: Request):
         outcome = await rent(request, form, ctx["parsed_filters"], dry_run=False)
     except GpuyardError as exc:
         return _failed(request, form, ctx, exc)
-    await settle(request.app.state.reconciler, outcome)
     try:  # a launch the machine refuses at once is undone, as through the API
-        await undo_if_failed_fast(request.app.state.sessions, request.app.state.reconciler,
-                                  outcome.instance_id)
+        await settle_launch(request.app.state.sessions, request.app.state.reconciler, outcome)
     except GpuyardError as exc:
         return _failed(request, form, ctx, exc)
     request.session["flash"] = outcome.msg
