@@ -6,6 +6,8 @@ This is a benchmark script, not a test: it prints figures and checks nothing.
 The servers are real ``gpuyard serve`` processes (simulated runtime, boot time 0) on a fresh
 database: a SQLite file by default, or ``--db URL`` (PostgreSQL: its tables are **dropped**).
 Two processes on one database need PostgreSQL (gpuyard refuses a second one on a SQLite file).
+With ``--split`` (PostgreSQL) the processes are API replicas (``serve --no-worker --no-gateway``)
+beside one ``gpuyard worker`` and one ``gpuyard gateway``, as docs/deploy.md runs them.
 The fleet has one machine per rental, so that every rental takes a free 1-GPU offer.
 
 For each number of processes, the client threads (``--threads`` per process, spread over the
@@ -21,6 +23,7 @@ figure to compare across runs and machines is the ratio of rentals/s to the floo
 
     .venv/bin/python bench/rentals.py                       # SQLite, 1 process
     .venv/bin/python bench/rentals.py --db postgresql+psycopg://user@host/db --processes 1 2
+    .venv/bin/python bench/rentals.py --db postgresql+psycopg://user@host/db --processes 1 2 --split
 """
 
 from __future__ import annotations
@@ -82,20 +85,34 @@ def free_port() -> int:
 
 
 class Servers:
-    """``count`` gpuyard serve processes on ``url``."""
+    """``count`` gpuyard serve processes on ``url``: all-in-one (``split`` False), or API
+    processes (``serve --no-worker --no-gateway``) beside one ``gpuyard worker`` and one
+    ``gpuyard gateway`` (``split`` True, PostgreSQL)."""
 
-    def __init__(self, url: str, count: int, tmp: str):
+    def __init__(self, url: str, count: int, tmp: str, split: bool = False):
         gpuyard = shutil.which("gpuyard", path=str(Path(sys.executable).parent)) or "gpuyard"
         env = {**os.environ, "GPUYARD_SIM_BOOT_SECONDS": "0", "XDG_DATA_HOME": tmp,
                "GPUYARD_SECRET_KEY": "bench-secret-" + "x" * 40}
         self.urls, self.procs = [], []
+        ready: list[tuple[str, subprocess.Popen]] = []
+        roles = ["--no-worker", "--no-gateway"] if split else []
         for _ in range(count):
             port = free_port()
             self.procs.append(subprocess.Popen(
-                [gpuyard, "serve", "--db", url, "--host", "127.0.0.1", "--port", str(port)],
+                [gpuyard, "serve", "--db", url, "--host", "127.0.0.1", "--port", str(port), *roles],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             self.urls.append(f"http://127.0.0.1:{port}")
-        for base, proc in zip(self.urls, self.procs, strict=True):
+            ready.append((self.urls[-1], self.procs[-1]))
+        if split:
+            port = free_port()
+            self.procs.append(subprocess.Popen(
+                [gpuyard, "worker", "--db", url, "--host", "127.0.0.1", "--port", str(port)],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            ready.append((f"http://127.0.0.1:{port}", self.procs[-1]))
+            self.procs.append(subprocess.Popen(
+                [gpuyard, "gateway", "--db", url, "--ssh-ports", "42200-42999"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for base, proc in ready:
             deadline = time.time() + 60
             while True:
                 try:
@@ -104,7 +121,7 @@ class Servers:
                 except httpx.HTTPError:
                     pass
                 if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"gpuyard serve at {base} did not start")
+                    raise RuntimeError(f"gpuyard at {base} did not start")
                 time.sleep(0.1)
 
     def close(self) -> None:
@@ -144,16 +161,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2, help="client threads per process (2)")
     p.add_argument("--seconds", type=float, default=6.0)
     p.add_argument("--machines", type=int, default=5000)
+    p.add_argument("--split", action="store_true",
+                   help="API processes (serve --no-worker --no-gateway) beside one worker and one "
+                        "gateway process, instead of all-in-one serve processes (PostgreSQL)")
     args = p.parse_args(argv)
 
     tmp = tempfile.mkdtemp(prefix="gpuyard-rentals-")
     url = args.db or f"sqlite:///{tmp}/bench.db"
     print(f"{os.cpu_count()} cores; database {url.split('@')[-1]}; {args.threads} client threads "
-          f"per process, {args.seconds:g} s per phase")
+          f"per process, {args.seconds:g} s per phase; "
+          + ("API processes beside one worker and one gateway" if args.split else "all-in-one serve"))
     for count in args.processes:
         fresh_database(url)
         key = fill(url, args.machines)
-        servers = Servers(url, count, tmp)
+        servers = Servers(url, count, tmp, args.split)
         try:
             headers = {"Authorization": f"Bearer {key}"}
             clients = [httpx.Client(base_url=servers.urls[i % count], headers=headers, timeout=60)
@@ -182,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             servers.close()
         floor = (floor1[0] + floor2[0]) / (floor1[2] + floor2[2])
         rate = rented[0] / rented[2]
-        print(f"{count} process(es): rentals {rate:6.1f}/s ({rented[0]} ok, {rented[1]} refused); "
+        kind = "API" if args.split else "serve"
+        print(f"{count} {kind} process(es): rentals {rate:6.1f}/s ({rented[0]} ok, {rented[1]} refused); "
               f"floor /healthz {floor:6.1f}/s (before {floor1[0] / floor1[2]:.0f}, after "
               f"{floor2[0] / floor2[2]:.0f}); ratio {rate / floor:.3f}")
     shutil.rmtree(tmp, ignore_errors=True)
