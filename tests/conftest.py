@@ -1,7 +1,8 @@
 """Shared fixtures: one database and one live server per test session, emptied before each test.
 
 The database is SQLite in a temporary folder, or the PostgreSQL database named by
-``GPUYARD_TEST_DB`` (scripts/test runs the suite once on each).
+``GPUYARD_TEST_DB``. scripts/test runs the whole suite on SQLite, then the tests whose subject
+is the data (POSTGRESQL_PASS) again on PostgreSQL (docs/testing.md).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from backend_passes import POSTGRESQL_PASS
 from gpuyard.api.app import create_app
 from gpuyard.services.accounts.users import create_user
 from gpuyard.settings import Settings
@@ -21,6 +23,19 @@ from gpuyard.store.db import make_engine, transaction
 from gpuyard.store.models import Base
 from serving import serving
 from worker_pause import paused_worker
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not os.environ.get("GPUYARD_TEST_DB") or os.environ.get("GPUYARD_TEST_ALL_ON_POSTGRESQL"):
+        return
+    root = config.rootpath / "tests"
+    kept, left = [], []
+    for item in items:
+        relative = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        (kept if relative.startswith(POSTGRESQL_PASS) else left).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")
