@@ -191,6 +191,7 @@ class Reconciler:
         # engines that did not answer: (runtime, endpoint) → when to try one of theirs again
         self._down: dict[tuple[str, str | None], float] = {}
         self._noted: set[int] = set()  # destroyed instances whose removal failure is in the log
+        self._recorded = threading.local()  # what this thread's last reconcile wrote (recorded())
         self._stop = threading.Event()
         self._wake = threading.Event()
         # Called on every wake (after a change in this process): the SSH gateway looks at new
@@ -251,6 +252,7 @@ class Reconciler:
         """Bring the instance's runtime in line with its row, holding its lease; False when
         another process holds the lease (it acts on the instance now). ``keys_changed``: the keys
         that log into it changed, so a container running its own SSH server gets them now."""
+        self._recorded.row = None
         with self._lock(instance_id):
             shared = isinstance(self.leases, InstanceLeases)
             with transaction(self.sessions, write=shared) as session:  # one round trip for both
@@ -423,6 +425,7 @@ class Reconciler:
         ports = state.ports
         moved = (ports is not None and not snap.destroyed and set(ports) == set(snap.spec.ports)
                  and ports != snap.spec.ports)
+        written = None
         with transaction(self.sessions) as session:
             machine = None
             if moved or (clear_ref and snap.ref):
@@ -475,6 +478,16 @@ class Reconciler:
                 _holdings, changed = refresh_machine(session, machine)
                 if changed:  # bids that can run again
                     self.wake()
+            if inst.destroyed_at is None:
+                session.flush()  # (the row's hooks may still change its status_msg)
+                written = (inst.id, inst.actual_status, inst.status_msg)
+        self._recorded.row = written  # committed
+
+    def recorded(self, instance_id: int) -> tuple[str, str | None] | None:
+        """(actual_status, status_msg) as this thread's last :meth:`reconcile` wrote them, if it
+        was of ``instance_id`` and wrote the row of a live instance; else None."""
+        row = getattr(self._recorded, "row", None)
+        return (row[1], row[2]) if row is not None and row[0] == instance_id else None
 
     # -- many ----------------------------------------------------------------------------------
     def due(self, everything: bool = False) -> list[tuple[int, EngineKey]]:

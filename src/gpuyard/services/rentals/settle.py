@@ -97,7 +97,8 @@ def failed_fast(sessions: Any, reconciler: Any, instance_id: int | None) -> Exce
     has ruled on the image before the rental), so one read of the row decides, no waiting. A
     pull still running is left to run; its outcome shows on the instance. (The instance was
     just made by the caller, so its row is read as is: no account lookup on the way of every
-    launch.)"""
+    launch.) The row is read only when the reconcile did not say what it wrote (another
+    process held the instance's lease)."""
     from gpuyard.errors import Conflict, InvalidInput, Unavailable
     from gpuyard.services.rentals import instances
     from gpuyard.store.db import transaction
@@ -105,16 +106,22 @@ def failed_fast(sessions: Any, reconciler: Any, instance_id: int | None) -> Exce
 
     if instance_id is None:
         return None
-    with transaction(sessions, write=False) as session:
-        inst = session.get(Instance, instance_id)
-        if inst is None or inst.destroyed_at is not None:
-            return None
-        status, msg = inst.actual_status, inst.status_msg or ""
-        machine_id, owner_id = inst.machine_id, inst.owner_id
+    seen = reconciler.recorded(instance_id)  # what the reconcile just wrote, if it was this one
+    if seen is None:
+        with transaction(sessions, write=False) as session:
+            inst = session.get(Instance, instance_id)
+            if inst is None or inst.destroyed_at is not None:
+                return None
+            seen = (inst.actual_status, inst.status_msg)
+    status, msg = seen[0], seen[1] or ""
     if not (status == "exited" and msg.startswith("error")):
         return None
     with transaction(sessions) as session:
-        undone = instances.destroy(session, session.get(User, owner_id), [instance_id])
+        inst = session.get(Instance, instance_id)
+        if inst is None or inst.destroyed_at is not None:
+            return None
+        machine_id = inst.machine_id
+        undone = instances.destroy(session, session.get(User, inst.owner_id), [instance_id])
     settle_now(reconciler, undone.instance_ids)
     reason = f"{msg[len('error: '):]}; nothing was rented"
     if "unreachable" in msg:
