@@ -44,12 +44,10 @@ async def settle_launch(sessions: Any, reconciler: Any, outcome: Any) -> None:
 def image_target(session: Any, ask_id: int, default_runtime: str) -> tuple[str, str | None, int] | None:
     """What :func:`check_image` asks for offer ``ask_id``: (runtime name, engine URL, machine
     id); None for unknown offers and offline machines (the rental says what is wrong). Read in
-    the transaction that merges the launch, so the check costs no transaction of its own."""
-    from gpuyard.services.identifiers import MAX_ID
+    the transaction that merges the launch, so the check costs no transaction of its own (an id
+    no row can have is None from the store's session)."""
     from gpuyard.store.models import Ask, Machine
 
-    if not 1 <= ask_id <= MAX_ID:
-        return None
     ask = session.get(Ask, ask_id)
     machine = session.get(Machine, ask.machine_id) if ask is not None else None
     if machine is None or not machine.engine_online:
