@@ -77,6 +77,14 @@ def taken(session: Session) -> set[int]:
     return set(session.scalars(select(Instance.ssh_port).where(Instance.ssh_port.is_not(None))))
 
 
+Ports = tuple[list[Assigned], list[tuple[int, str | None]], set[int]]
+
+
+def current(session: Session) -> Ports:
+    """The ports assigned, the instances waiting for one, and the ports taken."""
+    return assigned(session), waiting(session), taken(session)
+
+
 def destroyed_holding(session: Session) -> bool:
     """Whether a destroyed instance still holds a port."""
     return session.scalar(

@@ -330,18 +330,16 @@ class Gateway:
                                 iid, exc)
         await self._assign_new(waiting, taken)
 
-    def _read_ports(self) -> tuple[list[port_rows.Assigned], list[tuple[int, str | None]], set[int]]:
-        """The ports assigned, the instances waiting for one, and the ports taken, in one read
-        transaction; the ports of destroyed instances are given back first, in a write
-        transaction only when there are some (SQLite has one writer: a look costs no write)."""
+    def _read_ports(self) -> port_rows.Ports:
+        """``ports.current`` in one read transaction; the ports of destroyed instances are given
+        back first, in a write transaction only when there are some (SQLite has one writer: a
+        look costs no write)."""
         with transaction(self.sessions, write=False) as session:
-            freed = port_rows.destroyed_holding(session)
-            if not freed:
-                return (port_rows.assigned(session), port_rows.waiting(session),
-                        port_rows.taken(session))
+            if not port_rows.destroyed_holding(session):
+                return port_rows.current(session)
         with transaction(self.sessions) as session:
             port_rows.release_destroyed(session)
-            return port_rows.assigned(session), port_rows.waiting(session), port_rows.taken(session)
+            return port_rows.current(session)
 
     async def _assign_new(self, waiting: list[tuple[int, str | None]], taken: set[int]) -> None:
         if not waiting:
