@@ -410,10 +410,11 @@ class Reconciler:
     def _with_secrets(self, snap: Snapshot) -> LaunchSpec:
         """The owner's account secrets added to the env, read now, for the container about to be
         created (rows never hold their values); no transaction for a launch that gets none."""
-        if not any(name not in snap.spec.env for name in snap.secrets):
+        names = secrets.wanted(snap.spec, snap.secrets)
+        if not names:
             return snap.spec
         with transaction(self.sessions, write=False) as session:
-            return secrets.with_secrets(session, snap.spec)
+            return secrets.with_secrets(session, snap.spec, names)
 
     def _record(
         self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False,

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from gpuyard.envspec import EnvSpec
 from gpuyard.errors import Conflict, InvalidInput, NotFound
 from gpuyard.runtimes.base import LaunchSpec
-from gpuyard.store.models import Instance, Secret, User
+from gpuyard.store.models import Secret, User
 from gpuyard.wire.secrets import SecretDelete, SecretWrite
 
 MAX_SECRETS = 100  # per account
@@ -118,16 +118,21 @@ class SecretEnv(dict):
         return repr({k: (MASK if k in self.hidden else v) for k, v in self.items()})
 
 
-def with_secrets(session: Session, spec: LaunchSpec) -> LaunchSpec:
-    """``spec`` with its owner's secrets (the names its launch recorded, their current values)
-    added to the env, for the container about to be created. A variable the spec sets already
-    keeps its value; a secret deleted since is left out."""
-    launch = session.scalar(select(Instance.launch).where(Instance.id == spec.instance_id)) or {}
-    wanted = [n for n in launch.get("secrets") or () if n not in spec.env]
-    if not wanted:
+def wanted(spec: LaunchSpec, names: Iterable[str]) -> list[str]:
+    """The secrets of ``names`` (those the launch recorded) that ``spec``'s env does not set
+    already: a variable the spec sets keeps its value."""
+    return [n for n in names if n not in spec.env]
+
+
+def with_secrets(session: Session, spec: LaunchSpec, names: Iterable[str]) -> LaunchSpec:
+    """``spec`` with its owner's secrets of ``names`` (from :func:`wanted`), at their current
+    values, added to the env, for the container about to be created; a secret deleted since is
+    left out."""
+    names = list(names)
+    if not names:
         return spec
     values = dict(session.execute(select(Secret.name, Secret.value).where(
-        Secret.user_id == spec.owner_id, Secret.name.in_(wanted))).all())
+        Secret.user_id == spec.owner_id, Secret.name.in_(names))).all())
     if not values:
         return spec
     return dataclasses.replace(spec, env=SecretEnv({**values, **spec.env}, hidden=values))
