@@ -7,8 +7,8 @@ Every check runs but "schema-valid input is accepted": a schema cannot say all a
 about (an offer that does not meet a template's filters, a disk larger than the machine's …).
 
 ``GPUYARD_SCHEMA_EXAMPLES`` sets the random cases per operation (default 50 on each database
-pass, so a full run tries 100 per operation, with two seeds). The coverage phase (boundary values of every
-field) runs on SQLite only, and not for the searches and lists: their bodies and query
+pass, so a full run tries 100 per operation, with two seeds). The coverage phase (boundary
+values of every field) runs on SQLite only, and not for the searches and lists: their bodies and query
 arguments are the query language (dozens of fields with several operators each: about 12,000
 coverage cases for one search, 90 % of the phase's time), which gets random cases here and its
 own property tests in tests/query/test_properties.py. The other operations get their boundary
@@ -57,28 +57,33 @@ def http_session():
         yield session
 
 
+def _conforms(case, base_url: str, key: str, session) -> None:
+    case.call_and_validate(base_url=base_url, headers=_key_unless_refused(case, key),
+                           session=session, excluded_checks=[positive_data_acceptance])
+
+
 @schema.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation_conforms_and_never_fails(case, live_server, fleet, alice, http_session):
-    case.call_and_validate(base_url=live_server, headers=_key_unless_refused(case, alice.key),
-                           session=http_session, excluded_checks=[positive_data_acceptance])
+    _conforms(case, live_server, alice.key, http_session)
 
 
 @searches.parametrize()
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_search_conforms_and_never_fails(case, live_server, fleet, alice, http_session):
-    case.call_and_validate(base_url=live_server, headers=_key_unless_refused(case, alice.key),
-                           session=http_session, excluded_checks=[positive_data_acceptance])
+    _conforms(case, live_server, alice.key, http_session)
+
+
+def _operations(loaded) -> set[tuple[str, str]]:
+    return {(op.method.upper(), op.path) for op in (r.ok() for r in loaded.get_all_operations())}
 
 
 def test_searches_are_fuzzed_without_coverage_only():
     """Every operation named in SEARCHES exists (a renamed route would otherwise lose its fuzzing
     silently), and the two sets cover the whole schema."""
-    every = {(op.method.upper(), op.path) for op in
-             (r.ok() for r in _schema(False).get_all_operations())}
+    every = _operations(_schema(False))
     assert set(SEARCHES) <= every
-    light = {(op.method.upper(), op.path) for op in (r.ok() for r in schema.get_all_operations())}
-    heavy = {(op.method.upper(), op.path) for op in (r.ok() for r in searches.get_all_operations())}
+    light, heavy = _operations(schema), _operations(searches)
     assert heavy == set(SEARCHES) and light | heavy == every and not light & heavy
 
 
