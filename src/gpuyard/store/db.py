@@ -75,6 +75,24 @@ def transaction(factory: sessionmaker[Session], write: bool = True) -> Iterator[
         yield session
 
 
+def serialized(session: Session) -> bool:
+    """Whether this session's transaction is a SQLite write transaction: it began with BEGIN
+    IMMEDIATE, so no other writer runs until it ends, and every row it has read is current
+    (a session lives for one transaction: :func:`transaction`)."""
+    conn = session.connection()
+    return conn.dialect.name == "sqlite" and bool(conn.get_execution_options().get(WRITE_OPTION))
+
+
+def lock_row(session: Session, entity: Any, ident: Any) -> Any:
+    """The row ``ident`` of ``entity``, locked for this transaction and read afresh: PostgreSQL
+    ``SELECT … FOR UPDATE`` (a rival may have changed it since this transaction read it). In a
+    SQLite write transaction the write lock already excludes rivals, so a row this transaction
+    has read is taken as it is, without reading it again. None when there is no such row."""
+    if serialized(session):
+        return session.get(entity, ident)
+    return session.get(entity, ident, with_for_update=True, populate_existing=True)
+
+
 #: The PostgreSQL advisory lock that serializes start-ups (any number that is gpuyard's alone).
 STARTUP_LOCK = 0x67707579617264  # "gpuyard"
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from gpuyard.errors import Forbidden, InvalidInput
 from gpuyard.services.accounts.users import find_user, user_row
 from gpuyard.services.ledger import usage
-from gpuyard.store.db import transaction
+from gpuyard.store.db import lock_row, transaction
 from gpuyard.store.models import CreditEntry, Instance, User, UserQuota, Volume
 
 OUT_OF_CREDIT = "out of credit"
@@ -45,7 +45,7 @@ def credit_enforced(session: Session) -> bool:
 
 def lock_account(session: Session, user: User) -> User:
     """Lock the user's row for this transaction: take it before any other lock."""
-    locked = session.get(User, user.id, with_for_update=True, populate_existing=True)
+    locked = lock_row(session, User, user.id)
     assert locked is not None
     return locked
 

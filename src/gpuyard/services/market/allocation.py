@@ -26,10 +26,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import NotFound
+from gpuyard.store.db import lock_row
 from gpuyard.store.models import Ask, Instance, Machine, Volume
 
 GPU = "gpu"
@@ -46,8 +47,8 @@ def gpu_text(gpus: Iterable[int]) -> str:
 
 def lock_machine(session: Session, machine_id: int) -> Machine:
     """The machine row, locked for this transaction (PostgreSQL row lock; SQLite's write lock
-    already serializes writers)."""
-    machine = session.get(Machine, machine_id, with_for_update=True, populate_existing=True)
+    already serializes writers: :func:`~gpuyard.store.db.lock_row`)."""
+    machine = lock_row(session, Machine, machine_id)
     if machine is None:
         raise NotFound(f"machine {machine_id} not found", "machine_not_found")
     return machine
@@ -61,6 +62,20 @@ def live_instances(session: Session, machine_id: int) -> list[Instance]:
             .order_by(Instance.id)
         )
     )
+
+
+def holding_instances(session: Session, machine_id: int) -> tuple[list[Instance], list[Instance]]:
+    """:func:`live_instances` and :func:`lingering_instances` of the machine, in one query."""
+    live: list[Instance] = []
+    lingering: list[Instance] = []
+    for inst in session.scalars(
+        select(Instance)
+        .where(Instance.machine_id == machine_id,
+               or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
+        .order_by(Instance.id)
+    ):
+        (live if inst.destroyed_at is None else lingering).append(inst)
+    return live, lingering
 
 
 def lingering_instances(session: Session, machine_id: int) -> list[Instance]:
@@ -201,9 +216,8 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
     """Re-allocate a machine after any change: decide which bids run, recount its used disk, and
     switch its asks on and off. Returns the holdings and the instances whose ``outbid`` changed
     (the runtime must act on those)."""
-    instances = live_instances(session, machine.id)
-    lingering = {g for inst in lingering_instances(session, machine.id) if still_holds_gpus(inst)
-                 for g in gpu_list(inst.gpus)}
+    instances, leftovers = holding_instances(session, machine.id)
+    lingering = {g for inst in leftovers if still_holds_gpus(inst) for g in gpu_list(inst.gpus)}
     holdings, changed = allocate(instances, lingering, maintenance_reason(machine, time.time()))
     machine.disk_used = used_disk(session, machine.id, instances)
 
@@ -223,10 +237,9 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
     }
     for key, ask in existing.items():
         ask.active = key in wanted
-    for kind, gpus in sorted(wanted - set(existing)):
-        session.add(
-            Ask(machine_id=machine.id, kind=kind, gpus=gpus, num_gpus=len(gpu_list(gpus)),
-                active=True)
-        )
     session.flush()
+    new = [{"machine_id": machine.id, "kind": kind, "gpus": gpus, "num_gpus": len(gpu_list(gpus)),
+            "active": True} for kind, gpus in sorted(wanted - set(existing))]
+    if new:  # one statement for all of them (nothing here needs their ids)
+        session.execute(insert(Ask), new)
     return holdings, changed

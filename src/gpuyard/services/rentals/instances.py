@@ -6,6 +6,7 @@ caller's transaction and return which machines the reconciler must look at after
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from gpuyard.services.instance_access import jupyter
 from gpuyard.services.ledger import billing, usage
 from gpuyard.services.market import allocation, offers
 from gpuyard.services.rentals import launch, volumes
+from gpuyard.store.db import serialized
 from gpuyard.store.models import Ask, Instance, Machine, Template, User
 from gpuyard.template_flags import direct_ssh
 from gpuyard.wire.instances import (
@@ -196,18 +198,20 @@ def create_instance(
 ) -> Outcome:
     """Rent offer ``ask_id`` with the launch ``merged`` from ``request`` (VAST-WIRE §6.1;
     :func:`prepare_launch`)."""
-    _check_account(session, user, ask_id, request, merged)
+    _read = _check_account(session, user, ask_id, request, merged)  # (held: no second read)
     ask, machine = offers.get_ask(session, ask_id, allocation.GPU)
     machine = allocation.lock_machine(session, machine.id)
-    session.expire(ask)  # read it again under the machine's lock: a rival may just have rented it
-    ask, machine = offers.get_ask(session, ask_id, allocation.GPU)
+    if not serialized(session):  # read it again under the machine's lock: a rival may just
+        session.expire(ask)      # have rented it (SQLite's write lock excludes rivals already)
+        ask, machine = offers.get_ask(session, ask_id, allocation.GPU)
     gpus = allocation.gpu_list(ask.gpus)
     _check_offer(session, ask_id, machine, merged, bool(request.force))
     if merged["is_bid"]:
         _check_bid(session, ask_id, machine, gpus, merged["bid_price"])
 
     now = time.time()
-    with session.begin_nested() as savepoint:
+    # a dry run makes the instance to show it, then rolls it back
+    with session.begin_nested() if request.dry_run else nullcontext() as savepoint:
         volume, mount = (None, None)
         if request.volume_info is not None:
             volume, mount = volumes.for_launch(
@@ -276,14 +280,15 @@ def create_instance(
 
 
 def _check_account(session: Session, user: User, ask_id: Any, request: LaunchRequest,
-                   merged: dict[str, Any]) -> None:
+                   merged: dict[str, Any]) -> tuple[Ask | None, Machine | None]:
     """Credit and quotas for renting ``ask_id`` (services/ledger/billing.py), under the account's lock
-    and before the offer's availability: over a quota, no other offer would do either."""
+    and before the offer's availability: over a quota, no other offer would do either. Returns
+    the offer and machine it read (the session keeps only objects someone holds)."""
     ask = session.get(Ask, ask_id) if isinstance(ask_id, int) else None
     machine = session.get(Machine, ask.machine_id) if ask is not None and ask.kind == allocation.GPU else None
     if ask is None or machine is None:
         billing.check(session, user)  # credit only: get_ask says what is wrong with the offer
-        return
+        return ask, machine
     gpu_price = merged["bid_price"] if merged["is_bid"] else machine.dph_per_gpu * ask.num_gpus
     running = request.state == "running"
     info = request.volume_info
@@ -294,6 +299,7 @@ def _check_account(session: Session, user: User, ask_id: Any, request: LaunchReq
         volume_gb=float(info.size if info.size is not None else volumes.DEFAULT_LAUNCH_SIZE)
         if info is not None and info.create_new else 0.0,
     )
+    return ask, machine
 
 
 LAUNCH_EXTRAS = (
