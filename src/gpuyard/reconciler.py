@@ -25,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, or_, select, true
+from sqlalchemy import and_, insert, or_, select, true
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from gpuyard.control.leases import Claim, InstanceLeases, LocalLeases
@@ -473,8 +473,9 @@ class Reconciler:
                 inst.applied_generation = snap.generation
             if status != snap.actual and UNKNOWN not in (snap.actual, status):
                 inst.updated_at = now  # (an engine that did not answer changed nothing itself)
-            for text in events:
-                session.add(InstanceEvent(instance_id=inst.id, at=now, text=text))
+            if events:  # one statement for all of them
+                session.execute(insert(InstanceEvent),
+                                [{"instance_id": inst.id, "at": now, "text": text} for text in events])
             if machine is not None and clear_ref and inst.destroyed_at is not None:
                 _holdings, changed = refresh_machine(session, machine)
                 if changed:  # bids that can run again

@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,9 +37,12 @@ def list_secrets(session: Session, user: User) -> dict[str, str]:
     return {name: value for name, value in rows}
 
 
+_NAMES = select(Secret.name).where(Secret.user_id == bindparam("user")).order_by(Secret.name)
+
+
 def names(session: Session, user_id: int) -> list[str]:
-    """The names of a user's secrets (nothing is decrypted)."""
-    return list(session.scalars(select(Secret.name).where(Secret.user_id == user_id).order_by(Secret.name)))
+    """The names of a user's secrets (nothing is decrypted; every launch reads them)."""
+    return list(session.scalars(_NAMES, {"user": user_id}))
 
 
 def _find(session: Session, user: User, name: str) -> Secret:

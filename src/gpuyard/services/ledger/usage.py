@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, event, func, insert, inspect, or_, select, update
+from sqlalchemy import bindparam, case, event, func, insert, inspect, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
@@ -126,23 +126,32 @@ def _changed(target: Any, attrs: Iterable[str]) -> bool:
     return any(state.attrs[name].history.has_changes() for name in attrs)
 
 
+def _statements(key: str) -> tuple[Any, Any]:
+    """(the open interval of the object ``:ident``, closing it at ``:at``) for the ``key`` column;
+    built once per column (every status change runs them)."""
+    column = INTERVALS.c[key]
+    is_open = (column == bindparam("ident"), INTERVALS.c.ended_at.is_(None))
+    return (select(INTERVALS).where(*is_open).order_by(INTERVALS.c.id.desc()).limit(1),
+            update(INTERVALS).where(*is_open).values(ended_at=bindparam("at")))
+
+
+_OPEN_CLOSE = {key: _statements(key) for key in ("instance_id", "volume_id")}
+_OPEN_NEW = insert(INTERVALS)
+
+
 def _record(conn: Connection, target: Any, key: str, rates: dict[str, Any] | None, *, new: bool) -> None:
     """Close the open interval of ``target`` and open one at ``rates`` (when they differ)."""
     at = now(object_session(target))
-    column = INTERVALS.c[key]
     ident = target.id
     if not new:
-        open_row = conn.execute(
-            select(INTERVALS).where(column == ident, INTERVALS.c.ended_at.is_(None))
-            .order_by(INTERVALS.c.id.desc()).limit(1)
-        ).first()
+        find_open, close = _OPEN_CLOSE[key]
+        open_row = conn.execute(find_open, {"ident": ident}).first()
         if open_row is not None:
             if rates is not None and all(getattr(open_row, k) == rates[k] for k in RATE_FIELDS):
                 return  # nothing it accrues changed
-            conn.execute(update(INTERVALS).where(column == ident, INTERVALS.c.ended_at.is_(None))
-                         .values(ended_at=max(at, open_row.started_at)))
+            conn.execute(close, {"ident": ident, "at": max(at, open_row.started_at)})
     if rates is not None:
-        conn.execute(insert(INTERVALS).values(**rates, started_at=at, ended_at=None))
+        conn.execute(_OPEN_NEW, {**rates, "started_at": at, "ended_at": None})
 
 
 @event.listens_for(Instance, "after_insert")

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import NotFound
@@ -64,16 +64,21 @@ def live_instances(session: Session, machine_id: int) -> list[Instance]:
     )
 
 
+# Built once: the statements every rental runs (building one costs more than running it).
+_HOLDING = (select(Instance)
+            .where(Instance.machine_id == bindparam("machine"),
+                   or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
+            .order_by(Instance.id))
+_VOLUME_SIZES = select(Volume.size).where(Volume.machine_id == bindparam("machine"),
+                                          Volume.deleted_at.is_(None))
+_ASKS = select(Ask).where(Ask.machine_id == bindparam("machine"))
+
+
 def holding_instances(session: Session, machine_id: int) -> tuple[list[Instance], list[Instance]]:
     """:func:`live_instances` and :func:`lingering_instances` of the machine, in one query."""
     live: list[Instance] = []
     lingering: list[Instance] = []
-    for inst in session.scalars(
-        select(Instance)
-        .where(Instance.machine_id == machine_id,
-               or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
-        .order_by(Instance.id)
-    ):
+    for inst in session.scalars(_HOLDING, {"machine": machine_id}):
         (live if inst.destroyed_at is None else lingering).append(inst)
     return live, lingering
 
@@ -96,17 +101,19 @@ def still_holds_gpus(inst: Instance) -> bool:
     return not inst.is_bid or inst.actual_status in ("running", "loading", "unknown")
 
 
+_PORT_MAPS = select(Instance.port_map).where(
+    Instance.machine_id == bindparam("machine"),
+    or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)),
+    Instance.id != bindparam("other"),
+)
+
+
 def reserved_ports(session: Session, machine_id: int, except_id: int | None = None) -> set[int]:
     """The host ports of the machine's direct port range that its instances hold (all but
     ``except_id``), lingering ones included. (One query of one column: every reconcile reads
     it.)"""
-    maps = session.scalars(
-        select(Instance.port_map).where(
-            Instance.machine_id == machine_id,
-            or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)),
-            Instance.id != (except_id if except_id is not None else -1),
-        )
-    )
+    maps = session.scalars(_PORT_MAPS, {"machine": machine_id,
+                                        "other": except_id if except_id is not None else -1})
     return {port for port_map in maps for port in (port_map or {}).values()}
 
 
@@ -206,9 +213,7 @@ def maintenance_reason(machine: Machine, now: float) -> str | None:
 
 
 def used_disk(session: Session, machine_id: int, instances: list[Instance]) -> float:
-    volumes = session.scalars(
-        select(Volume.size).where(Volume.machine_id == machine_id, Volume.deleted_at.is_(None))
-    )
+    volumes = session.scalars(_VOLUME_SIZES, {"machine": machine_id})
     return sum(i.disk_space for i in instances) + sum(volumes)
 
 
@@ -233,7 +238,7 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
 
     existing = {
         (a.kind, a.gpus): a
-        for a in session.scalars(select(Ask).where(Ask.machine_id == machine.id))
+        for a in session.scalars(_ASKS, {"machine": machine.id})
     }
     for key, ask in existing.items():
         ask.active = key in wanted
