@@ -248,6 +248,11 @@ class Reconciler:
         at = getattr(runtime, "at", None)
         return at(endpoint) if at is not None else runtime
 
+    def checks_images(self, name: str) -> bool:
+        """Whether the runtime called ``name`` rules on a launch's image before a rental
+        (docker: the engine pulls or refuses it; settle.check_image)."""
+        return getattr(self.runtimes.get(name), "prepare_image", None) is not None
+
     def reconcile(self, instance_id: int, keys_changed: bool = False) -> bool:
         """Bring the instance's runtime in line with its row, holding its lease; False when
         another process holds the lease (it acts on the instance now). ``keys_changed``: the keys

@@ -19,7 +19,7 @@ from gpuyard.errors import GpuyardError
 from gpuyard.services.rentals import instance_logs as logs
 from gpuyard.services.rentals import instance_rows as rows
 from gpuyard.services.rentals import instances as svc
-from gpuyard.services.rentals.settle import check_image, settle, settle_launch
+from gpuyard.services.rentals.settle import check_image, rent_offer, settle, settle_launch
 from gpuyard.wire.common import Done, EmptyBody
 from gpuyard.wire.instances import (
     DEFAULT_PAGE,
@@ -74,13 +74,12 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
     """Rent an offer with an image or a template (by hash) plus overrides (docs/merge-rules.md)."""
     body = body or LaunchRequest()
     launches = request.app.state.metrics.launches
+
+    def run(fn: Any, *args: Any, write: bool, **kwargs: Any) -> Any:
+        return (call if write else call_read)(request, fn, *args, **kwargs)
+
     try:
-        merged, targets = await call_read(request, svc.prepare_rental, body, [ask_id],
-                                          _runtime(request))
-        if not body.dry_run:  # the machine's verdict on the image, before anything is rented
-            await check_image(request.app.state.reconciler, targets[ask_id], merged)
-        outcome = await call(request, svc.create_instance, ask_id, body, merged,
-                             runtime=_runtime(request))
+        outcome = await rent_offer(run, request.app.state.reconciler, body, ask_id, _runtime(request))
     except GpuyardError:
         launches.labels("refused").inc()
         raise

@@ -87,6 +87,27 @@ async def check_image(reconciler: Any, target: tuple[str, str | None, int] | Non
         ) from None
 
 
+async def rent_offer(run: Any, reconciler: Any, body: Any, ask_id: int, runtime: str) -> Any:
+    """Rent offer ``ask_id`` with the launch request ``body``: the Outcome (settle it next, with
+    :func:`settle_launch`). ``run(fn, *args, write=…, **kwargs)`` runs ``fn(session, user, …)``
+    for the caller in one transaction (the API's or the console's).
+
+    When the offer's machine rules on no image (simulated), the merge and the rental are one
+    write transaction. Otherwise the launch is merged in a read transaction, the engine rules on
+    the image with no transaction open (:func:`check_image`), and the rental is a write
+    transaction of its own; a dry run checks no image."""
+    from gpuyard.services.rentals import instances
+
+    outcome = await run(instances.rent_at_once, ask_id, body, runtime, reconciler.checks_images,
+                        write=True)
+    if outcome is not None:
+        return outcome
+    merged, targets = await run(instances.prepare_rental, body, [ask_id], runtime, write=False)
+    if not body.dry_run:  # the machine's verdict on the image, before anything is rented
+        await check_image(reconciler, targets[ask_id], merged)
+    return await run(instances.create_instance, ask_id, body, merged, runtime=runtime, write=True)
+
+
 def failed_fast(sessions: Any, reconciler: Any, instance_id: int | None) -> Exception | None:
     """The error to answer when the machine refused the launch of ``instance_id`` at once (the
     instance is then destroyed), else None; on the calling thread. Called after the launch was

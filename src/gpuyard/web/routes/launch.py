@@ -21,9 +21,8 @@ from gpuyard.query.text import describe_clauses
 from gpuyard.services.catalog.templates import resolve_hash
 from gpuyard.services.market.allocation import GPU
 from gpuyard.services.market.offers import get_ask, search_offers, search_volume_offers
-from gpuyard.services.rentals import instances as svc
 from gpuyard.services.rentals import launch as merge_rules
-from gpuyard.services.rentals.settle import check_image, settle_launch
+from gpuyard.services.rentals.settle import rent_offer, settle_launch
 from gpuyard.services.rentals.volumes import list_volumes
 from gpuyard.web.deps import run
 from gpuyard.web.pages import TEMPLATES, page
@@ -257,8 +256,8 @@ def volume_choices(session, user, offer: str, machine_id: int | None = None) -> 
 
 
 async def rent(request: Request, form: dict[str, str], filters: dict[str, Any] | None, dry_run: bool):
-    """The launch the form stands for: checked first, merged in a read transaction, rented in a
-    write transaction (as the API does)."""
+    """The launch the form stands for: the form checked first, then rented as the API rents
+    (settle.rent_offer)."""
     mode = form["volume_mode"]
     if mode == "link" and not form["volume_id"].strip():
         raise InvalidInput("My volume: choose one of your volumes; those on the chosen offer's "
@@ -268,12 +267,12 @@ async def rent(request: Request, form: dict[str, str], filters: dict[str, Any] |
                            "the chosen offer's machine are listed")
     body = parse(LaunchRequest, body_of(form, filters, dry_run=dry_run))
     ask_id = to_id(form["offer"].strip(), "offer")
-    merged, targets = await run(request, svc.prepare_rental, body, [ask_id],
-                                request.app.state.settings.runtime)
-    if not dry_run:  # the machine's verdict on the image, as the API asks it
-        await check_image(request.app.state.reconciler, targets[ask_id], merged)
-    return await run(request, svc.create_instance, ask_id, body, merged,
-                     runtime=request.app.state.settings.runtime, write=True)
+
+    def run_as_user(fn: Any, *args: Any, write: bool, **kwargs: Any) -> Any:
+        return run(request, fn, *args, write=write, **kwargs)
+
+    return await rent_offer(run_as_user, request.app.state.reconciler, body, ask_id,
+                            request.app.state.settings.runtime)
 
 
 def env_table(extra_env: list[list[str]] | None) -> dict[str, list[tuple[str, str]]]:

@@ -1,0 +1,131 @@
+"""Renting one offer (services/rentals/settle.rent_offer): one write transaction when the machine
+rules on no image, the three steps (merge, the engine's verdict, rental) when it does."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from sqlalchemy import func, select
+
+from gpuyard.errors import InvalidInput
+from gpuyard.reconciler import Reconciler
+from gpuyard.runtimes.base import ImageUnavailable
+from gpuyard.runtimes.simulated import SimulatedRuntime
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.rentals import instances
+from gpuyard.services.rentals.settle import rent_offer
+from gpuyard.store.db import transaction
+from gpuyard.store.models import Ask, Instance, User
+from gpuyard.wire.base import parse
+from gpuyard.wire.instances import LaunchRequest
+from worker_pause import paused_worker
+
+
+@pytest.fixture(autouse=True)
+def _only_our_reconciler(app):
+    with paused_worker(app):
+        yield
+
+
+@pytest.fixture
+def owner(app):
+    with transaction(app.state.sessions) as session:
+        user, _key = create_user(session, "renter")
+        return user
+
+
+def first_offer(app) -> int:
+    with transaction(app.state.sessions, write=False) as session:
+        return session.scalar(select(Ask.id).where(Ask.kind == "gpu", Ask.active.is_(True),
+                                                   Ask.num_gpus == 1).order_by(Ask.id))
+
+
+def count_instances(app) -> int:
+    with transaction(app.state.sessions, write=False) as session:
+        return session.scalar(select(func.count()).select_from(Instance))
+
+
+class Runner:
+    """``run`` as the API gives it to rent_offer: each call one transaction for ``owner``;
+    records which kind of transaction each service call had."""
+
+    def __init__(self, app, owner):
+        self.app, self.owner, self.calls = app, owner, []
+
+    async def __call__(self, fn, *args, write: bool, **kwargs):
+        self.calls.append((fn.__name__, write))
+        with transaction(self.app.state.sessions, write=write) as session:
+            return fn(session, session.get(User, self.owner.id), *args, **kwargs)
+
+
+class CheckingRuntime(SimulatedRuntime):
+    """A simulated runtime whose engine rules on images, as docker's does: refuses "missing"."""
+
+    name = "checking"
+
+    def __init__(self):
+        super().__init__()
+        self.asked: list[str] = []
+
+    def prepare_image(self, image: str, tag: str, login=None) -> None:
+        self.asked.append(f"{image}:{tag}")
+        if image == "missing":
+            raise ImageUnavailable(f"no image {image}:{tag} on the registry")
+
+
+def launch(image: str = "busybox", **body) -> LaunchRequest:
+    return parse(LaunchRequest, {"image": image, **body})
+
+
+def test_a_simulated_machine_is_rented_in_one_write_transaction(app, fleet, owner):
+    run = Runner(app, owner)
+    reconciler = Reconciler(app.state.sessions, {"simulated": SimulatedRuntime()})
+    ask = first_offer(app)
+    outcome = asyncio.run(rent_offer(run, reconciler, launch(env="-e A=1"), ask, "simulated"))
+    assert run.calls == [("rent_at_once", True)]
+    with transaction(app.state.sessions, write=False) as session:
+        inst = session.get(Instance, outcome.instance_id)
+        assert inst.image == "busybox" and inst.env == "-e A=1"
+        assert session.get(Ask, ask).active is False  # its GPU is taken
+
+
+def test_a_machine_that_rules_on_images_is_asked_before_anything_is_rented(app, fleet, owner):
+    runtime = CheckingRuntime()
+    reconciler = Reconciler(app.state.sessions, {"checking": runtime})
+    assert reconciler.checks_images("checking") and not reconciler.checks_images("simulated")
+    ask, before = first_offer(app), count_instances(app)
+
+    run = Runner(app, owner)
+    with pytest.raises(InvalidInput) as refused:
+        asyncio.run(rent_offer(run, reconciler, launch("missing"), ask, "checking"))
+    assert refused.value.code == "image_unavailable" and "nothing was rented" in refused.value.msg
+    assert runtime.asked == ["missing:latest"]
+    assert [name for name, _write in run.calls] == ["rent_at_once", "prepare_rental"]
+    assert count_instances(app) == before  # the first write transaction wrote nothing
+    with transaction(app.state.sessions, write=False) as session:
+        assert session.get(Ask, ask).active is True
+
+    run = Runner(app, owner)
+    outcome = asyncio.run(rent_offer(run, reconciler, launch(), ask, "checking"))
+    assert run.calls == [("rent_at_once", True), ("prepare_rental", False), ("create_instance", True)]
+    assert runtime.asked[-1] == "busybox:latest" and count_instances(app) == before + 1
+    assert outcome.instance_id is not None
+
+
+def test_a_dry_run_checks_no_image_and_rents_nothing(app, fleet, owner):
+    runtime = CheckingRuntime()
+    reconciler = Reconciler(app.state.sessions, {"checking": runtime})
+    before = count_instances(app)
+    outcome = asyncio.run(rent_offer(Runner(app, owner), reconciler, launch("missing", dry_run=True),
+                                     first_offer(app), "checking"))
+    assert outcome.launch["image"] == "missing" and runtime.asked == []
+    assert count_instances(app) == before
+
+
+def test_rent_at_once_leaves_nothing_behind_when_it_defers(app, fleet, owner):
+    ask = first_offer(app)
+    with transaction(app.state.sessions) as session:
+        user = session.get(User, owner.id)
+        assert instances.rent_at_once(session, user, ask, launch(), "simulated", lambda _n: True) is None
+        assert not session.new and not session.dirty
