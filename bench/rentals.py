@@ -19,7 +19,9 @@ processes) do, for ``--seconds`` each:
 3. **floor** again (the machine is shared: its load may change during the run).
 
 Each rental answer is after the rental's transaction and its reconcile (docs/runtime.md). The
-figure to compare across runs and machines is the ratio of rentals/s to the floor's requests/s.
+figure to compare across runs and machines is the ratio of rentals/s to the floor's requests/s;
+the CPU time the gpuyard processes used during the rentals phase, per rental (Linux), is the
+steadier one to compare between versions of the code on one machine.
 
     .venv/bin/python bench/rentals.py                       # SQLite, 1 process
     .venv/bin/python bench/rentals.py --db postgresql+psycopg://user@host/db --processes 1 2
@@ -131,6 +133,18 @@ class Servers:
             proc.wait(timeout=30)
 
 
+def cpu_seconds(pids: list[int]) -> float | None:
+    """User plus system CPU time the processes ``pids`` have used (Linux /proc; else None)."""
+    try:
+        total = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        return total / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def run(clients: list[httpx.Client], seconds: float, work) -> tuple[int, int, float]:
     """Each client in its own thread calls ``work(client)`` until ``seconds`` pass or it returns
     None; (ok answers, other answers, seconds taken)."""
@@ -195,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
                 return c.put(f"/api/v0/asks/{ask}/", json=BODY).status_code == 200
 
             floor1 = run(clients, args.seconds / 2, healthz)
+            pids = [proc.pid for proc in servers.procs]
+            cpu0 = cpu_seconds(pids)
             rented = run(clients, args.seconds, rent)
+            cpu1 = cpu_seconds(pids)
             floor2 = run(clients, args.seconds / 2, healthz)
             for c in clients:
                 c.close()
@@ -206,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         kind = "API" if args.split else "serve"
         print(f"{count} {kind} process(es): rentals {rate:6.1f}/s ({rented[0]} ok, {rented[1]} refused); "
               f"floor /healthz {floor:6.1f}/s (before {floor1[0] / floor1[2]:.0f}, after "
-              f"{floor2[0] / floor2[2]:.0f}); ratio {rate / floor:.3f}")
+              f"{floor2[0] / floor2[2]:.0f}); ratio {rate / floor:.3f}"
+              + (f"; gpuyard CPU {1000 * (cpu1 - cpu0) / rented[0]:.2f} ms per rental"
+                 if cpu0 is not None and cpu1 is not None and rented[0] else ""))
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
