@@ -87,17 +87,18 @@ def free_port() -> int:
 
 
 class Servers:
-    """``count`` gpuyard serve processes on ``url``: all-in-one (``split`` False), or API
-    processes (``serve --no-worker --no-gateway``) beside one ``gpuyard worker`` and one
-    ``gpuyard gateway`` (``split`` True, PostgreSQL)."""
+    """``count`` gpuyard serve processes on ``url``: all-in-one (``split`` False; without its
+    SSH gateway when ``gateway`` is False), or API processes (``serve --no-worker
+    --no-gateway``) beside one ``gpuyard worker`` and one ``gpuyard gateway`` (``split`` True,
+    PostgreSQL)."""
 
-    def __init__(self, url: str, count: int, tmp: str, split: bool = False):
+    def __init__(self, url: str, count: int, tmp: str, split: bool = False, gateway: bool = True):
         gpuyard = shutil.which("gpuyard", path=str(Path(sys.executable).parent)) or "gpuyard"
         env = {**os.environ, "GPUYARD_SIM_BOOT_SECONDS": "0", "XDG_DATA_HOME": tmp,
                "GPUYARD_SECRET_KEY": "bench-secret-" + "x" * 40}
         self.urls, self.procs = [], []
         ready: list[tuple[str, subprocess.Popen]] = []
-        roles = ["--no-worker", "--no-gateway"] if split else []
+        roles = ["--no-worker", "--no-gateway"] if split else (["--no-gateway"] if not gateway else [])
         for _ in range(count):
             port = free_port()
             self.procs.append(subprocess.Popen(
@@ -178,17 +179,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", action="store_true",
                    help="API processes (serve --no-worker --no-gateway) beside one worker and one "
                         "gateway process, instead of all-in-one serve processes (PostgreSQL)")
+    p.add_argument("--no-gateway", action="store_true",
+                   help="all-in-one serve processes without their SSH gateway (what it costs)")
     args = p.parse_args(argv)
 
     tmp = tempfile.mkdtemp(prefix="gpuyard-rentals-")
     url = args.db or f"sqlite:///{tmp}/bench.db"
     print(f"{os.cpu_count()} cores; database {url.split('@')[-1]}; {args.threads} client threads "
           f"per process, {args.seconds:g} s per phase; "
-          + ("API processes beside one worker and one gateway" if args.split else "all-in-one serve"))
+          + ("API processes beside one worker and one gateway" if args.split else "all-in-one serve")
+          + (" without its gateway" if args.no_gateway and not args.split else ""))
     for count in args.processes:
         fresh_database(url)
         key = fill(url, args.machines)
-        servers = Servers(url, count, tmp, args.split)
+        servers = Servers(url, count, tmp, args.split, gateway=not args.no_gateway)
         try:
             headers = {"Authorization": f"Bearer {key}"}
             clients = [httpx.Client(base_url=servers.urls[i % count], headers=headers, timeout=60)

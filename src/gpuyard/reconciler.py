@@ -249,9 +249,11 @@ class Reconciler:
         return at(endpoint) if at is not None else runtime
 
     def checks_images(self, name: str) -> bool:
-        """Whether the runtime called ``name`` rules on a launch's image before a rental
-        (docker: the engine pulls or refuses it; settle.check_image)."""
-        return getattr(self.runtimes.get(name), "prepare_image", None) is not None
+        """Whether a rental on a machine of the runtime called ``name`` goes through
+        settle.check_image first: every runtime but one that keeps its instances in memory
+        (simulated); docker's engines pull or refuse the image, and a runtime this server does
+        not have is refused there."""
+        return not getattr(self.runtimes.get(name), "in_memory", False)
 
     def reconcile(self, instance_id: int, keys_changed: bool = False) -> bool:
         """Bring the instance's runtime in line with its row, holding its lease; False when

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from gpuyard.errors import InvalidInput
+from gpuyard.errors import InvalidInput, Unavailable
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.base import ImageUnavailable
 from gpuyard.runtimes.simulated import SimulatedRuntime
@@ -63,6 +63,7 @@ class CheckingRuntime(SimulatedRuntime):
     """A simulated runtime whose engine rules on images, as docker's does: refuses "missing"."""
 
     name = "checking"
+    in_memory = False  # as an engine: rentals ask it first
 
     def __init__(self):
         super().__init__()
@@ -93,7 +94,8 @@ def test_a_simulated_machine_is_rented_in_one_write_transaction(app, fleet, owne
 def test_a_machine_that_rules_on_images_is_asked_before_anything_is_rented(app, fleet, owner):
     runtime = CheckingRuntime()
     reconciler = Reconciler(app.state.sessions, {"checking": runtime})
-    assert reconciler.checks_images("checking") and not reconciler.checks_images("simulated")
+    assert reconciler.checks_images("checking") and reconciler.checks_images("docker")
+    assert not Reconciler(app.state.sessions, {"simulated": SimulatedRuntime()}).checks_images("simulated")
     ask, before = first_offer(app), count_instances(app)
 
     run = Runner(app, owner)
@@ -129,3 +131,13 @@ def test_rent_at_once_leaves_nothing_behind_when_it_defers(app, fleet, owner):
         user = session.get(User, owner.id)
         assert instances.rent_at_once(session, user, ask, launch(), "simulated", lambda _n: True) is None
         assert not session.new and not session.dirty
+
+
+def test_a_runtime_the_server_lacks_is_refused_before_anything_is_rented(app, fleet, owner):
+    reconciler = Reconciler(app.state.sessions, {"simulated": SimulatedRuntime()})
+    before = count_instances(app)
+    with pytest.raises(Unavailable) as refused:  # the machines' runtime: the server's default
+        asyncio.run(rent_offer(Runner(app, owner), reconciler, launch(), first_offer(app), "docker"))
+    assert refused.value.code == "engine_unavailable"
+    assert "docker runtime is not available on this server" in refused.value.msg
+    assert "nothing was rented" in refused.value.msg and count_instances(app) == before

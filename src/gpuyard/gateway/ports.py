@@ -55,34 +55,26 @@ class Assigned:
     runtype: str | None
 
 
-def assigned(session: Session) -> list[Assigned]:
-    rows = session.execute(
-        select(Instance.id, Instance.ssh_port, Instance.runtype)
-        .where(Instance.ssh_port.is_not(None), Instance.destroyed_at.is_(None))
-    )
-    return [Assigned(i, p, r) for i, p, r in rows]
-
-
-def waiting(session: Session) -> list[tuple[int, str | None]]:
-    """Live instances without a port yet: (id, runtype)."""
-    rows = session.execute(
-        select(Instance.id, Instance.runtype)
-        .where(Instance.ssh_port.is_(None), Instance.destroyed_at.is_(None))
-        .order_by(Instance.id)
-    )
-    return [(i, r) for i, r in rows]
-
-
-def taken(session: Session) -> set[int]:
-    return set(session.scalars(select(Instance.ssh_port).where(Instance.ssh_port.is_not(None))))
-
-
 Ports = tuple[list[Assigned], list[tuple[int, str | None]], set[int]]
 
 
+_LIVE = (select(Instance.id, Instance.ssh_port, Instance.runtype)
+         .where(Instance.destroyed_at.is_(None)).order_by(Instance.id))
+
+
 def current(session: Session) -> Ports:
-    """The ports assigned, the instances waiting for one, and the ports taken."""
-    return assigned(session), waiting(session), taken(session)
+    """The ports assigned, the instances waiting for one, and the ports taken, from one read of
+    the live instances (a look after every change: one pass over them, not three). Call it when
+    no destroyed instance holds a port (:func:`destroyed_holding`, :func:`release_destroyed`):
+    the ports taken are then those of live instances."""
+    rows: list[Assigned] = []
+    idle: list[tuple[int, str | None]] = []
+    for instance_id, port, runtype in session.execute(_LIVE):
+        if port is None:
+            idle.append((instance_id, runtype))
+        else:
+            rows.append(Assigned(instance_id, port, runtype))
+    return rows, idle, {row.port for row in rows}
 
 
 def destroyed_holding(session: Session) -> bool:

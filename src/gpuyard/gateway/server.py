@@ -349,6 +349,7 @@ class Gateway:
         pool = [p for p in port_rows.candidates(self.first_port, self.last_port)
                 if p not in taken and p not in self._bad_ports and p not in self._listeners
                 and p + 1 not in self._listeners]
+        listening: list[tuple[int, int, list[int]]] = []  # (instance, port, ports opened)
         for iid, runtype in waiting:
             while pool:
                 port = pool.pop(0)
@@ -362,23 +363,34 @@ class Gateway:
                         self._close(p)
                     self._bad_ports[port] = now  # taken on this host by something else
                     continue
-                if await asyncio.to_thread(self._claim, iid, port):
-                    log.info("gateway: instance %s on port %s", iid, port)
-                else:
-                    for p in opened:
-                        self._close(p)
+                listening.append((iid, port, opened))
                 break
             else:
                 log.warning("gateway: no free port left in %s-%s for instance %s",
                             self.first_port, self.last_port, iid)
-                return
+                break
+        if not listening:
+            return
+        claimed = await asyncio.to_thread(self._claim, [(iid, port) for iid, port, _ in listening])
+        for iid, port, opened in listening:
+            if iid in claimed:
+                log.info("gateway: instance %s on port %s", iid, port)
+            else:
+                for p in opened:
+                    self._close(p)
 
-    def _claim(self, instance_id: int, port: int) -> bool:
+    def _claim(self, wanted: list[tuple[int, int]]) -> set[int]:
+        """Record each (instance, port) of ``wanted``; the instances that got theirs. One
+        transaction for all of them; one each when another replica took one of the ports
+        meanwhile (its unique index refuses the whole transaction)."""
         try:
             with transaction(self.sessions) as session:
-                return port_rows.claim(session, instance_id, port, self.public_host)
-        except IntegrityError:  # another replica took the port meanwhile
-            return False
+                return {iid for iid, port in wanted
+                        if port_rows.claim(session, iid, port, self.public_host)}
+        except IntegrityError:
+            if len(wanted) == 1:
+                return set()
+        return {iid for iid, port in wanted if self._claim([(iid, port)])}
 
     def _close(self, port: int) -> None:
         found = self._listeners.pop(port, None)

@@ -57,6 +57,7 @@ def _echo_output(line: str, env: dict[str, str]) -> str | None:
 
 class SimulatedRuntime:
     name = "simulated"
+    in_memory = True  # no engine, no images: a rental needs no image check (Reconciler.checks_images)
 
     def __init__(self, boot_seconds: float = 0.0, clock: Callable[[], float] = time.monotonic,
                  shared: bool = False):
