@@ -8,13 +8,13 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from gpuyard.errors import InvalidInput, Unavailable
+from gpuyard.errors import Conflict, InvalidInput, Unavailable
 from gpuyard.reconciler import Reconciler
-from gpuyard.runtimes.base import ImageUnavailable
+from gpuyard.runtimes.base import ImageUnavailable, RuntimeError_
 from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.services.accounts.users import create_user
 from gpuyard.services.rentals import instances
-from gpuyard.services.rentals.settle import rent_offer
+from gpuyard.services.rentals.settle import rent_offer, settle_launch
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, User
 from gpuyard.wire.base import parse
@@ -53,10 +53,13 @@ class Runner:
     def __init__(self, app, owner):
         self.app, self.owner, self.calls = app, owner, []
 
-    async def __call__(self, fn, *args, write: bool, **kwargs):
+    async def __call__(self, fn, *args, write: bool, then=None, **kwargs):
         self.calls.append((fn.__name__, write))
         with transaction(self.app.state.sessions, write=write) as session:
-            return fn(session, session.get(User, self.owner.id), *args, **kwargs)
+            result = fn(session, session.get(User, self.owner.id), *args, **kwargs)
+        if then is not None:
+            then(result)
+        return result
 
 
 class CheckingRuntime(SimulatedRuntime):
@@ -85,9 +88,11 @@ def test_a_simulated_machine_is_rented_in_one_write_transaction(app, fleet, owne
     ask = first_offer(app)
     outcome = asyncio.run(rent_offer(run, reconciler, launch(env="-e A=1"), ask, "simulated"))
     assert run.calls == [("rent_at_once", True)]
+    assert outcome.settled and outcome.refusal is None  # reconciled on the same thread
     with transaction(app.state.sessions, write=False) as session:
         inst = session.get(Instance, outcome.instance_id)
         assert inst.image == "busybox" and inst.env == "-e A=1"
+        assert inst.actual_status == "running"
         assert session.get(Ask, ask).active is False  # its GPU is taken
 
 
@@ -112,7 +117,7 @@ def test_a_machine_that_rules_on_images_is_asked_before_anything_is_rented(app, 
     outcome = asyncio.run(rent_offer(run, reconciler, launch(), ask, "checking"))
     assert run.calls == [("rent_at_once", True), ("prepare_rental", False), ("create_instance", True)]
     assert runtime.asked[-1] == "busybox:latest" and count_instances(app) == before + 1
-    assert outcome.instance_id is not None
+    assert outcome.instance_id is not None and not outcome.settled  # settle_launch does it
 
 
 def test_a_dry_run_checks_no_image_and_rents_nothing(app, fleet, owner):
@@ -141,3 +146,25 @@ def test_a_runtime_the_server_lacks_is_refused_before_anything_is_rented(app, fl
     assert refused.value.code == "engine_unavailable"
     assert "docker runtime is not available on this server" in refused.value.msg
     assert "nothing was rented" in refused.value.msg and count_instances(app) == before
+
+
+class RefusingRuntime(SimulatedRuntime):
+    """An in-memory runtime whose machine refuses every create, as an engine refusing a device."""
+
+    def create(self, spec):
+        raise RuntimeError_("no such device: nvidia0")
+
+
+def test_a_launch_the_machine_refuses_at_once_is_undone_and_answered(app, fleet, owner):
+    reconciler = Reconciler(app.state.sessions, {"simulated": RefusingRuntime()})
+    ask, before = first_offer(app), count_instances(app)
+    outcome = asyncio.run(rent_offer(Runner(app, owner), reconciler, launch(), ask, "simulated"))
+    assert outcome.settled  # on the rental's own thread, the refusal kept for the answer
+    with pytest.raises(Conflict) as refused:
+        asyncio.run(settle_launch(app.state.sessions, reconciler, outcome))
+    assert refused.value.code == "engine_refused"
+    assert "no such device: nvidia0" in refused.value.msg and "nothing was rented" in refused.value.msg
+    with transaction(app.state.sessions, write=False) as session:
+        inst = session.get(Instance, outcome.instance_id)
+        assert inst.destroyed_at is not None and count_instances(app) == before + 1
+        assert session.get(Ask, ask).active is True  # offered again

@@ -66,10 +66,13 @@ def writes(request: Request) -> bool:
     return request.method not in ("GET", "HEAD")
 
 
-async def call(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+async def call(request: Request, fn: Callable[..., T], *args: Any,
+               then: Callable[[T], Any] | None = None, **kwargs: Any) -> T:
     """Authenticate, then run ``fn(session, user, ...)`` in one transaction on a worker thread.
-    The arguments are already validated (the wire models): nothing is parsed under the lock."""
-    return await _call(request, writes(request), False, fn, *args, **kwargs)
+    The arguments are already validated (the wire models): nothing is parsed under the lock.
+    ``then(result)`` runs on the same thread once the transaction has committed (no second
+    hop to a worker thread)."""
+    return await _call(request, writes(request), False, fn, *args, then=then, **kwargs)
 
 
 async def call_read(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -109,7 +112,7 @@ def authorize(request: Request, api_key: ApiKey) -> None:
 
 
 async def _call(request: Request, write: bool, with_key: bool, fn: Callable[..., T], *args: Any,
-                **kwargs: Any) -> T:
+                then: Callable[[T], Any] | None = None, **kwargs: Any) -> T:
     factory = request.app.state.sessions
     key = bearer_key(request)
     usage = getattr(request.app.state, "key_usage", None)
@@ -121,8 +124,12 @@ async def _call(request: Request, write: bool, with_key: bool, fn: Callable[...,
                 usage.note(api_key.id, api_key.last_used_at)  # in memory; written elsewhere
             authorize(request, api_key)
             if with_key:
-                return fn(session, user, api_key, *args, **kwargs)
-            return fn(session, user, *args, **kwargs)
+                result = fn(session, user, api_key, *args, **kwargs)
+            else:
+                result = fn(session, user, *args, **kwargs)
+        if then is not None:
+            then(result)
+        return result
 
     return await run_db(request.app, work, write=write)
 

@@ -19,8 +19,10 @@ class SignInRequired(Exception):
     """Raised for pages that need a user; answered with a redirect to the sign-in page."""
 
 
-async def run(request: Request, fn: Callable[..., T], *args: Any, write: bool = False, **kwargs: Any) -> T:
-    """``fn(session, user, *args)`` for the signed-in user, in one transaction."""
+async def run(request: Request, fn: Callable[..., T], *args: Any, write: bool = False,
+              then: Callable[[T], Any] | None = None, **kwargs: Any) -> T:
+    """``fn(session, user, *args)`` for the signed-in user, in one transaction; ``then(result)``
+    after it commits, on the same worker thread."""
     factory = request.app.state.sessions
 
     def work() -> T:
@@ -39,6 +41,8 @@ async def run(request: Request, fn: Callable[..., T], *args: Any, write: bool = 
         if touch:  # a read-only page: note the visit in a short write of its own
             with transaction(factory) as session:
                 console_sessions.touch(session, console_session.id)
+        if then is not None:
+            then(result)
         return result
 
     return await run_db(request.app, work, write=write)

@@ -75,8 +75,10 @@ async def create_instance(request: Request, ask_id: OfferId, body: LaunchRequest
     body = body or LaunchRequest()
     launches = request.app.state.metrics.launches
 
-    def run(fn: Any, *args: Any, write: bool, **kwargs: Any) -> Any:
-        return (call if write else call_read)(request, fn, *args, **kwargs)
+    def run(fn: Any, *args: Any, write: bool, then: Any = None, **kwargs: Any) -> Any:
+        if write:
+            return call(request, fn, *args, then=then, **kwargs)
+        return call_read(request, fn, *args, **kwargs)
 
     try:
         outcome = await rent_offer(run, request.app.state.reconciler, body, ask_id, _runtime(request))

@@ -48,6 +48,10 @@ class Outcome:
     instance_ids: set[int] = field(default_factory=set)
     launch: dict[str, Any] | None = None
     msg: str = ""
+    # Set when the runtime was already brought in line on the rental's own worker thread
+    # (settle.settle_here): then what the machine refused, if it did (settle.settle_launch).
+    settled: bool = False
+    refusal: Exception | None = None
 
 
 # -- templates ---------------------------------------------------------------------------------

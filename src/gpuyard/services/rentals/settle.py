@@ -31,14 +31,31 @@ async def settle(reconciler: Any, outcome: Any) -> None:
 
 async def settle_launch(sessions: Any, reconciler: Any, outcome: Any) -> None:
     """After a rental: :func:`settle` it, then :func:`failed_fast`, in one hop to a
-    worker thread (a rental's answer waits for both)."""
-    def work() -> Any:
-        settle_now(reconciler, outcome.instance_ids)
-        return failed_fast(sessions, reconciler, outcome.instance_id)
+    worker thread (a rental's answer waits for both); raises what the machine refused. A
+    rental settled already (:func:`settle_here`) only raises its refusal."""
+    if not outcome.settled:
+        def work() -> Any:
+            settle_now(reconciler, outcome.instance_ids)
+            return failed_fast(sessions, reconciler, outcome.instance_id)
 
-    refusal = await run_in_threadpool(work)
-    if refusal is not None:
-        raise refusal
+        outcome.refusal = await run_in_threadpool(work)
+        outcome.settled = True
+    if outcome.refusal is not None:
+        raise outcome.refusal
+
+
+def settle_here(reconciler: Any) -> Any:
+    """What settles a rental on the worker thread that made it, right after its transaction
+    (``then`` of api.deps.call): for runtimes that act in memory, where the reconcile is quick
+    and a second hop to a worker thread would cost more than it."""
+    def then(outcome: Any) -> None:
+        if outcome is None or outcome.instance_id is None:
+            return  # deferred to the image check, or a dry run
+        settle_now(reconciler, outcome.instance_ids)
+        outcome.refusal = failed_fast(reconciler.sessions, reconciler, outcome.instance_id)
+        outcome.settled = True
+
+    return then
 
 
 def image_target(session: Any, ask_id: int, default_runtime: str) -> tuple[str, str | None, int] | None:
@@ -89,17 +106,19 @@ async def check_image(reconciler: Any, target: tuple[str, str | None, int] | Non
 
 async def rent_offer(run: Any, reconciler: Any, body: Any, ask_id: int, runtime: str) -> Any:
     """Rent offer ``ask_id`` with the launch request ``body``: the Outcome (settle it next, with
-    :func:`settle_launch`). ``run(fn, *args, write=…, **kwargs)`` runs ``fn(session, user, …)``
-    for the caller in one transaction (the API's or the console's).
+    :func:`settle_launch`). ``run(fn, *args, write=…, then=…, **kwargs)`` runs
+    ``fn(session, user, …)`` for the caller in one transaction, then ``then(result)`` on the
+    same thread (api.deps.call, web.deps.run).
 
     When the offer's machine rules on no image (simulated), the merge and the rental are one
-    write transaction. Otherwise the launch is merged in a read transaction, the engine rules on
+    write transaction, and the rental is settled on the same worker thread (:func:`settle_here`).
+    Otherwise the launch is merged in a read transaction, the engine rules on
     the image with no transaction open (:func:`check_image`), and the rental is a write
     transaction of its own; a dry run checks no image."""
     from gpuyard.services.rentals import instances
 
     outcome = await run(instances.rent_at_once, ask_id, body, runtime, reconciler.checks_images,
-                        write=True)
+                        write=True, then=settle_here(reconciler))
     if outcome is not None:
         return outcome
     merged, targets = await run(instances.prepare_rental, body, [ask_id], runtime, write=False)

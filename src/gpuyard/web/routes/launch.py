@@ -268,8 +268,8 @@ async def rent(request: Request, form: dict[str, str], filters: dict[str, Any] |
     body = parse(LaunchRequest, body_of(form, filters, dry_run=dry_run))
     ask_id = to_id(form["offer"].strip(), "offer")
 
-    def run_as_user(fn: Any, *args: Any, write: bool, **kwargs: Any) -> Any:
-        return run(request, fn, *args, write=write, **kwargs)
+    def run_as_user(fn: Any, *args: Any, write: bool, then: Any = None, **kwargs: Any) -> Any:
+        return run(request, fn, *args, write=write, then=then, **kwargs)
 
     return await rent_offer(run_as_user, request.app.state.reconciler, body, ask_id,
                             request.app.state.settings.runtime)
