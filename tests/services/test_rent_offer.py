@@ -4,6 +4,7 @@ rules on no image, the three steps (merge, the engine's verdict, rental) when it
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, select
@@ -78,6 +79,13 @@ class CheckingRuntime(SimulatedRuntime):
             raise ImageUnavailable(f"no image {image}:{tag} on the registry")
 
 
+def run_async(coro):
+    """Run ``coro`` to its end on a thread of its own: a test elsewhere in the suite may leave an
+    event loop running on this one (asyncio.run refuses to start a second)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def launch(image: str = "busybox", **body) -> LaunchRequest:
     return parse(LaunchRequest, {"image": image, **body})
 
@@ -86,7 +94,7 @@ def test_a_simulated_machine_is_rented_in_one_write_transaction(app, fleet, owne
     run = Runner(app, owner)
     reconciler = Reconciler(app.state.sessions, {"simulated": SimulatedRuntime()})
     ask = first_offer(app)
-    outcome = asyncio.run(rent_offer(run, reconciler, launch(env="-e A=1"), ask, "simulated"))
+    outcome = run_async(rent_offer(run, reconciler, launch(env="-e A=1"), ask, "simulated"))
     assert run.calls == [("rent_at_once", True)]
     assert outcome.settled and outcome.refusal is None  # reconciled on the same thread
     with transaction(app.state.sessions, write=False) as session:
@@ -105,7 +113,7 @@ def test_a_machine_that_rules_on_images_is_asked_before_anything_is_rented(app, 
 
     run = Runner(app, owner)
     with pytest.raises(InvalidInput) as refused:
-        asyncio.run(rent_offer(run, reconciler, launch("missing"), ask, "checking"))
+        run_async(rent_offer(run, reconciler, launch("missing"), ask, "checking"))
     assert refused.value.code == "image_unavailable" and "nothing was rented" in refused.value.msg
     assert runtime.asked == ["missing:latest"]
     assert [name for name, _write in run.calls] == ["rent_at_once", "prepare_rental"]
@@ -114,7 +122,7 @@ def test_a_machine_that_rules_on_images_is_asked_before_anything_is_rented(app, 
         assert session.get(Ask, ask).active is True
 
     run = Runner(app, owner)
-    outcome = asyncio.run(rent_offer(run, reconciler, launch(), ask, "checking"))
+    outcome = run_async(rent_offer(run, reconciler, launch(), ask, "checking"))
     assert run.calls == [("rent_at_once", True), ("prepare_rental", False), ("create_instance", True)]
     assert runtime.asked[-1] == "busybox:latest" and count_instances(app) == before + 1
     assert outcome.instance_id is not None and not outcome.settled  # settle_launch does it
@@ -124,7 +132,7 @@ def test_a_dry_run_checks_no_image_and_rents_nothing(app, fleet, owner):
     runtime = CheckingRuntime()
     reconciler = Reconciler(app.state.sessions, {"checking": runtime})
     before = count_instances(app)
-    outcome = asyncio.run(rent_offer(Runner(app, owner), reconciler, launch("missing", dry_run=True),
+    outcome = run_async(rent_offer(Runner(app, owner), reconciler, launch("missing", dry_run=True),
                                      first_offer(app), "checking"))
     assert outcome.launch["image"] == "missing" and runtime.asked == []
     assert count_instances(app) == before
@@ -142,7 +150,7 @@ def test_a_runtime_the_server_lacks_is_refused_before_anything_is_rented(app, fl
     reconciler = Reconciler(app.state.sessions, {"simulated": SimulatedRuntime()})
     before = count_instances(app)
     with pytest.raises(Unavailable) as refused:  # the machines' runtime: the server's default
-        asyncio.run(rent_offer(Runner(app, owner), reconciler, launch(), first_offer(app), "docker"))
+        run_async(rent_offer(Runner(app, owner), reconciler, launch(), first_offer(app), "docker"))
     assert refused.value.code == "engine_unavailable"
     assert "docker runtime is not available on this server" in refused.value.msg
     assert "nothing was rented" in refused.value.msg and count_instances(app) == before
@@ -158,10 +166,10 @@ class RefusingRuntime(SimulatedRuntime):
 def test_a_launch_the_machine_refuses_at_once_is_undone_and_answered(app, fleet, owner):
     reconciler = Reconciler(app.state.sessions, {"simulated": RefusingRuntime()})
     ask, before = first_offer(app), count_instances(app)
-    outcome = asyncio.run(rent_offer(Runner(app, owner), reconciler, launch(), ask, "simulated"))
+    outcome = run_async(rent_offer(Runner(app, owner), reconciler, launch(), ask, "simulated"))
     assert outcome.settled  # on the rental's own thread, the refusal kept for the answer
     with pytest.raises(Conflict) as refused:
-        asyncio.run(settle_launch(app.state.sessions, reconciler, outcome))
+        run_async(settle_launch(app.state.sessions, reconciler, outcome))
     assert refused.value.code == "engine_refused"
     assert "no such device: nvidia0" in refused.value.msg and "nothing was rented" in refused.value.msg
     with transaction(app.state.sessions, write=False) as session:
