@@ -116,14 +116,14 @@ def test_a_machine_that_rules_on_images_is_asked_before_anything_is_rented(app, 
         run_async(rent_offer(run, reconciler, launch("missing"), ask, "checking"))
     assert refused.value.code == "image_unavailable" and "nothing was rented" in refused.value.msg
     assert runtime.asked == ["missing:latest"]
-    assert [name for name, _write in run.calls] == ["rent_at_once", "prepare_rental"]
+    assert [name for name, _write in run.calls] == ["rent_at_once"]
     assert count_instances(app) == before  # the first write transaction wrote nothing
     with transaction(app.state.sessions, write=False) as session:
         assert session.get(Ask, ask).active is True
 
     run = Runner(app, owner)
     outcome = run_async(rent_offer(run, reconciler, launch(), ask, "checking"))
-    assert run.calls == [("rent_at_once", True), ("prepare_rental", False), ("create_instance", True)]
+    assert run.calls == [("rent_at_once", True), ("create_instance", True)]  # merged once
     assert runtime.asked[-1] == "busybox:latest" and count_instances(app) == before + 1
     assert outcome.instance_id is not None and not outcome.settled  # settle_launch does it
 
@@ -142,8 +142,9 @@ def test_rent_at_once_leaves_nothing_behind_when_it_defers(app, fleet, owner):
     ask = first_offer(app)
     with transaction(app.state.sessions) as session:
         user = session.get(User, owner.id)
-        assert instances.rent_at_once(session, user, ask, launch(), "simulated", lambda _n: True) is None
-        assert not session.new and not session.dirty
+        deferred = instances.rent_at_once(session, user, ask, launch(), "simulated", lambda _n: True)
+        assert isinstance(deferred, instances.Deferred) and not session.new and not session.dirty
+        assert deferred.merged["image"] == "busybox" and deferred.target[0] == "simulated"
 
 
 def test_a_runtime_the_server_lacks_is_refused_before_anything_is_rented(app, fleet, owner):

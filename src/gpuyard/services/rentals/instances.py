@@ -91,19 +91,29 @@ def prepare_rental(session: Session, user: User, request: LaunchRequest, ask_ids
     return merged, {ask_id: image_target(session, ask_id, runtime) for ask_id in ask_ids}
 
 
+@dataclass
+class Deferred:
+    """A rental :func:`rent_at_once` left for after the image check: the merged launch, and what
+    the check asks (``settle.image_target``)."""
+
+    merged: dict[str, Any]
+    target: tuple[str, str | None, int] | None
+
+
 def rent_at_once(session: Session, user: User, ask_id: int, request: LaunchRequest, runtime: str,
-                 checks_images: Any) -> Outcome | None:
+                 checks_images: Any) -> Outcome | Deferred:
     """:func:`prepare_rental` and :func:`create_instance` in this one write transaction, when
-    nothing has to happen between the two: None (nothing done) when the offer's machine runs a
-    runtime that rules on the image first (``checks_images(runtime name)``; docker), so that the
-    caller merges, asks the engine with no transaction open, then rents (settle.rent_offer)."""
+    nothing has to happen between the two. When the offer's machine runs a runtime that rules on
+    the image first (``checks_images(runtime name)``; docker), nothing is written: the merged
+    launch comes back (:class:`Deferred`), for the caller to ask the engine with no transaction
+    open, then rent (settle.rent_offer)."""
     # held, so that the session keeps them for the rental (it keeps only objects someone holds)
     ask = session.get(Ask, ask_id)
     _machine = session.get(Machine, ask.machine_id) if ask is not None else None
     merged, targets = prepare_rental(session, user, request, [ask_id], runtime)
     target = targets.get(ask_id)
     if target is not None and checks_images(target[0]):
-        return None
+        return Deferred(merged, target)
     return create_instance(session, user, ask_id, request, merged, runtime=runtime)
 
 

@@ -49,8 +49,8 @@ def settle_here(reconciler: Any) -> Any:
     (``then`` of api.deps.call): for runtimes that act in memory, where the reconcile is quick
     and a second hop to a worker thread would cost more than it."""
     def then(outcome: Any) -> None:
-        if outcome is None or outcome.instance_id is None:
-            return  # deferred to the image check, or a dry run
+        if getattr(outcome, "instance_id", None) is None:
+            return  # deferred to the image check (instances.Deferred), or a dry run
         settle_now(reconciler, outcome.instance_ids)
         outcome.refusal = failed_fast(reconciler.sessions, reconciler, outcome.instance_id)
         outcome.settled = True
@@ -112,19 +112,18 @@ async def rent_offer(run: Any, reconciler: Any, body: Any, ask_id: int, runtime:
 
     When the offer's machine rules on no image (simulated), the merge and the rental are one
     write transaction, and the rental is settled on the same worker thread (:func:`settle_here`).
-    Otherwise the launch is merged in a read transaction, the engine rules on
+    Otherwise that transaction only merges the launch (instances.Deferred); the engine rules on
     the image with no transaction open (:func:`check_image`), and the rental is a write
-    transaction of its own; a dry run checks no image."""
+    transaction of its own. A dry run checks no image."""
     from gpuyard.services.rentals import instances
 
-    outcome = await run(instances.rent_at_once, ask_id, body, runtime, reconciler.checks_images,
-                        write=True, then=settle_here(reconciler))
-    if outcome is not None:
-        return outcome
-    merged, targets = await run(instances.prepare_rental, body, [ask_id], runtime, write=False)
-    if not body.dry_run:  # the machine's verdict on the image, before anything is rented
-        await check_image(reconciler, targets[ask_id], merged)
-    return await run(instances.create_instance, ask_id, body, merged, runtime=runtime, write=True)
+    first = await run(instances.rent_at_once, ask_id, body, runtime, reconciler.checks_images,
+                      write=True, then=settle_here(reconciler))
+    if not isinstance(first, instances.Deferred):
+        return first
+    await check_image(reconciler, first.target, first.merged)  # before anything is rented
+    return await run(instances.create_instance, ask_id, body, first.merged, runtime=runtime,
+                     write=True)
 
 
 def failed_fast(sessions: Any, reconciler: Any, instance_id: int | None) -> Exception | None:
