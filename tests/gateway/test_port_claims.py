@@ -1,0 +1,61 @@
+"""Gateway ports in the database, without an engine: what one look reads (gateway/ports.py), and
+the ports of a burst of new instances recorded together, one by one when a port was taken."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gpuyard.gateway import ports
+from gpuyard.gateway.server import Gateway
+from gpuyard.services.accounts.users import create_user
+from gpuyard.services.rentals import instances
+from gpuyard.store.db import transaction
+from gpuyard.store.models import Ask, Instance
+from gpuyard.wire.base import parse
+from gpuyard.wire.instances import LaunchRequest
+
+
+def rent_all(app, count: int) -> list[int]:
+    """``count`` simulated instances on the fleet's 1-GPU offers (no runtime acts on them)."""
+    made = []
+    with transaction(app.state.sessions) as session:
+        user, _key = create_user(session, "porter")
+    for _ in range(count):
+        with transaction(app.state.sessions) as session:
+            ask = session.scalar(select(Ask.id).where(Ask.kind == "gpu", Ask.active.is_(True),
+                                                      Ask.num_gpus == 1).order_by(Ask.id))
+            request = parse(LaunchRequest, {"image": "busybox", "runtype": "ssh"})
+            merged = instances.prepare_launch(session, user, request)
+            made.append(instances.create_instance(session, user, ask, request, merged,
+                                                  runtime="simulated").instance_id)
+    return made
+
+
+def ssh_ports(app, ids: list[int]) -> dict[int, int | None]:
+    with transaction(app.state.sessions, write=False) as session:
+        return {i: session.get(Instance, i).ssh_port for i in ids}
+
+
+def test_one_look_reads_the_assigned_the_waiting_and_the_taken(app, fleet):
+    a, b, c = rent_all(app, 3)
+    with transaction(app.state.sessions) as session:
+        assert ports.claim(session, a, 2200, "127.0.0.1")
+        session.get(Instance, c).destroyed_at = 1.0
+    with transaction(app.state.sessions, write=False) as session:
+        assert not ports.destroyed_holding(session)
+        assigned, waiting, taken = ports.current(session)
+    assert [(row.instance_id, row.port) for row in assigned] == [(a, 2200)]
+    assert waiting == [(b, "ssh")] and taken == {2200}  # the destroyed one waits for nothing
+
+
+def test_a_burst_is_recorded_together_and_a_taken_port_only_fails_its_instance(app, fleet, tmp_path):
+    a, b, c = rent_all(app, 3)
+    gw = Gateway(app.state.sessions, tmp_path / "gw", public_host="127.0.0.1")
+    with transaction(app.state.sessions) as session:  # another replica gave a port 2200 meanwhile
+        assert ports.claim(session, a, 2200, "127.0.0.1")
+    assert gw._claim([(b, 2200), (c, 2202)]) == {c}  # the unique index refuses b's alone
+    assert gw._claim([(b, 2204)]) == {b}
+    assert ssh_ports(app, [a, b, c]) == {a: 2200, b: 2204, c: 2202}
+    with transaction(app.state.sessions, write=False) as session:
+        assigned, waiting, taken = ports.current(session)
+    assert waiting == [] and taken == {2200, 2202, 2204}
