@@ -65,9 +65,10 @@ def live_instances(session: Session, machine_id: int) -> list[Instance]:
 
 
 # Built once: the statements every rental runs (building one costs more than running it).
+# An instance still on its machine: live, or destroyed with its container not removed yet.
+_ON_MACHINE = or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None))
 _HOLDING = (select(Instance)
-            .where(Instance.machine_id == bindparam("machine"),
-                   or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)))
+            .where(Instance.machine_id == bindparam("machine"), _ON_MACHINE)
             .order_by(Instance.id))
 _VOLUME_SIZES = select(Volume.size).where(Volume.machine_id == bindparam("machine"),
                                           Volume.deleted_at.is_(None))
@@ -102,9 +103,7 @@ def still_holds_gpus(inst: Instance) -> bool:
 
 
 _PORT_MAPS = select(Instance.port_map).where(
-    Instance.machine_id == bindparam("machine"),
-    or_(Instance.destroyed_at.is_(None), Instance.runtime_ref.is_not(None)),
-    Instance.id != bindparam("other"),
+    Instance.machine_id == bindparam("machine"), _ON_MACHINE, Instance.id != bindparam("other"),
 )
 
 

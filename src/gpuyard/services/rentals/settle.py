@@ -34,14 +34,17 @@ async def settle_launch(sessions: Any, reconciler: Any, outcome: Any) -> None:
     worker thread (a rental's answer waits for both); raises what the machine refused. A
     rental settled already (:func:`settle_here`) only raises its refusal."""
     if not outcome.settled:
-        def work() -> Any:
-            settle_now(reconciler, outcome.instance_ids)
-            return failed_fast(sessions, reconciler, outcome.instance_id)
-
-        outcome.refusal = await run_in_threadpool(work)
-        outcome.settled = True
+        await run_in_threadpool(_settle_rental, sessions, reconciler, outcome)
     if outcome.refusal is not None:
         raise outcome.refusal
+
+
+def _settle_rental(sessions: Any, reconciler: Any, outcome: Any) -> None:
+    """:func:`settle_now` the rental, then :func:`failed_fast`, on the calling thread; the
+    refusal (or None) kept on ``outcome``."""
+    settle_now(reconciler, outcome.instance_ids)
+    outcome.refusal = failed_fast(sessions, reconciler, outcome.instance_id)
+    outcome.settled = True
 
 
 def settle_here(reconciler: Any) -> Any:
@@ -51,9 +54,7 @@ def settle_here(reconciler: Any) -> Any:
     def then(outcome: Any) -> None:
         if getattr(outcome, "instance_id", None) is None:
             return  # deferred to the image check (instances.Deferred), or a dry run
-        settle_now(reconciler, outcome.instance_ids)
-        outcome.refusal = failed_fast(reconciler.sessions, reconciler, outcome.instance_id)
-        outcome.settled = True
+        _settle_rental(reconciler.sessions, reconciler, outcome)
 
     return then
 
