@@ -21,6 +21,7 @@ from gpuyard.services.catalog.answer_cache import AnswerCache
 from gpuyard.services.catalog.template_content import CONTENT_FIELDS, build_content, content_hash
 from gpuyard.services.catalog.template_rows import template_row
 from gpuyard.services.identifiers import require_hash, require_id
+from gpuyard.store.db import lock_row
 from gpuyard.store.models import Template, TemplateVersion, User
 from gpuyard.template_flags import fields_from_flags, flags_from_fields
 from gpuyard.wire.templates import (
@@ -85,7 +86,7 @@ def create_template(session: Session, user: User, body: TemplateCreate) -> tuple
     hash_id = content_hash(content)
     # Serialize one user's creates (a row lock on PostgreSQL; SQLite's write lock does the same)
     # so that identical content sent twice at once still makes one template.
-    session.get(User, user.id, with_for_update=True, populate_existing=True)
+    lock_row(session, User, user.id)
     existing = session.scalar(
         select(Template).where(
             Template.creator_id == user.id,
