@@ -8,28 +8,13 @@ import pytest
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.base import EngineUnreachable, LaunchSpec, RuntimeError_, RuntimeState
 from gpuyard.runtimes.simulated import SimulatedRuntime
-from gpuyard.services.accounts.users import create_user
 from gpuyard.services.rentals import instances
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, InstanceEvent
 from gpuyard.wire.base import parse
 from gpuyard.wire.instances import LaunchRequest
-from worker_pause import paused_worker
 
-
-@pytest.fixture(autouse=True)
-def _only_our_reconciler(app):
-    """Pause the server's own background reconciler (if the live server runs), so that only
-    the reconcilers these tests build act on the instances."""
-    with paused_worker(app):
-        yield
-
-
-@pytest.fixture
-def owner(app):
-    with transaction(app.state.sessions) as session:
-        user, _key = create_user(session, "owner")
-        return user
+pytestmark = pytest.mark.usefixtures("only_our_reconciler")  # tests/services/conftest.py
 
 
 def rent(app, owner, ask: int | None = None, **body) -> int:

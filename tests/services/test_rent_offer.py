@@ -13,27 +13,14 @@ from gpuyard.errors import Conflict, InvalidInput, Unavailable
 from gpuyard.reconciler import Reconciler
 from gpuyard.runtimes.base import ImageUnavailable, RuntimeError_
 from gpuyard.runtimes.simulated import SimulatedRuntime
-from gpuyard.services.accounts.users import create_user
 from gpuyard.services.rentals import instances
 from gpuyard.services.rentals.settle import rent_offer, settle_launch
 from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance, User
 from gpuyard.wire.base import parse
 from gpuyard.wire.instances import LaunchRequest
-from worker_pause import paused_worker
 
-
-@pytest.fixture(autouse=True)
-def _only_our_reconciler(app):
-    with paused_worker(app):
-        yield
-
-
-@pytest.fixture
-def owner(app):
-    with transaction(app.state.sessions) as session:
-        user, _key = create_user(session, "renter")
-        return user
+pytestmark = pytest.mark.usefixtures("only_our_reconciler")  # tests/services/conftest.py
 
 
 def first_offer(app) -> int:
