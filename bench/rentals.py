@@ -21,7 +21,8 @@ processes) do, for ``--seconds`` each:
 Each rental answer is after the rental's transaction and its reconcile (docs/runtime.md). The
 figure to compare across runs and machines is the ratio of rentals/s to the floor's requests/s;
 the CPU time the gpuyard processes used during the rentals phase, per rental (Linux), is the
-steadier one to compare between versions of the code on one machine.
+steadier one to compare between versions of the code on one machine (printed beside the CPU
+time per ``/healthz`` request of the first floor phase).
 
     .venv/bin/python bench/rentals.py                       # SQLite, 1 process
     .venv/bin/python bench/rentals.py --db postgresql+psycopg://user@host/db --processes 1 2
@@ -212,8 +213,9 @@ def main(argv: list[str] | None = None) -> int:
                     return None
                 return c.put(f"/api/v0/asks/{ask}/", json=BODY).status_code == 200
 
-            floor1 = run(clients, args.seconds / 2, healthz)
             pids = [proc.pid for proc in servers.procs]
+            fcpu0 = cpu_seconds(pids)
+            floor1 = run(clients, args.seconds / 2, healthz)
             cpu0 = cpu_seconds(pids)
             rented = run(clients, args.seconds, rent)
             cpu1 = cpu_seconds(pids)
@@ -229,7 +231,9 @@ def main(argv: list[str] | None = None) -> int:
               f"floor /healthz {floor:6.1f}/s (before {floor1[0] / floor1[2]:.0f}, after "
               f"{floor2[0] / floor2[2]:.0f}); ratio {rate / floor:.3f}"
               + (f"; gpuyard CPU {1000 * (cpu1 - cpu0) / rented[0]:.2f} ms per rental"
-                 if cpu0 is not None and cpu1 is not None and rented[0] else ""))
+                 if cpu0 is not None and cpu1 is not None and rented[0] else "")
+              + (f" (floor {1000 * (cpu0 - fcpu0) / floor1[0]:.2f} ms per request)"
+                 if fcpu0 is not None and cpu0 is not None and floor1[0] else ""))
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

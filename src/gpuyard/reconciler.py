@@ -2,7 +2,9 @@
 
 Services only change rows (the intent). The reconciler reads a row in one short transaction,
 calls the runtime with no transaction open, and records what the runtime reported in another
-short transaction (docs/runtime.md). The API runs it for the machines a request touched before
+short transaction (docs/runtime.md); a runtime that keeps its instances in memory (simulated)
+brings a new instance in line inside the rental's own transaction instead (:meth:`Reconciler.act_in`).
+The API runs it for the machines a request touched before
 answering, so a rental's preemptions are visible in its answer; a background thread also sweeps
 every few hundred milliseconds (boot delays, failures, restarts of the server).
 
@@ -25,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, true
+from sqlalchemy import and_, event, insert, or_, select, true
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
 from gpuyard.control.leases import Claim, InstanceLeases, LocalLeases
@@ -107,6 +109,14 @@ def launch_spec(inst: Instance, machine: Machine, volume: Volume | None,
         jupyter_dir=(inst.launch or {}).get("jupyter_dir"),
         jupyter_lab=bool((inst.launch or {}).get("use_jupyter_lab")),
     )
+
+
+def _moved(snap: Snapshot, state: RuntimeState) -> bool:
+    """Whether the runtime published the instance's ports on other host ports than its row says
+    (a host port was taken on the machine)."""
+    ports = state.ports
+    return (ports is not None and not snap.destroyed and set(ports) == set(snap.spec.ports)
+            and ports != snap.spec.ports)
 
 
 def _needs_work():
@@ -318,10 +328,7 @@ class Reconciler:
             self._record_unreachable(snap, exc)
             return None, False
         except RuntimeError_ as exc:
-            self._engine_error("error")
-            self._failed[instance_id] = time.monotonic()
-            events.append(f"error: {exc.msg}")
-            self._record(snap, RuntimeState("exited", f"error: {exc.msg}", snap.ref), events)
+            self._record(snap, self._refused(snap, exc, events), events)
             return None, False
         except Exception as exc:  # a runtime bug must not kill the loop
             log.exception("reconciling instance %s failed", instance_id)
@@ -336,6 +343,14 @@ class Reconciler:
         busy = (lambda: is_busy(ref)) if is_busy is not None and ref and is_busy(ref) else None
         self._record(snap, state, events, release=busy is None)
         return busy, busy is None
+
+    def _refused(self, snap: Snapshot, exc: RuntimeError_, events: list[str]) -> RuntimeState:
+        """What to record when the runtime refused to act on the instance: an error, in its
+        status and its events (tried again after RETRY_AFTER_FAILURE)."""
+        self._engine_error("error")
+        self._failed[snap.instance_id] = time.monotonic()
+        events.append(f"error: {exc.msg}")
+        return RuntimeState("exited", f"error: {exc.msg}", snap.ref)
 
     def _record_unreachable(self, snap: Snapshot, exc: EngineUnreachable) -> None:
         """The engine did not answer: the instance reads "unknown" (not "exited": it may well
@@ -360,7 +375,8 @@ class Reconciler:
             inst.actual_status = UNKNOWN
             inst.status_msg = unreachable_msg(exc.since)
 
-    def _act(self, runtime: Runtime, snap: Snapshot, events: list[str]) -> RuntimeState:
+    def _act(self, runtime: Runtime, snap: Snapshot, events: list[str],
+             session: Session | None = None) -> RuntimeState:
         ref = snap.ref
         state = runtime.status(ref) if ref else RuntimeState("missing", None, None)
         if snap.pending == "recreate" and ref:
@@ -376,7 +392,7 @@ class Reconciler:
                 return RuntimeState("stopped", None, None)
             if ref:
                 events.append("the runtime lost the instance; creating it again")
-            state = runtime.create(self._with_secrets(snap))
+            state = runtime.create(self._with_secrets(snap, session))
             events.append(f"created from {snap.spec.image_uuid}")
             return state
         if snap.want_running:
@@ -414,25 +430,23 @@ class Reconciler:
             return state
         return replace(state, direct_ssh=False, msg=f"{state.msg}; {setup.msg}" if state.msg else setup.msg)
 
-    def _with_secrets(self, snap: Snapshot) -> LaunchSpec:
+    def _with_secrets(self, snap: Snapshot, session: Session | None = None) -> LaunchSpec:
         """The owner's account secrets added to the env, read now, for the container about to be
-        created (rows never hold their values); no transaction for a launch that gets none."""
+        created (rows never hold their values); no transaction for a launch that gets none, and
+        none of its own when ``session`` is given (:meth:`act_in`)."""
         names = secrets.wanted(snap.spec, snap.secrets)
         if not names:
             return snap.spec
-        with transaction(self.sessions, write=False) as session:
+        if session is not None:
             return secrets.with_secrets(session, snap.spec, names)
+        with transaction(self.sessions, write=False) as fresh:
+            return secrets.with_secrets(fresh, snap.spec, names)
 
     def _record(
         self, snap: Snapshot, state: RuntimeState, events: list[str], clear_ref: bool = False,
         release: bool = False,
     ) -> None:
-        status = "stopped" if state.status == "missing" else state.status
-        if status == "exited" and not snap.want_running and not (state.msg or "").startswith("error"):
-            status = "stopped"  # it ended because it was stopped
-        ports = state.ports
-        moved = (ports is not None and not snap.destroyed and set(ports) == set(snap.spec.ports)
-                 and ports != snap.spec.ports)
+        moved = _moved(snap, state)
         written = None
         with transaction(self.sessions) as session:
             machine = None
@@ -445,52 +459,93 @@ class Reconciler:
                 self.leases.release_in(session, snap.instance_id)
             if inst is None:
                 return
-            now = time.time()
-            if moved and ports is not None and set(ports) == set(inst.port_map or {}):
-                for key, port in sorted(ports.items()):
-                    old = (inst.port_map or {}).get(key)
-                    if old != port:
-                        events.append(f"host port {old} for {key} is taken on the machine; "
-                                      f"published on {port} instead")
-                inst.port_map = dict(ports)
-            if clear_ref:
-                inst.runtime_ref = None
-            elif state.ref is not None or snap.ref is not None:
-                inst.runtime_ref = state.ref
-            if inst.destroyed_at is None:
-                if status != inst.actual_status:
-                    events.append(f"{inst.actual_status} → {status}")
-                inst.actual_status = status
-                if status != "running":
-                    inst.direct_ssh = False  # its SSH server (if any) does not run
-                elif state.direct_ssh is not None:
-                    inst.direct_ssh = state.direct_ssh
-                msg = state.msg
-                if inst.outbid and status != "running":
-                    msg = inst.outbid_msg
-                elif status == "stopped" and inst.intended_status == "stopped":
-                    msg = "stopped"
-                inst.status_msg = msg
-                inst.cur_state = "running" if status in ("running", "loading") else "stopped"
-            if snap.volume_id and state.ref and snap.spec.volume_ref:
-                volume = session.get(Volume, snap.volume_id)
-                if volume is not None and volume.runtime_ref is None:
-                    volume.runtime_ref = snap.spec.volume_ref
-            if inst.applied_generation < snap.generation:
-                inst.applied_generation = snap.generation
-            if status != snap.actual and UNKNOWN not in (snap.actual, status):
-                inst.updated_at = now  # (an engine that did not answer changed nothing itself)
-            if events:  # one statement for all of them
-                session.execute(insert(InstanceEvent),
-                                [{"instance_id": inst.id, "at": now, "text": text} for text in events])
-            if machine is not None and clear_ref and inst.destroyed_at is not None:
-                _holdings, changed = refresh_machine(session, machine)
-                if changed:  # bids that can run again
-                    self.wake()
-            if inst.destroyed_at is None:
-                session.flush()  # (the row's hooks may still change its status_msg)
-                written = (inst.id, inst.actual_status, inst.status_msg)
+            written = self._apply(session, snap, state, events, inst, machine, clear_ref)
         self._recorded.row = written  # committed
+
+    def _apply(self, session: Session, snap: Snapshot, state: RuntimeState, events: list[str],
+               inst: Instance, machine: Machine | None, clear_ref: bool) -> tuple | None:
+        """Write what the runtime reported on the (locked) row ``inst``, with its events; the
+        machine (locked, or None) is re-allocated when a destroyed instance's container is gone.
+        Returns (id, actual_status, status_msg) as written for a live instance, else None."""
+        status = "stopped" if state.status == "missing" else state.status
+        if status == "exited" and not snap.want_running and not (state.msg or "").startswith("error"):
+            status = "stopped"  # it ended because it was stopped
+        ports = state.ports
+        now = time.time()
+        if _moved(snap, state) and ports is not None and set(ports) == set(inst.port_map or {}):
+            for key, port in sorted(ports.items()):
+                old = (inst.port_map or {}).get(key)
+                if old != port:
+                    events.append(f"host port {old} for {key} is taken on the machine; "
+                                  f"published on {port} instead")
+            inst.port_map = dict(ports)
+        if clear_ref:
+            inst.runtime_ref = None
+        elif state.ref is not None or snap.ref is not None:
+            inst.runtime_ref = state.ref
+        if inst.destroyed_at is None:
+            if status != inst.actual_status:
+                events.append(f"{inst.actual_status} → {status}")
+            inst.actual_status = status
+            if status != "running":
+                inst.direct_ssh = False  # its SSH server (if any) does not run
+            elif state.direct_ssh is not None:
+                inst.direct_ssh = state.direct_ssh
+            msg = state.msg
+            if inst.outbid and status != "running":
+                msg = inst.outbid_msg
+            elif status == "stopped" and inst.intended_status == "stopped":
+                msg = "stopped"
+            inst.status_msg = msg
+            inst.cur_state = "running" if status in ("running", "loading") else "stopped"
+        if snap.volume_id and state.ref and snap.spec.volume_ref:
+            volume = session.get(Volume, snap.volume_id)
+            if volume is not None and volume.runtime_ref is None:
+                volume.runtime_ref = snap.spec.volume_ref
+        if inst.applied_generation < snap.generation:
+            inst.applied_generation = snap.generation
+        if status != snap.actual and UNKNOWN not in (snap.actual, status):
+            inst.updated_at = now  # (an engine that did not answer changed nothing itself)
+        if events:  # one statement for all of them
+            session.execute(insert(InstanceEvent),
+                            [{"instance_id": inst.id, "at": now, "text": text} for text in events])
+        if machine is not None and clear_ref and inst.destroyed_at is not None:
+            _holdings, changed = refresh_machine(session, machine)
+            if changed:  # bids that can run again
+                self.wake()
+        if inst.destroyed_at is not None:
+            return None
+        session.flush()  # (the row's hooks may still change its status_msg)
+        return (inst.id, inst.actual_status, inst.status_msg)
+
+    def act_in(self, session: Session, instance_id: int) -> tuple[str, str | None] | None:
+        """Bring an instance made in ``session``'s transaction (not committed yet) in line at
+        once, in that transaction, when its runtime keeps its instances in memory (simulated):
+        the rental and its first reconcile then cost one transaction. No other process can see
+        the row before the commit, so no lease is taken; if the transaction rolls back, the
+        runtime's instance is removed again. A refusal of the runtime is recorded as the
+        reconcile records it (settle.failed_fast then undoes the rental). Returns
+        (actual_status, status_msg) as written, or None when this was not done (another
+        runtime: the usual settle after the commit does it)."""
+        snap = self._snapshot_in(session, instance_id)
+        runtime = self.runtimes.get(snap.runtime) if snap is not None else None
+        if snap is None or not getattr(runtime, "in_memory", False):
+            return None
+        events: list[str] = []
+        try:
+            state = self._act(runtime, snap, events, session)
+        except EngineUnreachable:
+            return None  # (not from a runtime in memory) the settle records it as it does
+        except RuntimeError_ as exc:  # refused: recorded here; the rental answers it
+            state = self._refused(snap, exc, events)
+        else:
+            self._failed.pop(instance_id, None)
+            if state.ref is not None and state.ref != snap.ref:  # undone if the rental is
+                ref = state.ref
+                event.listen(session, "after_rollback", lambda _s: runtime.destroy(ref), once=True)
+        inst = session.get(Instance, instance_id)  # made by this transaction: ours, no lock
+        written = self._apply(session, snap, state, events, inst, None, clear_ref=False)
+        return (written[1], written[2]) if written is not None else None
 
     def recorded(self, instance_id: int) -> tuple[str, str | None] | None:
         """(actual_status, status_msg) as this thread's last :meth:`reconcile` wrote them, if it

@@ -7,7 +7,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from gpuyard.errors import Conflict, InvalidInput, Unavailable
 from gpuyard.reconciler import Reconciler
@@ -16,7 +16,7 @@ from gpuyard.runtimes.simulated import SimulatedRuntime
 from gpuyard.services.rentals import instances
 from gpuyard.services.rentals.settle import rent_offer, settle_launch
 from gpuyard.store.db import transaction
-from gpuyard.store.models import Ask, Instance, User
+from gpuyard.store.models import Ask, Instance, InstanceEvent, User
 from gpuyard.wire.base import parse
 from gpuyard.wire.instances import LaunchRequest
 
@@ -91,6 +91,53 @@ def test_a_simulated_machine_is_rented_in_one_write_transaction(app, fleet, owne
         assert session.get(Ask, ask).active is False  # its GPU is taken
 
 
+def events_of(app, instance_id: int) -> list[str]:
+    with transaction(app.state.sessions, write=False) as session:
+        return list(session.scalars(select(InstanceEvent.text).where(
+            InstanceEvent.instance_id == instance_id).order_by(InstanceEvent.id)))
+
+
+def test_a_simulated_rental_is_reconciled_inside_its_own_transaction(app, fleet, owner):
+    runtime = SimulatedRuntime()
+    reconciler = Reconciler(app.state.sessions, {"simulated": runtime})
+    begun: list[int] = []
+    engine = app.state.sessions.kw["bind"]
+
+    def began(_conn) -> None:
+        begun.append(1)
+
+    ask = first_offer(app)
+    event.listen(engine, "begin", began)
+    try:
+        outcome = run_async(rent_offer(Runner(app, owner), reconciler, launch(), ask, "simulated"))
+    finally:
+        event.remove(engine, "begin", began)
+    assert len(begun) == 1  # the rental's: no transaction of its own for the first reconcile
+    assert outcome.recorded == ("running", "running") and outcome.instance_id not in outcome.instance_ids
+    with transaction(app.state.sessions, write=False) as session:
+        inst = session.get(Instance, outcome.instance_id)
+        assert inst.actual_status == "running" and inst.applied_generation == inst.generation == 1
+        assert runtime.status(inst.runtime_ref).status == "running"  # the runtime has it
+    assert events_of(app, outcome.instance_id) == ["created from busybox:latest", "loading → running"]
+
+
+def test_a_rental_rolled_back_after_its_reconcile_leaves_nothing_in_the_runtime(app, fleet, owner):
+    runtime = SimulatedRuntime()
+    reconciler = Reconciler(app.state.sessions, {"simulated": runtime})
+    ask, before = first_offer(app), count_instances(app)
+    made = []
+    with pytest.raises(RuntimeError, match="after the rental"):
+        with transaction(app.state.sessions) as session:
+            user = session.get(User, owner.id)
+            outcome = instances.rent_at_once(session, user, ask, launch(), "simulated",
+                                             reconciler.checks_images, reconciler.act_in)
+            made.append(session.get(Instance, outcome.instance_id).runtime_ref)
+            assert runtime.status(made[0]).status == "running"
+            raise RuntimeError("something failed after the rental")
+    assert runtime.status(made[0]).status == "missing"  # removed with the rollback
+    assert count_instances(app) == before
+
+
 def test_a_machine_that_rules_on_images_is_asked_before_anything_is_rented(app, fleet, owner):
     runtime = CheckingRuntime()
     reconciler = Reconciler(app.state.sessions, {"checking": runtime})
@@ -156,6 +203,7 @@ def test_a_launch_the_machine_refuses_at_once_is_undone_and_answered(app, fleet,
     ask, before = first_offer(app), count_instances(app)
     outcome = run_async(rent_offer(Runner(app, owner), reconciler, launch(), ask, "simulated"))
     assert outcome.settled  # on the rental's own thread, the refusal kept for the answer
+    assert outcome.recorded == ("exited", "error: no such device: nvidia0")  # in its transaction
     with pytest.raises(Conflict) as refused:
         run_async(settle_launch(app.state.sessions, reconciler, outcome))
     assert refused.value.code == "engine_refused"
@@ -164,3 +212,4 @@ def test_a_launch_the_machine_refuses_at_once_is_undone_and_answered(app, fleet,
         inst = session.get(Instance, outcome.instance_id)
         assert inst.destroyed_at is not None and count_instances(app) == before + 1
         assert session.get(Ask, ask).active is True  # offered again
+    assert events_of(app, outcome.instance_id)[0] == "error: no such device: nvidia0"

@@ -52,6 +52,12 @@ class Outcome:
     # (settle.settle_here): then what the machine refused, if it did (settle.settle_launch).
     settled: bool = False
     refusal: Exception | None = None
+    # (actual_status, status_msg) as the rental's own transaction brought the new instance in
+    # line (runtimes that act in memory: Reconciler.act_in); None when the settle does it.
+    recorded: tuple[str, str | None] | None = None
+    # The new instance's row while its transaction runs (the session keeps only the objects
+    # someone holds: this spares act_in reading it again); dropped before the commit.
+    made: Instance | None = field(default=None, repr=False)
 
 
 # -- templates ---------------------------------------------------------------------------------
@@ -101,12 +107,13 @@ class Deferred:
 
 
 def rent_at_once(session: Session, user: User, ask_id: int, request: LaunchRequest, runtime: str,
-                 checks_images: Any) -> Outcome | Deferred:
+                 checks_images: Any, act_in: Any = None) -> Outcome | Deferred:
     """:func:`prepare_rental` and :func:`create_instance` in this one write transaction, when
     nothing has to happen between the two. When the offer's machine runs a runtime that rules on
     the image first (``checks_images(runtime name)``; docker), nothing is written: the merged
     launch comes back (:class:`Deferred`), for the caller to ask the engine with no transaction
-    open, then rent (settle.rent_offer)."""
+    open, then rent (settle.rent_offer). Otherwise ``act_in(session, instance_id)``
+    (Reconciler.act_in) brings the new instance's runtime in line in this transaction too."""
     # held, so that the session keeps them for the rental (it keeps only objects someone holds)
     ask = session.get(Ask, ask_id)
     _machine = session.get(Machine, ask.machine_id) if ask is not None else None
@@ -114,7 +121,13 @@ def rent_at_once(session: Session, user: User, ask_id: int, request: LaunchReque
     target = targets.get(ask_id)
     if target is not None and checks_images(target[0]):
         return Deferred(merged, target)
-    return create_instance(session, user, ask_id, request, merged, runtime=runtime)
+    outcome = create_instance(session, user, ask_id, request, merged, runtime=runtime)
+    if act_in is not None and outcome.instance_id is not None:
+        outcome.recorded = act_in(session, outcome.instance_id)
+        if outcome.recorded is not None:  # done: the settle has only the bids it preempted left
+            outcome.instance_ids.discard(outcome.instance_id)
+    outcome.made = None
+    return outcome
 
 
 def _count_launch(session: Session, template_id: int | None, now: float) -> None:
@@ -302,6 +315,7 @@ def create_instance(
     _count_launch(session, merged["template_id"], now)
     return Outcome(
         instance_id=inst.id,
+        made=inst,
         machine_ids={machine.id},
         instance_ids={inst.id, *(i.id for i in changed)},
         msg=f"Instance {inst.id} created on machine {machine.id} ({len(gpus)}× {machine.gpu_name})"
@@ -482,7 +496,8 @@ def change_bid(session: Session, user: User, ref: Any, body: BidChange) -> Outco
     _holdings, moved = allocation.refresh_machine(session, machine)
     state = "outbid, waiting for its GPUs" if inst.outbid else "holding its GPUs"
     return Outcome(
-        instance_id=inst.id, machine_ids={machine.id}, instance_ids={inst.id, *(i.id for i in moved)},
+        instance_id=inst.id,
+        made=inst, machine_ids={machine.id}, instance_ids={inst.id, *(i.id for i in moved)},
         msg=f"bid of instance {inst.id} is now ${price:g}/hour ({state})",
     )
 

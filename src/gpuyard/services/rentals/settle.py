@@ -43,7 +43,8 @@ def _settle_rental(sessions: Any, reconciler: Any, outcome: Any) -> None:
     """:func:`settle_now` the rental, then :func:`failed_fast`, on the calling thread; the
     refusal (or None) kept on ``outcome``."""
     settle_now(reconciler, outcome.instance_ids)
-    outcome.refusal = failed_fast(sessions, reconciler, outcome.instance_id)
+    outcome.refusal = failed_fast(sessions, reconciler, outcome.instance_id,
+                                  getattr(outcome, "recorded", None))
     outcome.settled = True
 
 
@@ -111,15 +112,16 @@ async def rent_offer(run: Any, reconciler: Any, body: Any, ask_id: int, runtime:
     ``fn(session, user, …)`` for the caller in one transaction, then ``then(result)`` on the
     same thread (api.deps.call, web.deps.run).
 
-    When the offer's machine rules on no image (simulated), the merge and the rental are one
-    write transaction, and the rental is settled on the same worker thread (:func:`settle_here`).
+    When the offer's machine rules on no image (simulated), the merge, the rental and the new
+    instance's first reconcile (Reconciler.act_in) are one write transaction, and what is left
+    to settle (bids it preempted) is settled on the same worker thread (:func:`settle_here`).
     Otherwise that transaction only merges the launch (instances.Deferred); the engine rules on
     the image with no transaction open (:func:`check_image`), and the rental is a write
     transaction of its own. A dry run checks no image."""
     from gpuyard.services.rentals import instances
 
     first = await run(instances.rent_at_once, ask_id, body, runtime, reconciler.checks_images,
-                      write=True, then=settle_here(reconciler))
+                      reconciler.act_in, write=True, then=settle_here(reconciler))
     if not isinstance(first, instances.Deferred):
         return first
     await check_image(reconciler, first.target, first.merged)  # before anything is rented
@@ -127,7 +129,8 @@ async def rent_offer(run: Any, reconciler: Any, body: Any, ask_id: int, runtime:
                      write=True)
 
 
-def failed_fast(sessions: Any, reconciler: Any, instance_id: int | None) -> Exception | None:
+def failed_fast(sessions: Any, reconciler: Any, instance_id: int | None,
+                seen: tuple[str, str | None] | None = None) -> Exception | None:
     """The error to answer when the machine refused the launch of ``instance_id`` at once (the
     instance is then destroyed), else None; on the calling thread. Called after the launch was
     settled: by then the runtime's create has given its verdict (with the image on the engine,
@@ -135,8 +138,9 @@ def failed_fast(sessions: Any, reconciler: Any, instance_id: int | None) -> Exce
     has ruled on the image before the rental), so one read of the row decides, no waiting. A
     pull still running is left to run; its outcome shows on the instance. (The instance was
     just made by the caller, so its row is read as is: no account lookup on the way of every
-    launch.) The row is read only when the reconcile did not say what it wrote (another
-    process held the instance's lease)."""
+    launch.) The row is read only when neither ``seen`` (what the rental's own transaction
+    wrote: Reconciler.act_in) nor the reconcile says what was written (another process held the
+    instance's lease)."""
     from gpuyard.errors import Conflict, InvalidInput, Unavailable
     from gpuyard.services.rentals import instances
     from gpuyard.store.db import transaction
@@ -144,7 +148,8 @@ def failed_fast(sessions: Any, reconciler: Any, instance_id: int | None) -> Exce
 
     if instance_id is None:
         return None
-    seen = reconciler.recorded(instance_id)  # what the reconcile just wrote, if it was this one
+    if seen is None:  # what the reconcile just wrote, if it was this one
+        seen = reconciler.recorded(instance_id)
     if seen is None:
         with transaction(sessions, write=False) as session:
             inst = session.get(Instance, instance_id)
