@@ -137,13 +137,40 @@ def _statements(key: str) -> tuple[Any, Any]:
 
 _OPEN_CLOSE = {key: _statements(key) for key in ("instance_id", "volume_id")}
 _OPEN_NEW = insert(INTERVALS)
+# The open interval of ``:ident`` given new rates in place (one opened by this transaction).
+_REWRITE = {key: update(INTERVALS).where(INTERVALS.c[key] == bindparam("ident"),
+                                         INTERVALS.c.ended_at.is_(None))
+            .values({f: bindparam(f"new_{f}") for f in RATE_FIELDS})
+            for key in ("instance_id", "volume_id")}
+# session.info: {(key, ident): rates} of the intervals this transaction opened
+OPENED = "gpuyard.usage_opened"
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_opened(session: Session, transaction: Any) -> None:
+    """What a transaction opened is its own: forgotten when it or a savepoint ends (not at the
+    end of a flush, which SQLAlchemy also runs as an inner transaction)."""
+    if transaction.parent is None or transaction.nested:
+        session.info.pop(OPENED, None)
 
 
 def _record(conn: Connection, target: Any, key: str, rates: dict[str, Any] | None, *, new: bool) -> None:
-    """Close the open interval of ``target`` and open one at ``rates`` (when they differ)."""
-    at = now(object_session(target))
+    """Close the open interval of ``target`` and open one at ``rates`` (when they differ). An
+    interval this same transaction opened is given the new rates in place instead: no other
+    transaction ever saw the rates it opened with (a rental that brings its new instance in line
+    at once records one interval, not a closed one of a few microseconds and a second)."""
+    session = object_session(target)
+    at = now(session)
     ident = target.id
+    opened = session.info.setdefault(OPENED, {}) if session is not None else {}
     if not new:
+        mine = opened.get((key, ident))
+        if mine is not None and rates is not None:
+            if mine != rates:
+                conn.execute(_REWRITE[key], {"ident": ident,
+                                             **{f"new_{f}": rates[f] for f in RATE_FIELDS}})
+                opened[(key, ident)] = rates
+            return
         find_open, close = _OPEN_CLOSE[key]
         open_row = conn.execute(find_open, {"ident": ident}).first()
         if open_row is not None:
@@ -152,6 +179,9 @@ def _record(conn: Connection, target: Any, key: str, rates: dict[str, Any] | Non
             conn.execute(close, {"ident": ident, "at": max(at, open_row.started_at)})
     if rates is not None:
         conn.execute(_OPEN_NEW, {**rates, "started_at": at, "ended_at": None})
+        opened[(key, ident)] = rates
+    else:
+        opened.pop((key, ident), None)
 
 
 @event.listens_for(Instance, "after_insert")

@@ -73,6 +73,7 @@ _HOLDING = (select(Instance)
 _VOLUME_SIZES = select(Volume.size).where(Volume.machine_id == bindparam("machine"),
                                           Volume.deleted_at.is_(None))
 _ASKS = select(Ask).where(Ask.machine_id == bindparam("machine"))
+_NEW_ASKS = insert(Ask.__table__)  # (the table's: the ORM's bulk insert costs more than the rows)
 
 
 def holding_instances(session: Session, machine_id: int) -> tuple[list[Instance], list[Instance]]:
@@ -223,7 +224,7 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
     instances, leftovers = holding_instances(session, machine.id)
     lingering = {g for inst in leftovers if still_holds_gpus(inst) for g in gpu_list(inst.gpus)}
     holdings, changed = allocate(instances, lingering, maintenance_reason(machine, time.time()))
-    machine.disk_used = used_disk(session, machine.id, instances)
+    disk_used = used_disk(session, machine.id, instances)
 
     bid_held = set(holdings.bids)
     offerable = [g for g in range(machine.num_gpus) if g not in holdings.on_demand]
@@ -232,18 +233,19 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
     if machine.listed:
         for size in bundle_sizes(len(offerable), machine.min_chunk or 1):
             wanted.add((GPU, gpu_text(offerable[:size])))
-        if machine.disk_space - machine.disk_used > 0:
+        if machine.disk_space - disk_used > 0:
             wanted.add((VOLUME, ""))
 
     existing = {
         (a.kind, a.gpus): a
         for a in session.scalars(_ASKS, {"machine": machine.id})
     }
+    machine.disk_used = disk_used  # (set after the queries: one flush writes it and the asks)
     for key, ask in existing.items():
         ask.active = key in wanted
     session.flush()
     new = [{"machine_id": machine.id, "kind": kind, "gpus": gpus, "num_gpus": len(gpu_list(gpus)),
             "active": True} for kind, gpus in sorted(wanted - set(existing))]
-    if new:  # one statement for all of them (nothing here needs their ids)
-        session.execute(insert(Ask), new)
+    if new:  # one Core statement for all of them (nothing here needs their ids or objects)
+        session.execute(_NEW_ASKS, new)
     return holdings, changed
