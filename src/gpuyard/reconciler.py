@@ -243,8 +243,11 @@ class Reconciler:
             volume_id=inst.volume_id,
             direct_ssh=inst.direct_ssh,
             secrets=tuple((inst.launch or {}).get("secrets") or ()),
+            # the ports others hold matter only to an instance that publishes some (one query
+            # fewer for every other reconcile)
             spec=launch_spec(inst, machine, volume,
-                             frozenset(reserved_ports(session, inst.machine_id, inst.id))),
+                             frozenset(reserved_ports(session, inst.machine_id, inst.id))
+                             if inst.port_map else frozenset()),
         )
 
     def runtime_for(self, name: str, endpoint: str | None = None) -> Runtime:
