@@ -8,7 +8,9 @@ database: a SQLite file by default, or ``--db URL`` (PostgreSQL: its tables are 
 Two processes on one database need PostgreSQL (gpuyard refuses a second one on a SQLite file).
 With ``--split`` (PostgreSQL) the processes are API replicas (``serve --no-worker --no-gateway``)
 beside one ``gpuyard worker`` and one ``gpuyard gateway``, as docs/deploy.md runs them.
-The fleet has one machine per rental, so that every rental takes a free 1-GPU offer.
+The fleet has one machine per rental, so that every rental takes a free 1-GPU offer. The
+gateway (one all-in-one process, or the split gateway) gets ports 20000-31999, so that every
+instance gets its SSH port and listener, as it would in use.
 
 For each number of processes, the client threads (``--threads`` per process, spread over the
 processes) do, for ``--seconds`` each:
@@ -57,6 +59,11 @@ BODY = {"client_id": "me", "image": "pytorch/pytorch:latest", "env": {}, "price"
         "cancel_unavail": False, "template_hash_id": None, "runtype": "ssh"}
 
 
+# Wide enough for every rental of the run to get its SSH port, as in use (with the default
+# range of 800 ports the later rentals would cost the gateway nothing).
+SSH_PORTS = "20000-31999"
+
+
 def fresh_database(url: str) -> None:
     engine = make_engine(url)
     if engine.dialect.name == "postgresql":
@@ -93,13 +100,16 @@ class Servers:
     --no-gateway``) beside one ``gpuyard worker`` and one ``gpuyard gateway`` (``split`` True,
     PostgreSQL)."""
 
-    def __init__(self, url: str, count: int, tmp: str, split: bool = False, gateway: bool = True):
+    def __init__(self, url: str, count: int, tmp: str, split: bool = False, gateway: bool = True,
+                 ssh_ports: str = SSH_PORTS):
         gpuyard = shutil.which("gpuyard", path=str(Path(sys.executable).parent)) or "gpuyard"
         env = {**os.environ, "GPUYARD_SIM_BOOT_SECONDS": "0", "XDG_DATA_HOME": tmp,
                "GPUYARD_SECRET_KEY": "bench-secret-" + "x" * 40}
         self.urls, self.procs = [], []
         ready: list[tuple[str, subprocess.Popen]] = []
         roles = ["--no-worker", "--no-gateway"] if split else (["--no-gateway"] if not gateway else [])
+        if not split and gateway and count == 1:
+            roles += ["--ssh-ports", ssh_ports]  # (two all-in-one gateways on one host would clash)
         for _ in range(count):
             port = free_port()
             self.procs.append(subprocess.Popen(
@@ -114,7 +124,7 @@ class Servers:
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             ready.append((f"http://127.0.0.1:{port}", self.procs[-1]))
             self.procs.append(subprocess.Popen(
-                [gpuyard, "gateway", "--db", url, "--ssh-ports", "42200-42999"],
+                [gpuyard, "gateway", "--db", url, "--ssh-ports", ssh_ports],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for base, proc in ready:
             deadline = time.time() + 60

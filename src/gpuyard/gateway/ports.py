@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gpuyard.store.models import Instance
@@ -77,29 +77,30 @@ def current(session: Session) -> Ports:
     return rows, idle, {row.port for row in rows}
 
 
+# Built once, as Core statements on the table: a look and a burst of claims run them often
+# (building an ORM update, and its evaluation against the session's objects, cost more than
+# running it).
+_T = Instance.__table__
+_HOLDING_DESTROYED = (select(_T.c.id).where(_T.c.destroyed_at.is_not(None), _T.c.ssh_port.is_not(None))
+                      .limit(1))
+_RELEASE = (update(_T).where(_T.c.destroyed_at.is_not(None), _T.c.ssh_port.is_not(None))
+            .values(ssh_port=None))
+_CLAIM = (update(_T).where(_T.c.id == bindparam("instance"), _T.c.ssh_port.is_(None),
+                           _T.c.destroyed_at.is_(None))
+          .values(ssh_port=bindparam("port"), ssh_host=bindparam("host")))
+
+
 def destroyed_holding(session: Session) -> bool:
     """Whether a destroyed instance still holds a port."""
-    return session.scalar(
-        select(Instance.id).where(Instance.destroyed_at.is_not(None), Instance.ssh_port.is_not(None))
-        .limit(1)
-    ) is not None
+    return session.scalar(_HOLDING_DESTROYED) is not None
 
 
 def release_destroyed(session: Session) -> int:
     """Free the ports of destroyed instances."""
-    result = session.execute(
-        update(Instance).where(Instance.destroyed_at.is_not(None), Instance.ssh_port.is_not(None))
-        .values(ssh_port=None)
-    )
-    return result.rowcount or 0
+    return session.execute(_RELEASE).rowcount or 0
 
 
 def claim(session: Session, instance_id: int, port: int, host: str) -> bool:
     """Record ``port`` for the instance unless it has one (or was destroyed) meanwhile."""
-    result = session.execute(
-        update(Instance)
-        .where(Instance.id == instance_id, Instance.ssh_port.is_(None),
-               Instance.destroyed_at.is_(None))
-        .values(ssh_port=port, ssh_host=host)
-    )
+    result = session.execute(_CLAIM, {"instance": instance_id, "port": port, "host": host})
     return bool(result.rowcount)
