@@ -3,8 +3,8 @@
 Services only change rows (the intent). The reconciler reads a row in one short transaction,
 calls the runtime with no transaction open, and records what the runtime reported in another
 short transaction (docs/runtime.md); a runtime that keeps its instances in memory (simulated)
-brings a new instance in line inside the rental's own transaction instead (:meth:`Reconciler.act_in`).
-The API runs it for the machines a request touched before
+brings a new instance in line inside the rental's own transaction instead
+(:meth:`Reconciler.act_in`). The API runs it for the machines a request touched before
 answering, so a rental's preemptions are visible in its answer; a background thread also sweeps
 every few hundred milliseconds (boot delays, failures, restarts of the server).
 
