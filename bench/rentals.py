@@ -24,7 +24,8 @@ Each rental answer is after the rental's transaction and its reconcile (docs/run
 figure to compare across runs and machines is the ratio of rentals/s to the floor's requests/s;
 the CPU time the gpuyard processes used during the rentals phase, per rental (Linux), is the
 steadier one to compare between versions of the code on one machine (printed beside the CPU
-time per ``/healthz`` request of the first floor phase).
+time per ``/healthz`` request of the first floor phase; with ``--split``, also the API
+processes' own share, without the worker and the gateway).
 
     .venv/bin/python bench/rentals.py                       # SQLite, 1 process
     .venv/bin/python bench/rentals.py --db postgresql+psycopg://user@host/db --processes 1 2
@@ -224,11 +225,12 @@ def main(argv: list[str] | None = None) -> int:
                 return c.put(f"/api/v0/asks/{ask}/", json=BODY).status_code == 200
 
             pids = [proc.pid for proc in servers.procs]
+            api_pids = pids[:count]  # the serve processes (then the worker and the gateway)
             fcpu0 = cpu_seconds(pids)
             floor1 = run(clients, args.seconds / 2, healthz)
-            cpu0 = cpu_seconds(pids)
+            cpu0, api0 = cpu_seconds(pids), cpu_seconds(api_pids)
             rented = run(clients, args.seconds, rent)
-            cpu1 = cpu_seconds(pids)
+            cpu1, api1 = cpu_seconds(pids), cpu_seconds(api_pids)
             floor2 = run(clients, args.seconds / 2, healthz)
             for c in clients:
                 c.close()
@@ -243,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
               + (f"; gpuyard CPU {1000 * (cpu1 - cpu0) / rented[0]:.2f} ms per rental"
                  if cpu0 is not None and cpu1 is not None and rented[0] else "")
               + (f" (floor {1000 * (cpu0 - fcpu0) / floor1[0]:.2f} ms per request)"
-                 if fcpu0 is not None and cpu0 is not None and floor1[0] else ""))
+                 if fcpu0 is not None and cpu0 is not None and floor1[0] else "")
+              + (f"; the API processes alone {1000 * (api1 - api0) / rented[0]:.2f} ms"
+                 if args.split and api0 is not None and api1 is not None and rented[0] else ""))
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
