@@ -55,8 +55,8 @@ class Outcome:
     # (actual_status, status_msg) as the rental's own transaction brought the new instance in
     # line (runtimes that act in memory: Reconciler.act_in); None when the settle does it.
     recorded: tuple[str, str | None] | None = None
-    # The new instance's row while its transaction runs (the session keeps only the objects
-    # someone holds: this spares act_in reading it again); dropped before the commit.
+    # The new instance's row, held while its transaction runs (the session keeps only the
+    # objects someone holds: this spares act_in reading it again); rent_at_once drops it.
     made: Instance | None = field(default=None, repr=False)
 
 
