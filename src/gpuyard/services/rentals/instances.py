@@ -496,8 +496,7 @@ def change_bid(session: Session, user: User, ref: Any, body: BidChange) -> Outco
     _holdings, moved = allocation.refresh_machine(session, machine)
     state = "outbid, waiting for its GPUs" if inst.outbid else "holding its GPUs"
     return Outcome(
-        instance_id=inst.id,
-        made=inst, machine_ids={machine.id}, instance_ids={inst.id, *(i.id for i in moved)},
+        instance_id=inst.id, machine_ids={machine.id}, instance_ids={inst.id, *(i.id for i in moved)},
         msg=f"bid of instance {inst.id} is now ${price:g}/hour ({state})",
     )
 

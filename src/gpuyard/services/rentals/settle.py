@@ -43,8 +43,7 @@ def _settle_rental(sessions: Any, reconciler: Any, outcome: Any) -> None:
     """:func:`settle_now` the rental, then :func:`failed_fast`, on the calling thread; the
     refusal (or None) kept on ``outcome``."""
     settle_now(reconciler, outcome.instance_ids)
-    outcome.refusal = failed_fast(sessions, reconciler, outcome.instance_id,
-                                  getattr(outcome, "recorded", None))
+    outcome.refusal = failed_fast(sessions, reconciler, outcome.instance_id, outcome.recorded)
     outcome.settled = True
 
 
