@@ -126,22 +126,19 @@ def _changed(target: Any, attrs: Iterable[str]) -> bool:
     return any(state.attrs[name].history.has_changes() for name in attrs)
 
 
-def _statements(key: str) -> tuple[Any, Any]:
-    """(the open interval of the object ``:ident``, closing it at ``:at``) for the ``key`` column;
-    built once per column (every status change runs them)."""
+def _statements(key: str) -> tuple[Any, Any, Any]:
+    """(the open interval of the object ``:ident``, closing it at ``:at``, giving it the rates
+    ``:new_<field>`` in place) for the ``key`` column; built once per column (every status
+    change runs them)."""
     column = INTERVALS.c[key]
     is_open = (column == bindparam("ident"), INTERVALS.c.ended_at.is_(None))
     return (select(INTERVALS).where(*is_open).order_by(INTERVALS.c.id.desc()).limit(1),
-            update(INTERVALS).where(*is_open).values(ended_at=bindparam("at")))
+            update(INTERVALS).where(*is_open).values(ended_at=bindparam("at")),
+            update(INTERVALS).where(*is_open).values({f: bindparam(f"new_{f}") for f in RATE_FIELDS}))
 
 
 _OPEN_CLOSE = {key: _statements(key) for key in ("instance_id", "volume_id")}
 _OPEN_NEW = insert(INTERVALS)
-# The open interval of ``:ident`` given new rates in place (one opened by this transaction).
-_REWRITE = {key: update(INTERVALS).where(INTERVALS.c[key] == bindparam("ident"),
-                                         INTERVALS.c.ended_at.is_(None))
-            .values({f: bindparam(f"new_{f}") for f in RATE_FIELDS})
-            for key in ("instance_id", "volume_id")}
 # session.info: {(key, ident): rates} of the intervals this transaction opened
 OPENED = "gpuyard.usage_opened"
 
@@ -164,14 +161,13 @@ def _record(conn: Connection, target: Any, key: str, rates: dict[str, Any] | Non
     ident = target.id
     opened = session.info.setdefault(OPENED, {}) if session is not None else {}
     if not new:
+        find_open, close, rewrite = _OPEN_CLOSE[key]
         mine = opened.get((key, ident))
         if mine is not None and rates is not None:
             if mine != rates:
-                conn.execute(_REWRITE[key], {"ident": ident,
-                                             **{f"new_{f}": rates[f] for f in RATE_FIELDS}})
+                conn.execute(rewrite, {"ident": ident, **{f"new_{f}": rates[f] for f in RATE_FIELDS}})
                 opened[(key, ident)] = rates
             return
-        find_open, close = _OPEN_CLOSE[key]
         open_row = conn.execute(find_open, {"ident": ident}).first()
         if open_row is not None:
             if rates is not None and all(getattr(open_row, k) == rates[k] for k in RATE_FIELDS):
