@@ -97,21 +97,22 @@ def events_of(app, instance_id: int) -> list[str]:
             InstanceEvent.instance_id == instance_id).order_by(InstanceEvent.id)))
 
 
+def rent_watching(app, owner, reconciler, name: str, listener) -> instances.Outcome:
+    """Rent the first offer with ``listener`` on the engine's event ``name`` meanwhile."""
+    engine = app.state.sessions.kw["bind"]
+    ask = first_offer(app)
+    event.listen(engine, name, listener)
+    try:
+        return run_async(rent_offer(Runner(app, owner), reconciler, launch(), ask, "simulated"))
+    finally:
+        event.remove(engine, name, listener)
+
+
 def test_a_simulated_rental_is_reconciled_inside_its_own_transaction(app, fleet, owner):
     runtime = SimulatedRuntime()
     reconciler = Reconciler(app.state.sessions, {"simulated": runtime})
     begun: list[int] = []
-    engine = app.state.sessions.kw["bind"]
-
-    def began(_conn) -> None:
-        begun.append(1)
-
-    ask = first_offer(app)
-    event.listen(engine, "begin", began)
-    try:
-        outcome = run_async(rent_offer(Runner(app, owner), reconciler, launch(), ask, "simulated"))
-    finally:
-        event.remove(engine, "begin", began)
+    outcome = rent_watching(app, owner, reconciler, "begin", lambda _conn: begun.append(1))
     assert len(begun) == 1  # the rental's: no transaction of its own for the first reconcile
     assert outcome.recorded == ("running", "running") and outcome.instance_id not in outcome.instance_ids
     with transaction(app.state.sessions, write=False) as session:
@@ -126,20 +127,15 @@ def test_a_simulated_rental_stays_within_its_statement_budget(app, fleet, owner)
     first reconcile in one transaction read no row twice (bench/README.md, rentals.py). On
     PostgreSQL the account, the machine and the offer are read again under their row locks."""
     reconciler = Reconciler(app.state.sessions, {"simulated": SimulatedRuntime()})
-    engine = app.state.sessions.kw["bind"]
     statements: list[str] = []
 
     def seen(_conn, _cursor, statement, *_args) -> None:
         statements.append(statement.split(None, 1)[0])
 
-    ask = first_offer(app)
-    event.listen(engine, "before_cursor_execute", seen)
-    try:
-        outcome = run_async(rent_offer(Runner(app, owner), reconciler, launch(), ask, "simulated"))
-    finally:
-        event.remove(engine, "before_cursor_execute", seen)
+    outcome = rent_watching(app, owner, reconciler, "before_cursor_execute", seen)
     assert outcome.recorded is not None and outcome.recorded[0] == "running"
-    budget = 17 if engine.dialect.name == "sqlite" else 19  # (SQLite's count has its BEGIN)
+    sqlite = app.state.sessions.kw["bind"].dialect.name == "sqlite"
+    budget = 17 if sqlite else 19  # (SQLite's count has its BEGIN)
     assert len(statements) <= budget, statements
 
 
