@@ -1,7 +1,11 @@
-"""Gateway ports in the database, without an engine: what one look reads (gateway/ports.py), and
-the ports of a burst of new instances recorded together, one by one when a port was taken."""
+"""Gateway ports in the database, without an engine: what one look reads (gateway/ports.py), the
+ports of a burst of new instances recorded together, one by one when a port was taken, and a
+port opened without a DNS lookup."""
 
 from __future__ import annotations
+
+import socket
+import traceback
 
 from sqlalchemy import select
 
@@ -13,6 +17,7 @@ from gpuyard.store.db import transaction
 from gpuyard.store.models import Ask, Instance
 from gpuyard.wire.base import parse
 from gpuyard.wire.instances import LaunchRequest
+from port_blocks import free_block
 
 
 def rent_all(app, count: int) -> list[int]:
@@ -59,3 +64,32 @@ def test_a_burst_is_recorded_together_and_a_taken_port_only_fails_its_instance(a
     with transaction(app.state.sessions, write=False) as session:
         assigned, waiting, taken = ports.current(session)
     assert waiting == [] and taken == {2200, 2202, 2204}
+
+
+def test_opening_a_port_asks_no_dns(app, fleet, tmp_path, monkeypatch):
+    """An instance's SSH port opens without a reverse DNS lookup of this host (asyncssh makes
+    one for every listener unless told there is no GSS login): where DNS is slow, that lookup
+    held every new instance's port back for seconds."""
+    looked_up = []
+    real = socket.getfqdn
+
+    def getfqdn(*args):
+        if any("asyncssh" in frame.filename for frame in traceback.extract_stack()):
+            looked_up.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(socket, "getfqdn", getfqdn)
+    a, b = rent_all(app, 2)
+    first = free_block(10, host="127.0.0.1")
+    gw = Gateway(app.state.sessions, tmp_path / "gw", public_host="127.0.0.1", first_port=first,
+                 last_port=first + 9, poll_seconds=0.2)
+    gw.start()
+    try:
+        gw.sync_now()
+        assert sorted(gw.listening().values()) == [a, b]
+        for port in gw.listening():  # really listening: an SSH server answers with its banner
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                assert conn.recv(64).startswith(b"SSH-2.0-gpuyard")
+    finally:
+        gw.stop()
+    assert looked_up == []

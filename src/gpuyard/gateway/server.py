@@ -404,6 +404,9 @@ class Gateway:
             sftp_factory=ContainerSFTP, allow_scp=True, encoding=None, line_editor=False,
             agent_forwarding=False, x11_forwarding=False, reuse_address=True,
             server_version="gpuyard",
+            # no GSS (Kerberos) login here: without gss_host asyncssh resolves this host's FQDN
+            # (a reverse DNS lookup, seconds where DNS is slow) for every listener it opens
+            gss_host=None, gss_kex=False, gss_auth=False,
         )
         self._listeners[port] = (instance_id, acceptor)
 
