@@ -240,10 +240,11 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
         (a.kind, a.gpus): a
         for a in session.scalars(_ASKS, {"machine": machine.id})
     }
-    machine.disk_used = disk_used  # (set after the queries: one flush writes it and the asks)
+    # Set after the queries, and not flushed here: the session's next statement (Core ones
+    # too: they autoflush) or its commit writes them together with what the caller changes next.
+    machine.disk_used = disk_used
     for key, ask in existing.items():
         ask.active = key in wanted
-    session.flush()
     new = [{"machine_id": machine.id, "kind": kind, "gpus": gpus, "num_gpus": len(gpu_list(gpus)),
             "active": True} for kind, gpus in sorted(wanted - set(existing))]
     if new:  # one Core statement for all of them (nothing here needs their ids or objects)
