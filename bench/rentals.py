@@ -24,7 +24,8 @@ Each rental answer is after the rental's transaction and its reconcile (docs/run
 figure to compare across runs and machines is the ratio of rentals/s to the floor's requests/s;
 the CPU time the gpuyard processes used during the rentals phase, per rental (Linux), is the
 steadier one to compare between versions of the code on one machine (printed beside the CPU
-time per ``/healthz`` request of the first floor phase; with ``--split``, also the API
+time per ``/healthz`` request of the first floor phase; the share of the API processes' main
+threads, their event loops, where the HTTP stack runs; with ``--split``, also the API
 processes' own share, without the worker and the gateway).
 
     .venv/bin/python bench/rentals.py                       # SQLite, 1 process
@@ -146,12 +147,14 @@ class Servers:
             proc.wait(timeout=30)
 
 
-def cpu_seconds(pids: list[int]) -> float | None:
-    """User plus system CPU time the processes ``pids`` have used (Linux /proc; else None)."""
+def cpu_seconds(pids: list[int], main_thread: bool = False) -> float | None:
+    """User plus system CPU time the processes ``pids`` have used (Linux /proc; else None);
+    with ``main_thread``, only their main threads' (a server's event loop: the HTTP stack)."""
     try:
         total = 0
         for pid in pids:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            stat = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
         return total / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
@@ -228,9 +231,9 @@ def main(argv: list[str] | None = None) -> int:
             api_pids = pids[:count]  # the serve processes (then the worker and the gateway)
             fcpu0 = cpu_seconds(pids)
             floor1 = run(clients, args.seconds / 2, healthz)
-            cpu0, api0 = cpu_seconds(pids), cpu_seconds(api_pids)
+            cpu0, api0, loop0 = cpu_seconds(pids), cpu_seconds(api_pids), cpu_seconds(api_pids, True)
             rented = run(clients, args.seconds, rent)
-            cpu1, api1 = cpu_seconds(pids), cpu_seconds(api_pids)
+            cpu1, api1, loop1 = cpu_seconds(pids), cpu_seconds(api_pids), cpu_seconds(api_pids, True)
             floor2 = run(clients, args.seconds / 2, healthz)
             for c in clients:
                 c.close()
@@ -246,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
                  if cpu0 is not None and cpu1 is not None and rented[0] else "")
               + (f" (floor {1000 * (cpu0 - fcpu0) / floor1[0]:.2f} ms per request)"
                  if fcpu0 is not None and cpu0 is not None and floor1[0] else "")
+              + (f", of which the event loops {1000 * (loop1 - loop0) / rented[0]:.2f} ms"
+                 if loop0 is not None and loop1 is not None and rented[0] else "")
               + (f"; the API processes alone {1000 * (api1 - api0) / rented[0]:.2f} ms"
                  if args.split and api0 is not None and api1 is not None and rented[0] else ""))
     shutil.rmtree(tmp, ignore_errors=True)
