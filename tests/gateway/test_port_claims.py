@@ -5,8 +5,10 @@ port opened without a DNS lookup."""
 from __future__ import annotations
 
 import socket
+import time
 import traceback
 
+import pytest
 from sqlalchemy import select
 
 from gpuyard.gateway import ports
@@ -14,7 +16,7 @@ from gpuyard.gateway.server import Gateway
 from gpuyard.services.accounts.users import create_user
 from gpuyard.services.rentals import instances
 from gpuyard.store.db import transaction
-from gpuyard.store.models import Ask, Instance
+from gpuyard.store.models import Ask, Instance, User
 from gpuyard.wire.base import parse
 from gpuyard.wire.instances import LaunchRequest
 from port_blocks import free_block
@@ -23,10 +25,12 @@ from port_blocks import free_block
 def rent_all(app, count: int) -> list[int]:
     """``count`` simulated instances on the fleet's 1-GPU offers (no runtime acts on them)."""
     made = []
-    with transaction(app.state.sessions) as session:
-        user, _key = create_user(session, "porter")
+    with transaction(app.state.sessions) as session:  # the same user on every call
+        found = session.scalar(select(User.id).where(User.username == "porter"))
+        user_id = found if found is not None else create_user(session, "porter")[0].id
     for _ in range(count):
         with transaction(app.state.sessions) as session:
+            user = session.get(User, user_id)
             ask = session.scalar(select(Ask.id).where(Ask.kind == "gpu", Ask.active.is_(True),
                                                       Ask.num_gpus == 1).order_by(Ask.id))
             request = parse(LaunchRequest, {"image": "busybox", "runtype": "ssh"})
@@ -93,3 +97,59 @@ def test_opening_a_port_asks_no_dns(app, fleet, tmp_path, monkeypatch):
     finally:
         gw.stop()
     assert looked_up == []
+
+
+def test_a_quick_look_reads_only_what_changed(app, fleet, tmp_path, monkeypatch):
+    """Between full looks, a look reads the new instances and those waiting for a port at the
+    last look, not every live instance: it closes the destroyed instances' ports (given back in
+    the same look), hands them to new instances, and listens where another replica gave a
+    waiting instance its port."""
+    (a,) = rent_all(app, 1)
+    first = free_block(20, host="127.0.0.1")
+    gw = Gateway(app.state.sessions, tmp_path / "gw", public_host="127.0.0.1", first_port=first,
+                 last_port=first + 1, poll_seconds=3600)  # one port
+    gw.start()
+    try:
+        gw.sync_now()
+        assert gw.listening() == {first: a}
+
+        def every_live_instance(_session):
+            raise AssertionError("a quick look read every live instance")
+
+        monkeypatch.setattr(ports, "current", every_live_instance)
+        monkeypatch.setattr(ports, "RECENT_MARGIN", 0)  # (these ids are all within the margin)
+        b, c = rent_all(app, 2)
+        with transaction(app.state.sessions) as session:
+            session.get(Instance, a).destroyed_at = time.time()
+        gw.sync_now(full=False)  # a's port is given back and goes to b; none is left for c
+        assert gw.listening() == {first: b}
+        assert ssh_ports(app, [a, b, c]) == {a: None, b: first, c: None}
+
+        other = first + 10  # another replica's range: it gives c a port
+        with transaction(app.state.sessions) as session:
+            assert ports.claim(session, c, other, "127.0.0.1")
+        gw.sync_now(full=False)
+        assert gw.listening() == {first: b, other: c}
+        with socket.create_connection(("127.0.0.1", other), timeout=5) as conn:
+            assert conn.recv(64).startswith(b"SSH-2.0-gpuyard")
+    finally:
+        gw.stop()
+
+
+def test_the_check_for_ports_to_give_back_walks_an_index(app):
+    """Every look asks whether a destroyed instance still holds a port: on SQLite a full look's
+    question walks the index of ports (the instances holding one), a quick look's the index of
+    destroyed_at from the last full look on; neither reads every instance ever made."""
+    engine = app.state.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's query plan")
+    for statement, index in ((ports._HOLDING_DESTROYED, "ix_instances_ssh_port"),
+                             (ports._RELEASE, "ix_instances_ssh_port"),
+                             (ports._HOLDING_DESTROYED_SINCE, "ix_instances_destroyed_at"),
+                             (ports._RELEASE_SINCE, "ix_instances_destroyed_at")):
+        compiled = statement.compile(dialect=engine.dialect)
+        values = compiled.construct_params({"since": 1.0})
+        with engine.connect() as conn:
+            plan = " ".join(row[-1] for row in conn.exec_driver_sql(
+                f"EXPLAIN QUERY PLAN {compiled}", tuple(values[name] for name in compiled.positiontup)))
+        assert f"USING INDEX {index}" in plan, plan

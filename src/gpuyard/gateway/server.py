@@ -33,8 +33,15 @@ from gpuyard.store.db import transaction
 log = logging.getLogger("gpuyard.gateway")
 POLL_SECONDS = 1.0
 # After a wake, wait this long before looking at the database: a burst of launches (hundreds a
-# second) then costs a few looks a second, not one each (a look reads every port row).
+# second) then costs a few looks a second, not one each.
 GATHER_SECONDS = 0.2
+# A full look (every live instance's port: ports.current) at most this often, and at start; the
+# looks between read only the rows that may have changed (ports.changed).
+FULL_LOOK_SECONDS = 10.0
+WATCH_LIMIT = 1000  # more instances waiting for a port than this: the next look is a full one
+# A quick look gives back the ports of instances destroyed since the last full look, less this
+# (destroyed_at is the destroying process's clock, and its commit may come a little later).
+DESTROYED_MARGIN_SECONDS = 60.0
 BAD_PORT_SECONDS = 60.0  # a port found taken on the host is tried again after this long
 SHELL = ('if command -v bash >/dev/null 2>&1; then exec bash -l; '
          'else exec sh -l; fi')
@@ -220,6 +227,11 @@ class Gateway:
         self.fingerprint = fingerprint(self.host_key)
         self._listeners: dict[int, tuple[int, asyncssh.SSHAcceptor]] = {}  # port → (id, acceptor)
         self._bad_ports: dict[int, float] = {}  # port → when it was found taken on this host
+        self._candidates = port_rows.candidates(first_port, last_port)
+        self._seen = 0  # the highest instance id a look has read
+        self._watch: set[int] = set()  # the instances that waited for a port at the last look
+        self._full_at: float | None = None  # when the last full look was (monotonic)
+        self._full_clock = 0.0  # … and by the clock (time.time, as destroyed_at is)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._stop: asyncio.Event | None = None
@@ -251,10 +263,11 @@ class Gateway:
         if self._loop is not None and self._wake is not None:
             self._loop.call_soon_threadsafe(self._wake.set)
 
-    def sync_now(self, timeout: float = 10.0) -> None:
-        """Bring the listeners in step with the database and wait until done (tests, start-up)."""
+    def sync_now(self, timeout: float = 10.0, full: bool = True) -> None:
+        """Bring the listeners in step with the database and wait until done (tests, start-up);
+        ``full=False``: a quick look, as after a wake."""
         assert self._loop is not None
-        asyncio.run_coroutine_threadsafe(self._sync(), self._loop).result(timeout)
+        asyncio.run_coroutine_threadsafe(self._sync(full=full), self._loop).result(timeout)
 
     def listening(self) -> dict[int, int]:
         """port → instance id."""
@@ -305,13 +318,19 @@ class Gateway:
                 acceptor.close()
             self._listeners.clear()
 
-    async def _sync(self) -> None:
+    async def _sync(self, full: bool | None = None) -> None:
+        """A look: ``full`` reads every live instance's port; else only what may have changed,
+        unless the last full look is :data:`FULL_LOOK_SECONDS` old (None: decide by that)."""
         if self._sync_lock is None:
             self._sync_lock = asyncio.Lock()
         async with self._sync_lock:  # the loop's round and sync_now() never interleave
-            await self._sync_once()
+            if full is None:
+                full = self._full_at is None or time.monotonic() - self._full_at >= FULL_LOOK_SECONDS
+            await (self._sync_full() if full else self._sync_changes())
 
-    async def _sync_once(self) -> None:
+    async def _sync_full(self) -> None:
+        """Listen on every port the live instances hold, and on no other."""
+        started, clock = time.monotonic(), time.time()
         rows, waiting, taken = await asyncio.to_thread(self._read_ports)
         wanted: dict[int, int] = {}
         for row in rows:
@@ -323,12 +342,40 @@ class Gateway:
                 del self._listeners[port]
         for port, iid in wanted.items():
             if port not in self._listeners:
-                try:
-                    await self._listen(port, iid)
-                except OSError as exc:
-                    log.warning("gateway: cannot listen on port %s for instance %s: %s", port,
-                                iid, exc)
-        await self._assign_new(waiting, taken)
+                await self._listen_logged(port, iid)
+        self._full_at, self._full_clock = started, clock
+        await self._assign_new(rows, waiting, taken)
+
+    async def _sync_changes(self) -> None:
+        """A quick look (ports.changed): close the ports of instances destroyed since, listen on
+        ports other replicas gave since, give ports to the instances waiting. A port released by
+        another replica is closed here at the next full look; meanwhile its listener refuses every
+        login (access is read per connection)."""
+        rows, waiting, released = await asyncio.to_thread(
+            self._read_changes, self._seen, frozenset(self._watch),
+            self._full_clock - DESTROYED_MARGIN_SECONDS)
+        if released:
+            gone = set(released)
+            for port, (iid, _acceptor) in list(self._listeners.items()):
+                if iid in gone:
+                    self._close(port)
+        for row in rows:
+            for port in port_rows.listens_on(row.port, row.runtype):
+                held = self._listeners.get(port)
+                if held is not None and held[0] != row.instance_id:  # handed on since
+                    self._close(port)
+                    held = None
+                if held is None:
+                    await self._listen_logged(port, row.instance_id)
+        taken = set(self._listeners) | {row.port for row in rows}
+        await self._assign_new(rows, waiting, taken)
+
+    async def _listen_logged(self, port: int, instance_id: int) -> None:
+        try:
+            await self._listen(port, instance_id)
+        except OSError as exc:
+            log.warning("gateway: cannot listen on port %s for instance %s: %s", port,
+                        instance_id, exc)
 
     def _read_ports(self) -> port_rows.Ports:
         """``ports.current`` in one read transaction; the ports of destroyed instances are given
@@ -341,18 +388,35 @@ class Gateway:
             port_rows.release_destroyed(session)
             return port_rows.current(session)
 
-    async def _assign_new(self, waiting: list[tuple[int, str | None]], taken: set[int]) -> None:
+    def _read_changes(self, seen: int, watch: frozenset[int], since: float) -> tuple[
+            list[port_rows.Assigned], list[tuple[int, str | None]], list[int]]:
+        """``ports.changed`` as :meth:`_read_ports` reads ``ports.current``, giving back only
+        the ports of instances destroyed at ``since`` or later; with their ids."""
+        with transaction(self.sessions, write=False) as session:
+            if not port_rows.destroyed_holding(session, since):
+                return (*port_rows.changed(session, seen, watch), [])
+        with transaction(self.sessions) as session:
+            released = port_rows.release_destroyed(session, since)
+            return (*port_rows.changed(session, seen, watch), released)
+
+    async def _assign_new(self, rows: list[port_rows.Assigned], waiting: list[tuple[int, str | None]],
+                          taken: set[int]) -> None:
+        """Give ports to the instances ``waiting``; ``rows`` (the ports assigned that the look
+        read) and ``waiting`` are what the next quick look starts from."""
+        self._seen = max([self._seen, *(row.instance_id for row in rows), *(iid for iid, _r in waiting)])
+        self._watch = {iid for iid, _r in waiting}
+        if len(self._watch) > WATCH_LIMIT:  # too many to name in one query (SQLite's bound)
+            self._watch, self._full_at = set(), None
         if not waiting:
             return
         now = time.monotonic()
         self._bad_ports = {p: t for p, t in self._bad_ports.items() if now - t < BAD_PORT_SECONDS}
-        pool = [p for p in port_rows.candidates(self.first_port, self.last_port)
+        pool = (p for p in self._candidates  # (read as ports are opened below)
                 if p not in taken and p not in self._bad_ports and p not in self._listeners
-                and p + 1 not in self._listeners]
+                and p + 1 not in self._listeners)
         listening: list[tuple[int, int, list[int]]] = []  # (instance, port, ports opened)
         for iid, runtype in waiting:
-            while pool:
-                port = pool.pop(0)
+            for port in pool:
                 opened = []
                 try:
                     for p in port_rows.listens_on(port, runtype):
