@@ -9,7 +9,7 @@ from sqlalchemy import case, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from gpuyard.errors import NotFound
-from gpuyard.query.sql import compile_order, compile_where
+from gpuyard.query.sql import compare, compile_order, compile_where
 from gpuyard.services.identifiers import require_id
 from gpuyard.services.instance_access import jupyter
 from gpuyard.services.machines import maintenance
@@ -186,7 +186,9 @@ def _null_conditions(terms: list[tuple[str, str, list[Any]]]) -> list[Any]:
     conditions = []
     for name, op, rest in terms:
         col = columns[name]
-        term = or_(col.is_(None), col.in_(rest)) if rest else col.is_(None)
+        # (compare: a number beyond 32 bits matches nothing, as in any other filter, instead of
+        # PostgreSQL's "integer out of range")
+        term = or_(col.is_(None), compare(col, "in", rest)) if rest else col.is_(None)
         conditions.append(term if op == "in" else ~term)
     return conditions
 
