@@ -8,7 +8,7 @@ them). A port is written to the row only after the gateway listens on it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, select, union_all, update
@@ -63,18 +63,28 @@ _LIVE = (select(Instance.id, Instance.ssh_port, Instance.runtype)
          .where(Instance.destroyed_at.is_(None)).order_by(Instance.id))
 
 
+Changes = tuple[list[Assigned], list[tuple[int, str | None]]]
+
+
+def _sort_out(found: Iterable[tuple[int, int | None, str | None]]) -> Changes:
+    """(instance, port, runtype) rows, in id order, as the ports assigned and the instances
+    waiting for one."""
+    rows: list[Assigned] = []
+    idle: list[tuple[int, str | None]] = []
+    for instance_id, port, runtype in found:
+        if port is None:
+            idle.append((instance_id, runtype))
+        else:
+            rows.append(Assigned(instance_id, port, runtype))
+    return rows, idle
+
+
 def current(session: Session) -> Ports:
     """The ports assigned, the instances waiting for one, and the ports taken, from one read of
     the live instances (a look after every change: one pass over them, not three). Call it when
     no destroyed instance holds a port (:func:`destroyed_holding`, :func:`release_destroyed`):
     the ports taken are then those of live instances."""
-    rows: list[Assigned] = []
-    idle: list[tuple[int, str | None]] = []
-    for instance_id, port, runtype in session.execute(_LIVE):
-        if port is None:
-            idle.append((instance_id, runtype))
-        else:
-            rows.append(Assigned(instance_id, port, runtype))
+    rows, idle = _sort_out(session.execute(_LIVE))
     return rows, idle, {row.port for row in rows}
 
 
@@ -121,26 +131,15 @@ def release_destroyed(session: Session, since: float | None = None) -> list[int]
     return list(session.scalars(_RELEASE_SINCE, {"since": since}))
 
 
-Changes = tuple[list[Assigned], list[tuple[int, str | None]]]
-
-
 def changed(session: Session, seen: int, watch: Collection[int]) -> Changes:
     """What a quick look reads instead of every live instance (:func:`current`): the ports
     assigned and the instances waiting, among the live instances made after instance ``seen``
     (less :data:`RECENT_MARGIN`) and those of ``watch``. The rows are the changes, not the
     fleet: a look after a burst of rentals costs the same with ten thousand live instances as
     with ten. (A full look, every few seconds, catches anything else.)"""
-    rows: list[Assigned] = []
-    idle: list[tuple[int, str | None]] = []
     found = session.execute(_CHANGED, {"since": seen - RECENT_MARGIN, "watch": list(watch)})
-    for instance_id, port, runtype, destroyed_at in sorted(found, key=lambda row: row[0]):
-        if destroyed_at is not None:
-            continue
-        if port is None:
-            idle.append((instance_id, runtype))
-        else:
-            rows.append(Assigned(instance_id, port, runtype))
-    return rows, idle
+    return _sort_out((instance_id, port, runtype) for instance_id, port, runtype, destroyed_at
+                     in sorted(found, key=lambda row: row[0]) if destroyed_at is None)
 
 
 def claim(session: Session, instance_id: int, port: int, host: str) -> bool:

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncssh
 from sqlalchemy.exc import IntegrityError
@@ -31,6 +32,7 @@ from gpuyard.gateway.sftp import ContainerSFTP
 from gpuyard.store.db import transaction
 
 log = logging.getLogger("gpuyard.gateway")
+T = TypeVar("T")
 POLL_SECONDS = 1.0
 # After a wake, wait this long before looking at the database: a burst of launches (hundreds a
 # second) then costs a few looks a second, not one each.
@@ -331,7 +333,7 @@ class Gateway:
     async def _sync_full(self) -> None:
         """Listen on every port the live instances hold, and on no other."""
         started, clock = time.monotonic(), time.time()
-        rows, waiting, taken = await asyncio.to_thread(self._read_ports)
+        (rows, waiting, taken), _released = await asyncio.to_thread(self._read, port_rows.current)
         wanted: dict[int, int] = {}
         for row in rows:
             for port in port_rows.listens_on(row.port, row.runtype):
@@ -344,15 +346,17 @@ class Gateway:
             if port not in self._listeners:
                 await self._listen_logged(port, iid)
         self._full_at, self._full_clock = started, clock
-        await self._assign_new(rows, waiting, taken)
+        self._remember(rows, waiting)
+        await self._assign_new(waiting, taken)
 
     async def _sync_changes(self) -> None:
         """A quick look (ports.changed): close the ports of instances destroyed since, listen on
         ports other replicas gave since, give ports to the instances waiting. A port released by
         another replica is closed here at the next full look; meanwhile its listener refuses every
         login (access is read per connection)."""
-        rows, waiting, released = await asyncio.to_thread(
-            self._read_changes, self._seen, frozenset(self._watch),
+        seen, watch = self._seen, frozenset(self._watch)
+        (rows, waiting), released = await asyncio.to_thread(
+            self._read, lambda session: port_rows.changed(session, seen, watch),
             self._full_clock - DESTROYED_MARGIN_SECONDS)
         if released:
             gone = set(released)
@@ -368,7 +372,8 @@ class Gateway:
                 if held is None:
                     await self._listen_logged(port, row.instance_id)
         taken = set(self._listeners) | {row.port for row in rows}
-        await self._assign_new(rows, waiting, taken)
+        self._remember(rows, waiting)
+        await self._assign_new(waiting, taken)
 
     async def _listen_logged(self, port: int, instance_id: int) -> None:
         try:
@@ -377,36 +382,27 @@ class Gateway:
             log.warning("gateway: cannot listen on port %s for instance %s: %s", port,
                         instance_id, exc)
 
-    def _read_ports(self) -> port_rows.Ports:
-        """``ports.current`` in one read transaction; the ports of destroyed instances are given
-        back first, in a write transaction only when there are some (SQLite has one writer: a
-        look costs no write)."""
-        with transaction(self.sessions, write=False) as session:
-            if not port_rows.destroyed_holding(session):
-                return port_rows.current(session)
-        with transaction(self.sessions) as session:
-            port_rows.release_destroyed(session)
-            return port_rows.current(session)
-
-    def _read_changes(self, seen: int, watch: frozenset[int], since: float) -> tuple[
-            list[port_rows.Assigned], list[tuple[int, str | None]], list[int]]:
-        """``ports.changed`` as :meth:`_read_ports` reads ``ports.current``, giving back only
-        the ports of instances destroyed at ``since`` or later; with their ids."""
+    def _read(self, read: Callable[[Session], T], since: float | None = None) -> tuple[T, list[int]]:
+        """``read(session)`` (ports.current, ports.changed) in one read transaction; the ports of
+        destroyed instances (destroyed at ``since`` or later) are given back first, in a write
+        transaction only when there are some (SQLite has one writer: a look costs no write).
+        With the ids of the instances whose ports were given back."""
         with transaction(self.sessions, write=False) as session:
             if not port_rows.destroyed_holding(session, since):
-                return (*port_rows.changed(session, seen, watch), [])
+                return read(session), []
         with transaction(self.sessions) as session:
             released = port_rows.release_destroyed(session, since)
-            return (*port_rows.changed(session, seen, watch), released)
+            return read(session), released
 
-    async def _assign_new(self, rows: list[port_rows.Assigned], waiting: list[tuple[int, str | None]],
-                          taken: set[int]) -> None:
-        """Give ports to the instances ``waiting``; ``rows`` (the ports assigned that the look
-        read) and ``waiting`` are what the next quick look starts from."""
+    def _remember(self, rows: list[port_rows.Assigned], waiting: list[tuple[int, str | None]]) -> None:
+        """What the next quick look starts from: the highest instance id this look read, and the
+        instances waiting for a port."""
         self._seen = max([self._seen, *(row.instance_id for row in rows), *(iid for iid, _r in waiting)])
         self._watch = {iid for iid, _r in waiting}
         if len(self._watch) > WATCH_LIMIT:  # too many to name in one query (SQLite's bound)
             self._watch, self._full_at = set(), None
+
+    async def _assign_new(self, waiting: list[tuple[int, str | None]], taken: set[int]) -> None:
         if not waiting:
             return
         now = time.monotonic()
