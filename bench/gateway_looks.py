@@ -27,22 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import select
-
 sys.path.insert(0, str(Path(__file__).parent))
-from rentals import BODY, SSH_PORTS, fill, fresh_database  # noqa: E402
+from rental_path import renter  # noqa: E402
+from rentals import SSH_PORTS, fill, fresh_database  # noqa: E402
 
 from gpuyard.api.app import create_app  # noqa: E402
 from gpuyard.gateway.ports import parse_range  # noqa: E402
 from gpuyard.gateway.server import Gateway  # noqa: E402
-from gpuyard.services.accounts.users import authenticate_key  # noqa: E402
-from gpuyard.services.rentals import instances  # noqa: E402
-from gpuyard.services.rentals.settle import settle_here  # noqa: E402
 from gpuyard.settings import Settings  # noqa: E402
-from gpuyard.store.db import transaction  # noqa: E402
-from gpuyard.store.models import Ask  # noqa: E402
-from gpuyard.wire.base import parse  # noqa: E402
-from gpuyard.wire.instances import LaunchRequest  # noqa: E402
 
 LOOKS = 20
 
@@ -60,19 +52,12 @@ def main(argv: list[str] | None = None) -> int:
     fresh_database(url)
     key = fill(url, args.instances + 2 * LOOKS + 10)
     app = create_app(Settings.build(db_url=url, sim_boot_seconds=0, data_dir=tmp))
-    sessions, reconciler = app.state.sessions, app.state.reconciler
-    with transaction(sessions, write=False) as session:
-        offers = iter(session.scalars(select(Ask.id).where(Ask.kind == "gpu", Ask.num_gpus == 1)
-                                      .order_by(Ask.id)).all())
-    body = parse(LaunchRequest, BODY)
-    then = settle_here(reconciler)
+    sessions = app.state.sessions
+    offers, rent_offer = renter(app, key)
+    todo = iter(offers)
 
     def rent() -> None:
-        with transaction(sessions, write=True) as session:
-            _api_key, user = authenticate_key(session, key)
-            outcome = instances.rent_at_once(session, user, next(offers), body, "simulated",
-                                             reconciler.checks_images, reconciler.act_in)
-        then(outcome)
+        rent_offer(next(todo))
 
     started = time.perf_counter()
     for done in range(args.instances):

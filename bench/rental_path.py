@@ -31,6 +31,7 @@ import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import bindparam, event, select
@@ -63,6 +64,29 @@ def library(filename: str) -> str:
     return "builtins" if filename == "~" else "standard library"
 
 
+def renter(app, key: str) -> tuple[list[int], Callable[[int], None]]:
+    """The 1-GPU offers of ``app``'s database, in id order, and ``rent(offer id)``: what a
+    ``PUT /api/v0/asks/{id}/`` runs on its worker thread (api.deps._call) with the API key
+    ``key``; SystemExit when the offer was not rented."""
+    sessions, reconciler = app.state.sessions, app.state.reconciler
+    with transaction(sessions, write=False) as session:
+        offers = list(session.scalars(select(Ask.id).where(Ask.kind == "gpu", Ask.num_gpus == 1)
+                                      .order_by(Ask.id)))
+    body = parse(LaunchRequest, BODY)
+    then = settle_here(reconciler)
+
+    def rent(ask_id: int) -> None:
+        with transaction(sessions, write=True) as session:
+            _api_key, user = authenticate_key(session, key)
+            outcome = instances.rent_at_once(session, user, ask_id, body, "simulated",
+                                             reconciler.checks_images, reconciler.act_in)
+        then(outcome)
+        if outcome.instance_id is None or outcome.refusal is not None:
+            raise SystemExit(f"offer {ask_id} was not rented: {outcome}")
+
+    return offers, rent
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--db", help="database URL (default: a SQLite file in a temp dir); DROPS its tables")
@@ -75,21 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     fresh_database(url)
     key = fill(url, WARM_UP + timed + BATCH + 10)
     app = create_app(Settings.build(db_url=url, sim_boot_seconds=0, data_dir=tmp))
-    sessions, reconciler, engine = app.state.sessions, app.state.reconciler, app.state.engine
-    with transaction(sessions, write=False) as session:
-        offers = list(session.scalars(select(Ask.id).where(Ask.kind == "gpu", Ask.num_gpus == 1)
-                                      .order_by(Ask.id)))
-    body = parse(LaunchRequest, BODY)
-    then = settle_here(reconciler)
-
-    def rent(ask_id: int) -> None:  # as api.deps._call runs it on its worker thread
-        with transaction(sessions, write=True) as session:
-            _api_key, user = authenticate_key(session, key)
-            outcome = instances.rent_at_once(session, user, ask_id, body, "simulated",
-                                             reconciler.checks_images, reconciler.act_in)
-        then(outcome)
-        if outcome.instance_id is None or outcome.refusal is not None:
-            raise SystemExit(f"offer {ask_id} was not rented: {outcome}")
+    engine = app.state.engine
+    offers, rent = renter(app, key)
 
     sent = [0]
 
