@@ -37,6 +37,7 @@ from typing import Any
 from sqlalchemy import bindparam, case, event, func, insert, inspect, or_, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.orm import Session, object_session, sessionmaker
+from sqlalchemy.orm.attributes import PASSIVE_NO_INITIALIZE, get_history
 
 from gpuyard.store.models import Instance, UsageInterval, Volume
 
@@ -122,8 +123,13 @@ INTERVALS = UsageInterval.__table__
 
 
 def _changed(target: Any, attrs: Iterable[str]) -> bool:
+    """Whether the flush writes a new value to any of ``attrs``. Only the attributes set since
+    the row was loaded or last flushed (``committed_state``) can have one; their history says
+    (every status change runs this: ``state.attrs`` would build a view of all 45 columns)."""
     state = inspect(target)
-    return any(state.attrs[name].history.has_changes() for name in attrs)
+    modified = state.committed_state
+    return any(name in modified and get_history(target, name, PASSIVE_NO_INITIALIZE).has_changes()
+               for name in attrs)
 
 
 def _statements(key: str) -> tuple[Any, Any, Any]:

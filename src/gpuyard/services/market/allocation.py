@@ -26,8 +26,10 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import bindparam, insert, or_, select
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from gpuyard.errors import NotFound
 from gpuyard.store.db import lock_row
@@ -72,8 +74,16 @@ _HOLDING = (select(Instance)
             .order_by(Instance.id))
 _VOLUME_SIZES = select(Volume.size).where(Volume.machine_id == bindparam("machine"),
                                           Volume.deleted_at.is_(None))
-_ASKS = select(Ask).where(Ask.machine_id == bindparam("machine"))
-_NEW_ASKS = insert(Ask.__table__)  # (the table's: the ORM's bulk insert costs more than the rows)
+# The asks as plain rows, switched on and off by Core statements: loading them as objects and
+# flushing them cost more than the rest of a machine's re-allocation.
+_ASKS_TABLE = Ask.__table__
+_ASKS = select(_ASKS_TABLE.c.id, _ASKS_TABLE.c.kind, _ASKS_TABLE.c.gpus, _ASKS_TABLE.c.active).where(
+    _ASKS_TABLE.c.machine_id == bindparam("machine"))
+_SWITCH_ASKS = (update(_ASKS_TABLE).where(_ASKS_TABLE.c.id == bindparam("ask"))
+                .values(active=bindparam("on")))
+_NEW_ASKS = insert(_ASKS_TABLE)  # (the table's: the ORM's bulk insert costs more than the rows)
+_MACHINE_DISK = (update(Machine.__table__).where(Machine.__table__.c.id == bindparam("machine"))
+                 .values(disk_used=bindparam("used")))
 
 
 def holding_instances(session: Session, machine_id: int) -> tuple[list[Instance], list[Instance]]:
@@ -236,17 +246,21 @@ def refresh_machine(session: Session, machine: Machine) -> tuple[Holdings, list[
         if machine.disk_space - disk_used > 0:
             wanted.add((VOLUME, ""))
 
-    existing = {
-        (a.kind, a.gpus): a
-        for a in session.scalars(_ASKS, {"machine": machine.id})
-    }
-    # Set after the queries, and not flushed here: the session's next statement (Core ones
-    # too: they autoflush) or its commit writes them together with what the caller changes next.
-    machine.disk_used = disk_used
-    for key, ask in existing.items():
-        ask.active = key in wanted
+    existing = {(a.kind, a.gpus): a for a in session.execute(_ASKS, {"machine": machine.id})}
+    switched = [{"ask": a.id, "on": key in wanted} for key, a in existing.items()
+                if a.active != (key in wanted)]
+    if switched:  # one statement for all of them
+        session.execute(_SWITCH_ASKS, switched)
+    if machine.disk_used != disk_used:
+        session.execute(_MACHINE_DISK, {"machine": machine.id, "used": disk_used})
     new = [{"machine_id": machine.id, "kind": kind, "gpus": gpus, "num_gpus": len(gpu_list(gpus)),
             "active": True} for kind, gpus in sorted(wanted - set(existing))]
     if new:  # one Core statement for all of them (nothing here needs their ids or objects)
         session.execute(_NEW_ASKS, new)
+    # what the session holds of them says what was written (without writing it again)
+    set_committed_value(machine, "disk_used", disk_used)
+    for change in switched:
+        held = session.identity_map.get(identity_key(Ask, change["ask"]))
+        if held is not None:
+            set_committed_value(held, "active", change["on"])
     return holdings, changed
