@@ -26,7 +26,9 @@ the CPU time the gpuyard processes used during the rentals phase, per rental (Li
 steadier one to compare between versions of the code on one machine (printed beside the CPU
 time per ``/healthz`` request of the first floor phase; the share of the API processes' main
 threads, their event loops, where the HTTP stack runs; with ``--split``, also the API
-processes' own share, without the worker and the gateway).
+processes' own share, without the worker and the gateway). Then the rentals' answer times
+(p50, p99 and the longest: a pause of the whole process, such as a full garbage collection,
+shows in the longest).
 
     .venv/bin/python bench/rentals.py                       # SQLite, 1 process
     .venv/bin/python bench/rentals.py --db postgresql+psycopg://user@host/db --processes 1 2
@@ -216,16 +218,20 @@ def main(argv: list[str] | None = None) -> int:
                 "num_gpus": {"eq": 1}, "limit": args.machines, "order": [["id", "asc"]]}).json()["offers"]
             targets = iter({o["machine_id"]: o["id"] for o in offers}.values())
             lock = threading.Lock()
+            took: list[float] = []  # each rental's answer time, s
 
             def healthz(c: httpx.Client) -> bool:
                 return c.get("/healthz").status_code == 200
 
-            def rent(c: httpx.Client, targets=targets, lock=lock) -> bool | None:
+            def rent(c: httpx.Client, targets=targets, lock=lock, took=took) -> bool | None:
                 with lock:
                     ask = next(targets, None)
                 if ask is None:
                     return None
-                return c.put(f"/api/v0/asks/{ask}/", json=BODY).status_code == 200
+                started = time.perf_counter()
+                ok = c.put(f"/api/v0/asks/{ask}/", json=BODY).status_code == 200
+                took.append(time.perf_counter() - started)
+                return ok
 
             pids = [proc.pid for proc in servers.procs]
             api_pids = pids[:count]  # the serve processes (then the worker and the gateway)
@@ -253,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
                  if loop0 is not None and loop1 is not None and rented[0] else "")
               + (f"; the API processes alone {1000 * (api1 - api0) / rented[0]:.2f} ms"
                  if args.split and api0 is not None and api1 is not None and rented[0] else ""))
+        if took:
+            took.sort()
+            print(f"  rental answer times: p50 {1000 * took[len(took) // 2]:.1f} ms, p99 "
+                  f"{1000 * took[min(len(took) - 1, len(took) * 99 // 100)]:.1f} ms, longest "
+                  f"{1000 * took[-1]:.1f} ms")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
