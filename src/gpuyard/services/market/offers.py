@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import case, func, or_, select, true
+from sqlalchemy import bindparam, case, func, or_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from gpuyard.errors import Conflict, InvalidInput, NotFound
@@ -24,6 +24,7 @@ from gpuyard.query.validate import show
 from gpuyard.services.identifiers import MAX_ID
 from gpuyard.services.market.allocation import GPU, VOLUME, gpu_list, live_instances
 from gpuyard.services.market.offer_columns import offer_columns, offer_end, row_extras, volume_columns
+from gpuyard.store.db import ROW_ID_RANGE
 from gpuyard.store.models import Ask, Machine, User
 from gpuyard.wire.offers import OFFER_CONTROL, OfferQuery, is_bid
 
@@ -196,6 +197,24 @@ def _ask_id(value: Any) -> int:
     if not 0 < number <= MAX_ID:
         raise NotFound(f"offer {number} not found: use an id from 'search offers'", "offer_not_found")
     return number
+
+
+_ASK_AND_MACHINE = (select(Ask, Machine).join(Machine, Machine.id == Ask.machine_id)
+                    .where(Ask.id == bindparam("ask")))
+
+
+def read_ask(session: Session, ask_id: Any) -> tuple[Ask | None, Machine | None]:
+    """The offer ``ask_id`` and its machine, read into the session by one statement (a rental
+    reads both first: two loads by id cost twice as much), or (None, None) when there is no
+    such offer. Nothing is checked: :func:`get_ask` says what is wrong with the offer.
+
+    Not for reading the offer again under the machine's lock: PostgreSQL would lock the
+    machine's row (``FOR UPDATE OF machines``) and return its newest version after waiting, but
+    the offer's row as it was when the statement began, before the rival's commit."""
+    if not isinstance(ask_id, int) or isinstance(ask_id, bool) or ask_id not in ROW_ID_RANGE:
+        return None, None
+    found = session.execute(_ASK_AND_MACHINE, {"ask": ask_id}).first()
+    return (found[0], found[1]) if found is not None else (None, None)
 
 
 def get_ask(session: Session, ask_id: Any, kind: str) -> tuple[Ask, Machine]:

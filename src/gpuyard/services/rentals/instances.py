@@ -115,8 +115,7 @@ def rent_at_once(session: Session, user: User, ask_id: int, request: LaunchReque
     open, then rent (settle.rent_offer). Otherwise ``act_in(session, instance_id)``
     (Reconciler.act_in) brings the new instance's runtime in line in this transaction too."""
     # held, so that the session keeps them for the rental (it keeps only objects someone holds)
-    ask = session.get(Ask, ask_id)
-    _machine = session.get(Machine, ask.machine_id) if ask is not None else None
+    _ask, _machine = offers.read_ask(session, ask_id)
     merged, targets = prepare_rental(session, user, request, [ask_id], runtime)
     target = targets.get(ask_id)
     if target is not None and checks_images(target[0]):
