@@ -31,6 +31,7 @@ from gpuyard.settings import Settings
 
 MAX_HEAD = 1024 * 1024
 MAX_URL = 65535  # what httptools.parse_url can split
+LINGER = 2.0  # seconds a refused request's connection is still read (and dropped) before closing
 
 
 class _Refused(Exception):
@@ -52,8 +53,11 @@ class BoundedHttpTools(HttpToolsProtocol):
     _head_bytes = 0
     _in_body = False
     _refusal: tuple[int, str, str] | None = None
+    _refused = False
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # the rest of a refused request: read and dropped until the connection closes
         if not self._in_body:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
@@ -81,9 +85,11 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
-        """Answer a request refused before it reached the app, and close the connection."""
-        if self.transport.is_closing():
+        """Answer a request refused before it reached the app, and close the connection (after
+        ``LINGER`` seconds of reading and dropping what the client still sends)."""
+        if self._refused or self.transport.is_closing():
             return
+        self._refused = True
         status, error, text = self._refusal or (400, "bad_request", (
             "the request is not valid HTTP/1.1 (its request line or a header is malformed, e.g. "
             "a control character or a raw non-ASCII byte in the URL); percent-encode the URL"))
@@ -92,7 +98,11 @@ class BoundedHttpTools(HttpToolsProtocol):
             f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
             + b"content-type: application/json\r\ncontent-length: " + str(len(body)).encode()
             + b"\r\nconnection: close\r\n\r\n" + body)
-        self.transport.close()
+        # Half-close and drop what the client still sends for a while: closing at once with its
+        # data unread makes the kernel reset the connection, and the client may lose the answer.
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER, self.transport.close)
 
 
 def config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Config:
