@@ -27,8 +27,8 @@ steadier one to compare between versions of the code on one machine (printed bes
 time per ``/healthz`` request of the first floor phase; the share of the API processes' main
 threads, their event loops, where the HTTP stack runs; with ``--split``, also the API
 processes' own share, without the worker and the gateway). Then the rentals' answer times
-(p50, p99 and the longest: a pause of the whole process, such as a full garbage collection,
-shows in the longest).
+(p50, p99 and the longest: a pause of the whole process, such as a full garbage collection, or
+a writer kept waiting for SQLite's lock, shows in the tail).
 
     .venv/bin/python bench/rentals.py                       # SQLite, 1 process
     .venv/bin/python bench/rentals.py --db postgresql+psycopg://user@host/db --processes 1 2
