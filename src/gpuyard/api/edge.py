@@ -33,7 +33,8 @@ def is_api_path(path: str) -> bool:
     return path.startswith("/api/") or path in JSON_PATHS
 
 
-def _error(status: int, code: str, msg: str) -> Response:
+def error_response(status: int, code: str, msg: str) -> Response:
+    """Every error answers ``{"success": false, "error": code, "msg": text}`` with its status."""
     return JSONAnswer({"success": False, "error": code, "msg": msg}, status_code=status)
 
 
@@ -61,11 +62,11 @@ class RequestLimits:
         if len(query) > MAX_QUERY:
             msg = (f"the query string is {len(query)} bytes long; the limit is {MAX_QUERY}: send "
                    "long queries in a request body where the call takes one")
-            await _error(414, "uri_too_long", msg)(scope, receive, send)
+            await error_response(414, "uri_too_long", msg)(scope, receive, send)
             return
         if b"%00" in query or "\x00" in scope.get("path", ""):
             msg = "the URL holds a NUL character (%00); remove it"
-            await _error(400, "invalid_text", msg)(scope, receive, send)
+            await error_response(400, "invalid_text", msg)(scope, receive, send)
             return
         length = _content_length(scope)
         if length is not None and length > self.max_body:
@@ -102,7 +103,7 @@ class RequestLimits:
         msg = (f"the request body is {size}; the limit is {self.max_body} bytes "
                f"({self.max_body // 1024} KiB). Send less: keep large files out of templates "
                "and env (a file the onstart script fetches, or a volume)")
-        response = _error(413, "body_too_large", msg)
+        response = error_response(413, "body_too_large", msg)
         response.headers["connection"] = "close"
         await response(scope, receive, send)
 

@@ -8,16 +8,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gpuyard.api.edge import JSONAnswer, is_api_path
+from gpuyard.api.edge import error_response, is_api_path
 from gpuyard.api.paths import allowed_methods, explain
 from gpuyard.errors import GpuyardError, NotFound
 from gpuyard.wire.base import as_error
 
 log = logging.getLogger("gpuyard.api")
-
-
-def error_response(status: int, code: str, msg: str) -> Response:
-    return JSONAnswer({"success": False, "error": code, "msg": msg}, status_code=status)
 
 
 def install_error_handlers(app: FastAPI) -> None:
