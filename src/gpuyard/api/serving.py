@@ -23,10 +23,10 @@ import time
 from http import HTTPStatus
 from typing import Any
 
-import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gpuyard.api.edge import error_response
 from gpuyard.settings import Settings
 
 MAX_HEAD = 1024 * 1024
@@ -61,10 +61,9 @@ class BoundedHttpTools(HttpToolsProtocol):
         if not self._in_body:
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD:
-                self._refusal = (431, "header_too_large", (
+                self._refuse(431, "header_too_large", (
                     f"the request's line and headers are over {MAX_HEAD} bytes; send less: long "
                     "queries go in a request body where the call takes one"))
-                self.send_400_response("")
                 return
         super().data_received(data)
 
@@ -74,7 +73,7 @@ class BoundedHttpTools(HttpToolsProtocol):
             self._refusal = (414, "uri_too_long", (
                 f"the request's URL is over {MAX_URL} bytes; send long queries in a request body "
                 "where the call takes one"))
-            raise _Refused  # uvicorn then calls send_400_response
+            raise _Refused  # uvicorn then calls send_400_response, which answers this refusal
 
     def on_headers_complete(self) -> None:
         self._in_body, self._head_bytes = True, 0
@@ -85,19 +84,23 @@ class BoundedHttpTools(HttpToolsProtocol):
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
-        """Answer a request refused before it reached the app, and close the connection (after
-        ``LINGER`` seconds of reading and dropping what the client still sends)."""
+        """uvicorn's answer to a request its parser gave up on (plain text): ours instead."""
+        self._refuse(*(self._refusal or (400, "bad_request", (
+            "the request is not valid HTTP/1.1 (its request line or a header is malformed, e.g. "
+            "a control character or a raw non-ASCII byte in the URL); percent-encode the URL"))))
+
+    def _refuse(self, status: int, error: str, text: str) -> None:
+        """Answer a request refused before it reached the app, as the app answers errors, and
+        close the connection (after ``LINGER`` seconds of reading and dropping what the client
+        still sends)."""
         if self._refused or self.transport.is_closing():
             return
         self._refused = True
-        status, error, text = self._refusal or (400, "bad_request", (
-            "the request is not valid HTTP/1.1 (its request line or a header is malformed, e.g. "
-            "a control character or a raw non-ASCII byte in the URL); percent-encode the URL"))
-        body = orjson.dumps({"success": False, "error": error, "msg": text})
-        self.transport.write(
-            f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()
-            + b"content-type: application/json\r\ncontent-length: " + str(len(body)).encode()
-            + b"\r\nconnection: close\r\n\r\n" + body)
+        answer = error_response(status, error, text)
+        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}".encode()]
+        head += [name + b": " + value for name, value in answer.raw_headers]
+        head.append(b"connection: close")
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + answer.body)
         # Half-close and drop what the client still sends for a while: closing at once with its
         # data unread makes the kernel reset the connection, and the client may lose the answer.
         if self.transport.can_write_eof():
@@ -110,8 +113,7 @@ def config(app: Any, settings: Settings, **kwargs: Any) -> uvicorn.Config:
         app,
         host=settings.host,
         port=settings.port,
-        http=kwargs.pop("http", BoundedHttpTools),
-        h11_max_incomplete_event_size=MAX_HEAD,  # (for a caller that passes http="h11")
+        http=BoundedHttpTools,
         timeout_graceful_shutdown=settings.graceful_seconds,
         **kwargs,
     )
