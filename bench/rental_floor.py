@@ -43,7 +43,19 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rentals import BODY, Servers, cpu_seconds, fill, free_port, fresh_database, run  # noqa: E402
+from rentals import (  # noqa: E402
+    BODY,
+    Servers,
+    cpu_seconds,
+    fill,
+    free_port,
+    fresh_database,
+    one_gpu_offers,
+    run,
+    wait_until_up,
+)
+
+from gpuyard.store.db import make_engine  # noqa: E402
 
 
 def serve_bare(url: str, port: int, statements: int) -> None:
@@ -56,7 +68,7 @@ def serve_bare(url: str, port: int, statements: int) -> None:
     from gpuyard.api.serving import config, settle_heap
     from gpuyard.services.accounts.users import hash_key
     from gpuyard.settings import Settings
-    from gpuyard.store.db import make_engine, make_sessionmaker, transaction
+    from gpuyard.store.db import make_sessionmaker, transaction
     from gpuyard.store.models import ApiKey, Ask, Machine
 
     engine = make_engine(url)
@@ -101,16 +113,16 @@ def serve_bare(url: str, port: int, statements: int) -> None:
 
     @app.put("/api/v0/asks/{ask_id}/")
     def rent(ask_id: int, body: Launch, key: str = Depends(api_key)) -> dict:
-        with transaction(sessions) as conn:  # gpuyard's write transaction: its writers' queue
-            if conn.execute(by_key, {"h": hash_key(key)}).first() is None:
+        with transaction(sessions) as session:  # gpuyard's write transaction: its writers' queue
+            if session.execute(by_key, {"h": hash_key(key)}).first() is None:
                 raise HTTPException(401, "unknown key")
-            ask = conn.execute(by_id[0], {"id": ask_id}).first()
+            ask = session.execute(by_id[0], {"id": ask_id}).first()
             if ask is None:
                 raise HTTPException(404, "no such offer")
             for k in range(statements - 4):  # (key, offer, update, insert: the other four)
-                conn.execute(by_id[k % 2], {"id": ask.machine_id if k % 2 else ask_id}).first()
-            conn.execute(take, {"ask": ask_id})
-            made = conn.execute(note, {"ask_id": ask_id, "at": time.time(),
+                session.execute(by_id[k % 2], {"id": ask.machine_id if k % 2 else ask_id}).first()
+            session.execute(take, {"ask": ask_id})
+            made = session.execute(note, {"ask_id": ask_id, "at": time.time(),
                                        "image": body.image or ""})
         return {"success": True, "new_contract": made.inserted_primary_key[0]}
 
@@ -119,34 +131,13 @@ def serve_bare(url: str, port: int, statements: int) -> None:
                           log_level="info")).run()
 
 
-def one_gpu_offers(url: str) -> list[int]:
-    from sqlalchemy import select
-
-    from gpuyard.store.db import make_engine
-    from gpuyard.store.models import Ask
-
-    engine = make_engine(url)
-    with engine.connect() as conn:
-        ids = list(conn.scalars(select(Ask.id).where(Ask.kind == "gpu", Ask.num_gpus == 1)
-                                .order_by(Ask.id)))
-    engine.dispose()
-    return ids
-
-
 def start_bare(url: str, statements: int) -> tuple[str, subprocess.Popen]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port), url, str(statements)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while True:
-        try:
-            httpx.get(f"{base}/docs", timeout=2)
-            return base, proc
-        except httpx.HTTPError:
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError("the bare server did not start") from None
-            time.sleep(0.1)
+    wait_until_up(f"{base}/docs", proc, "the bare server")
+    return base, proc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -167,7 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     master = f"{tmp}/master.db"
     fresh_database(f"sqlite:///{master}")
     key = fill(f"sqlite:///{master}", args.machines)
-    offers = one_gpu_offers(f"sqlite:///{master}")  # both servers rent these, in this order
+    engine = make_engine(f"sqlite:///{master}")
+    offers = one_gpu_offers(engine)  # both servers rent these, in this order
+    engine.dispose()
     print(f"{os.cpu_count()} cores; SQLite; {args.threads} client threads, {args.seconds:g} s per "
           f"run; the bare route sends {args.statements} statements")
     for round_ in range(1, args.rounds + 1):

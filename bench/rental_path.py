@@ -37,7 +37,7 @@ from pathlib import Path
 from sqlalchemy import bindparam, event, select
 
 sys.path.insert(0, str(Path(__file__).parent))
-from rentals import BODY, fill, fresh_database  # noqa: E402
+from rentals import BODY, fill, fresh_database, one_gpu_offers  # noqa: E402
 
 from gpuyard.api.app import create_app  # noqa: E402
 from gpuyard.services.accounts.users import authenticate_key  # noqa: E402
@@ -69,9 +69,7 @@ def renter(app, key: str) -> tuple[list[int], Callable[[int], None]]:
     ``PUT /api/v0/asks/{id}/`` runs on its worker thread (api.deps._call) with the API key
     ``key``; SystemExit when the offer was not rented."""
     sessions, reconciler = app.state.sessions, app.state.reconciler
-    with transaction(sessions, write=False) as session:
-        offers = list(session.scalars(select(Ask.id).where(Ask.kind == "gpu", Ask.num_gpus == 1)
-                                      .order_by(Ask.id)))
+    offers = one_gpu_offers(app.state.engine)
     body = parse(LaunchRequest, BODY)
     then = settle_here(reconciler)
 

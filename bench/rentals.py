@@ -92,6 +92,33 @@ def fill(url: str, machines: int) -> str:
     return key
 
 
+def one_gpu_offers(engine) -> list[int]:
+    """The ids of the 1-GPU offers of ``engine``'s database, in id order: one per machine of
+    :func:`fill`'s fleet."""
+    from sqlalchemy import select
+
+    from gpuyard.store.models import Ask
+
+    with engine.connect() as conn:
+        return list(conn.scalars(select(Ask.id).where(Ask.kind == "gpu", Ask.num_gpus == 1)
+                                 .order_by(Ask.id)))
+
+
+def wait_until_up(url: str, proc: subprocess.Popen, what: str) -> None:
+    """Poll ``url`` until it answers 200; RuntimeError when ``proc`` exits first or a minute
+    passes."""
+    deadline = time.time() + 60
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            raise RuntimeError(f"{what} did not start")
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -131,16 +158,7 @@ class Servers:
                 [gpuyard, "gateway", "--db", url, "--ssh-ports", ssh_ports],
                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         for base, proc in ready:
-            deadline = time.time() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError(f"gpuyard at {base} did not start")
-                time.sleep(0.1)
+            wait_until_up(f"{base}/readyz", proc, f"gpuyard at {base}")
 
     def close(self) -> None:
         for proc in self.procs:
